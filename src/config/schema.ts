@@ -1,0 +1,214 @@
+/**
+ * JSON schema of appliance.config.json. Integrators script against these key paths: keep the names.
+ * Validated once at start (src/config/load.ts); the first wrong key is reported with the file, then exit 2.
+ */
+const hostPort = { type: 'string', pattern: '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' } as const;
+const ehcin = { type: 'string', pattern: '^[0-9]{4}[ABCDEFX][0-9]{4}$' } as const;
+const hex16 = { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } as const;
+const keyIndex = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+
+export const configSchema = {
+  $id: 'https://ehc-edge.local/appliance.config.schema.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['site', 'his', 'upstream', 'card', 'verify', 'stateDir'],
+  properties: {
+    $schema: { type: 'string' },
+    stateDir: { type: 'string', minLength: 1 },
+    site: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['orgCode', 'localEhcins', 'termId'],
+      properties: {
+        orgCode: { type: 'string', minLength: 1, maxLength: 64 },
+        orgName: { type: 'string' },
+        localEhcins: { type: 'array', items: ehcin, uniqueItems: true },
+        termId: { type: 'string', minLength: 1, maxLength: 32 },
+      },
+    },
+    his: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['listen', 'apiKeys'],
+      properties: {
+        listen: hostPort,
+        apiKeys: {
+          type: 'array',
+          minItems: 1,
+          items: { type: 'string', minLength: 16, description: 'a key, or sm3:<64 hex> of one' },
+        },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['cert', 'key'],
+          properties: { cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' } },
+        },
+        bodyLimitBytes: { type: 'integer', minimum: 256, maximum: 1048576 },
+      },
+    },
+    upstream: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'appId', 'appSecret', 'termId', 'version', 'timeoutMs'],
+      properties: {
+        url: { type: 'string', pattern: '^https?://' },
+        crossDomainUrl: { type: 'string', pattern: '^https?://' },
+        appId: { type: 'string', minLength: 1 },
+        appSecret: { type: 'string', minLength: 16 },
+        termId: { type: 'string', minLength: 1 },
+        version: { type: 'string', minLength: 1 },
+        timeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
+        connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
+        healthIntervalMs: { type: 'integer', minimum: 500, maximum: 600000 },
+        insecure: { type: 'boolean' },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            ca: { type: 'string' },
+            cert: { type: 'string' },
+            key: { type: 'string' },
+            servername: { type: 'string' },
+          },
+        },
+        dialect: {
+          description: 'how the site card system deviates from the national V3.1 reading',
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string' },
+            digestOver: { enum: ['ciphertext', 'plaintext'] },
+            encoding: { enum: ['hex', 'base64'] },
+            charset: { enum: ['utf-8', 'gbk'] },
+            padding: { enum: ['pkcs7', 'zero'] },
+            key: { enum: ['hex-prefix', 'ascii16'] },
+            secretSuffix: { enum: ['app_secret', 'bare'] },
+          },
+        },
+      },
+    },
+    card: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['driver'],
+      properties: {
+        driver: { enum: ['soft', 'sdf'] },
+        keyFile: { type: 'string' },
+        keys: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { ehcid: keyIndex, validity: keyIndex, storage: keyIndex, mac: keyIndex, sign: keyIndex },
+        },
+        sdf: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['library'],
+          properties: {
+            library: { type: 'string', minLength: 1 },
+            sessions: { type: 'integer', minimum: 1, maximum: 256 },
+            quirks: { type: 'string' },
+            keyPassword: { type: 'string' },
+            kek: keyIndex,
+            wrappedKeys: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { ehcid: { type: 'string' }, validity: { type: 'string' }, storage: { type: 'string' }, mac: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+    verify: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['policy'],
+      properties: {
+        policy: { enum: ['local-first', 'upstream-first', 'upstream-only'] },
+        clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 3600 },
+        treatmentCode: { type: 'string', pattern: '^[0-9]{6}$' },
+        operatorId: { type: 'string' },
+        operatorName: { type: 'string' },
+      },
+    },
+    simulator: {
+      description: 'run the home-card-system simulator in-process (demo default; off on site)',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        listen: hostPort,
+        ehcin: ehcin,
+        keys: { type: 'object', additionalProperties: false, properties: { ehcid: hex16, validity: hex16 } },
+      },
+    },
+    scannerAutoDetect: { type: 'boolean' },
+    scanners: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['driver'],
+        properties: {
+          driver: { enum: ['serial', 'hid-pos', 'hid-keyboard'] },
+          path: { type: 'string' },
+          vendorId: { type: 'integer', minimum: 0, maximum: 65535 },
+          productId: { type: 'integer', minimum: 0, maximum: 65535 },
+          baudRate: { type: 'integer', minimum: 300, maximum: 4000000 },
+          dataBits: { enum: [5, 6, 7, 8] },
+          parity: { enum: ['none', 'even', 'odd', 'mark', 'space'] },
+          stopBits: { enum: [1, 1.5, 2] },
+          suffix: { enum: ['CR', 'LF', 'CRLF', 'none'] },
+          interCharTimeoutMs: { type: 'integer', minimum: 1, maximum: 10000 },
+          station: { type: 'string' },
+          name: { type: 'string' },
+          stmCode: { type: 'string', pattern: '^[0-9]{4}[ABCDEFX][0-9]{4}STM[ABCDEFX][0-9]{4}$' },
+        },
+      },
+    },
+    scan: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        dedupeWindowMs: { type: 'integer', minimum: 0, maximum: 600000 },
+        streamBuffer: { type: 'integer', minimum: 16, maximum: 100000 },
+      },
+    },
+    outbox: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxRecords: { type: 'integer', minimum: 1 },
+        maxBytes: { type: 'integer', minimum: 4096 },
+        maxAgeHours: { type: 'number', minimum: 1 },
+        whenFull: { enum: ['reject-new'] },
+        replayBatch: { type: 'integer', minimum: 1, maximum: 10000 },
+      },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        retainDays: { type: 'integer', minimum: 365 },
+        maxBytes: { type: 'integer', minimum: 1048576 },
+      },
+    },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        apiKeys: { type: 'array', items: { type: 'string', minLength: 16 } },
+        maxFailedAttempts: { type: 'integer', minimum: 1 },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { level: { enum: ['debug', 'info', 'warn', 'error'] } },
+    },
+    systemd: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { watchdog: { type: 'boolean' } },
+    },
+  },
+} as const;

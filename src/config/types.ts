@@ -1,0 +1,86 @@
+import type { VerifyPolicy } from '../verify/types.ts';
+import type { KeyMap } from '../crypto/card.ts';
+
+export interface DialectConfig {
+  name?: string;
+  digestOver?: 'ciphertext' | 'plaintext';
+  encoding?: 'hex' | 'base64';
+  charset?: 'utf-8' | 'gbk';
+  padding?: 'pkcs7' | 'zero';
+  key?: 'hex-prefix' | 'ascii16';
+  secretSuffix?: 'app_secret' | 'bare';
+}
+
+export interface ScannerConfig {
+  driver: 'serial' | 'hid-pos' | 'hid-keyboard';
+  path?: string;
+  vendorId?: number;
+  productId?: number;
+  baudRate?: number;
+  dataBits?: 5 | 6 | 7 | 8;
+  parity?: 'none' | 'even' | 'odd' | 'mark' | 'space';
+  stopBits?: 1 | 1.5 | 2;
+  suffix?: 'CR' | 'LF' | 'CRLF' | 'none';
+  interCharTimeoutMs?: number;
+  station?: string;
+  name?: string;
+  stmCode?: string;
+}
+
+export interface ApplianceConfig {
+  /** absolute path of the file this came from */
+  configPath: string;
+  /** folder of configPath: relative paths in the file resolve against it */
+  configDir: string;
+  stateDir: string;
+  site: { orgCode: string; orgName?: string; localEhcins: string[]; termId: string };
+  his: {
+    listen: string;
+    apiKeys: string[];
+    tls?: { cert: string; key: string; ca?: string };
+    bodyLimitBytes: number;
+  };
+  upstream: {
+    url: string;
+    crossDomainUrl: string;
+    appId: string;
+    appSecret: string;
+    termId: string;
+    version: string;
+    timeoutMs: number;
+    connectTimeoutMs: number;
+    healthIntervalMs: number;
+    insecure: boolean;
+    tls?: { ca?: string; cert?: string; key?: string; servername?: string };
+    dialect: DialectConfig;
+  };
+  card: {
+    driver: 'soft' | 'sdf';
+    keyFile: string;
+    keys: KeyMap;
+    sdf?: {
+      library: string;
+      sessions?: number;
+      quirks?: string;
+      keyPassword?: string;
+      kek?: number;
+      wrappedKeys?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;
+    };
+  };
+  verify: {
+    policy: VerifyPolicy;
+    clockSkewSeconds: number;
+    treatmentCode: string;
+    operatorId: string;
+    operatorName: string;
+  };
+  simulator: { enabled: boolean; listen: string; ehcin?: string; keys?: { ehcid: string; validity: string } };
+  scannerAutoDetect: boolean;
+  scanners: ScannerConfig[];
+  scan: { dedupeWindowMs: number; streamBuffer: number };
+  outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number };
+  audit: { retainDays: number; maxBytes: number };
+  admin: { apiKeys: string[]; maxFailedAttempts: number };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  systemd: { watchdog: boolean };
+}

@@ -1,0 +1,54 @@
+/**
+ * The home card system as the appliance sees it. Implementations: HttpUpstream (mutual TLS over the
+ * site's SSL VPN tunnel). Every call carries an `out_verify_no` that the outbox reuses on replay, so
+ * the home system can recognise a repeat (3002 = already done).
+ */
+export const METHOD_VERIFY = 'ehc.ehealthcode.verify';
+export const METHOD_CROSS_DOMAIN = 'ehn.ehealthcard.syncCheckErhcInfo';
+export type UpstreamMethod = typeof METHOD_VERIFY | typeof METHOD_CROSS_DOMAIN;
+
+/** Business fields of both verify methods (材料三 附录A), snake_case as on the wire. */
+export interface VerifyBiz {
+  ehealth_code: string;
+  treatment_code: string;
+  operator_id: string;
+  operator_name: string;
+  out_verify_no: string;
+  out_verify_time: string; // yyyyMMddHHmmss
+}
+
+/** What the home system says of a patient; any field may be absent. */
+export interface UpstreamIdentity {
+  ehealth_card_id?: string;
+  id_type?: string;
+  id_no?: string;
+  user_name?: string;
+  user_sex?: string;
+  mobile_phone?: string;
+  birthday?: string;
+  mindex_id?: string;
+  issuer_org_code?: string;
+  issuer_org_name?: string;
+  [field: string]: unknown;
+}
+
+export interface UpstreamCallContext {
+  /** 识读终端 number of the scanner that read the code, else the appliance's own term_id. */
+  termId?: string;
+  signal?: AbortSignal;
+}
+
+export interface UpstreamHealth {
+  reachable: boolean;
+  url: string;
+  latencyMs?: number;
+  lastError?: string;
+  checkedAt?: string;
+}
+
+export interface Upstream {
+  /** Throws EhcError: the home system's ret_code, or 8001/8002/8004 for the network, 9003 for a bad digest. */
+  call(method: UpstreamMethod, biz: VerifyBiz, ctx?: UpstreamCallContext): Promise<UpstreamIdentity>;
+  health(): Promise<UpstreamHealth>;
+  close(): Promise<void>;
+}
