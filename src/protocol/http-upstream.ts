@@ -195,10 +195,18 @@ export class HttpUpstream implements Upstream {
         if (readTimer) clearTimeout(readTimer);
         signal?.removeEventListener('abort', onAbort);
       };
+      let freshTls13 = false;
+      let answered = false;
       const fail = (err: unknown) => {
         if (done) return;
         finish();
         req.destroy();
+        // TLS 1.3 checks the client certificate after the client's handshake is done: a server that
+        // refuses it just drops a fresh connection before answering. That is a failed connect, not a
+        // broken transfer.
+        if (freshTls13 && !answered && !(err instanceof EhcError) && ['ECONNRESET', 'EPIPE'].includes(errCode(err))) {
+          return reject(new EhcError('8004', `the home card system at ${this.target} dropped the TLS 1.3 session right after the handshake (client certificate not accepted?)`, { cause: err }));
+        }
         reject(mapNetworkError(err, connected, this.target));
       };
       const onConnected = () => {
@@ -226,9 +234,13 @@ export class HttpUpstream implements Upstream {
       signal?.addEventListener('abort', onAbort, { once: true });
       req.on('socket', (socket) => {
         if (req.reusedSocket || (!this.secure && !(socket as net.Socket).connecting)) return onConnected();
-        socket.once(this.secure ? 'secureConnect' : 'connect', onConnected);
+        socket.once(this.secure ? 'secureConnect' : 'connect', () => {
+          freshTls13 = this.secure && (socket as tls.TLSSocket).getProtocol() === 'TLSv1.3';
+          onConnected();
+        });
       });
       req.on('response', (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {

@@ -70,6 +70,8 @@ export interface SimulatorHandle {
   population: Person[];
   close(): Promise<void>;
   received(): ReceivedCall[];
+  /** TCP connections accepted so far (keep-alive shows as fewer connections than calls) */
+  connections(): number;
   /** true: close the listener and drop connections (connections are refused); false: listen again */
   setDown(down: boolean): Promise<void>;
 }
@@ -212,6 +214,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       )
     : http.createServer(onRequest);
   server.on('clientError', (_err, socket) => socket.destroy());
+  let connectionCount = 0;
+  server.on('connection', () => connectionCount++);
 
   const listen = (port: number) =>
     new Promise<void>((resolve, reject) => {
@@ -238,6 +242,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     cardSystems,
     population,
     received: () => received.map((r) => ({ ...r })),
+    connections: () => connectionCount,
     setDown: async (down) => {
       if (down) await stop();
       else if (!server.listening) await listen(port);
