@@ -303,6 +303,35 @@ test('TLS 1.1 refused both ways (positive control: the same 1.1 client works aga
   old.close();
 });
 
+test('a kept-alive connection the server drops unanswered is retried once on a fresh one', async () => {
+  const good = sealResponse({ retCode: '0000', retMsg: '交易成功', appId: DEFAULT_APP_ID, method: METHOD_VERIFY, version: '1.0.0', biz: { id_no: '1' }, secret: DEFAULT_APP_SECRET });
+  const perSocket = new WeakMap<object, number>();
+  let requests = 0;
+  const srv = await rawServer((req, res) => {
+    requests++;
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    if (n > 1) return void req.socket.destroy(); // the idle-close race: reset, no answer
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(good));
+  });
+  const u = upstream(config(srv.url));
+  assert.is((await u.call(METHOD_VERIFY, biz('x'))).id_no, '1');
+  assert.is((await u.call(METHOD_VERIFY, biz('x'))).id_no, '1');
+  assert.is(requests, 3, 'first call, dropped reuse, retry on a new connection');
+});
+
+test('caller abort → 8001; version the card system does not support → 1003; bad out_verify_no → 9001', async () => {
+  const silent = await rawServer(() => undefined);
+  const ac = new AbortController();
+  const p = upstream(config(silent.url, { timeoutMs: 5000 })).call(METHOD_VERIFY, biz('x'), { signal: ac.signal });
+  setTimeout(() => ac.abort(), 100);
+  await rejects(p, '8001');
+  const s = await sim();
+  await rejects(upstream(config(s.url, { version: '2.0.0' })).call(METHOD_VERIFY, biz(s.cardSystems[0]!.issueCode(id))), '1003');
+  await rejects(upstream(config(s.url)).call(METHOD_VERIFY, biz('x', 'y'.repeat(33))), '9001');
+});
+
 test('plain http needs insecure: true', () => {
   assert.throws(() => new HttpUpstream(config('http://127.0.0.1:9/ehc', { insecure: false }), { probe: false }), (e: EhcError) => e.code === '9001');
 });

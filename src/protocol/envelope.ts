@@ -5,6 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { EhcError, isReturnCode, type ReturnCode } from '../errors.ts';
+import { formatCst } from '../crypto/profile.ts';
 import { decryptBiz, digestOf, encryptBiz, NATIONAL_V31, type Dialect } from './dialect.ts';
 
 export const DIGEST_TYPE = 'SM3';
@@ -143,6 +144,7 @@ export interface SealResponseInput {
   appId: string;
   method: string;
   version: string;
+  /** defaults to now as yyyyMMddHHmmss (CST), as in the seed's response example */
   timestamp?: string;
   /** success body; omitted on failure */
   biz?: Biz;
@@ -163,7 +165,7 @@ export function sealResponse(input: SealResponseInput): ResponseEnvelope {
     method: input.method,
     ret_code: input.retCode,
     ret_msg: input.retMsg,
-    timestamp: input.timestamp ?? String(Date.now()),
+    timestamp: input.timestamp ?? formatCst(new Date()),
     version: input.version,
   };
   if (input.secret !== undefined) env.digest = digestOf(digestFields(env, json, dialect), input.secret, dialect);

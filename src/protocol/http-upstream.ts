@@ -70,6 +70,13 @@ export function mapNetworkError(err: unknown, connected: boolean, target: string
   return new EhcError('8002', `connection to the home card system at ${target} broke mid-transfer: ${code || detail}`, { cause: err });
 }
 
+/** A reused keep-alive connection reset before any answer (the server had closed it while idle). */
+class StaleConnection extends Error {
+  constructor(override readonly cause: unknown) {
+    super('stale kept-alive connection');
+  }
+}
+
 export class HttpUpstream implements Upstream {
   private readonly dialect: Dialect;
   private readonly agent: http.Agent;
@@ -149,6 +156,7 @@ export class HttpUpstream implements Upstream {
     if (this.closed) throw new EhcError('8004', 'upstream client is closed');
     const url = method === METHOD_VERIFY ? this.config.url : method === METHOD_CROSS_DOMAIN ? this.config.crossDomainUrl : undefined;
     if (!url) throw new EhcError('1005', `method ${String(method)} is not one the appliance calls`);
+    if (!biz.out_verify_no || biz.out_verify_no.length > 32) throw new EhcError('9001', 'out_verify_no must be 1–32 characters');
     const envelope = sealRequest({
       method,
       appId: this.config.appId,
@@ -160,11 +168,20 @@ export class HttpUpstream implements Upstream {
       dialect: this.dialect,
     });
     const started = performance.now();
+    const payload = JSON.stringify(envelope);
     let text: string;
     try {
-      text = await this.post(new URL(url), JSON.stringify(envelope), ctx.signal);
+      try {
+        text = await this.post(new URL(url), payload, ctx.signal);
+      } catch (err) {
+        // a kept-alive connection the server closed while idle: once more on a fresh connection
+        // (the request never got an answer; out_verify_no makes a repeat recognisable: 3002)
+        if (!(err instanceof StaleConnection)) throw err;
+        this.options.logger?.debug('kept-alive connection was stale; retrying on a new one', { target: this.target });
+        text = await this.post(new URL(url), payload, ctx.signal, true);
+      }
     } catch (err) {
-      const e = err as EhcError;
+      const e = err instanceof StaleConnection ? mapNetworkError(err.cause, true, this.target) : (err as EhcError);
       if (e.code === '8004') this.record(false, undefined, e);
       throw e;
     }
@@ -180,7 +197,7 @@ export class HttpUpstream implements Upstream {
     return opened.biz as UpstreamIdentity;
   }
 
-  private post(url: URL, payload: string, signal?: AbortSignal): Promise<string> {
+  private post(url: URL, payload: string, signal?: AbortSignal, retried = false): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       let connected = false;
       let done = false;
@@ -204,6 +221,7 @@ export class HttpUpstream implements Upstream {
         // TLS 1.3 checks the client certificate after the client's handshake is done: a server that
         // refuses it just drops a fresh connection before answering. That is a failed connect, not a
         // broken transfer.
+        if (req.reusedSocket && !retried && !answered && ['ECONNRESET', 'EPIPE'].includes(errCode(err))) return reject(new StaleConnection(err));
         if (freshTls13 && !answered && !(err instanceof EhcError) && ['ECONNRESET', 'EPIPE'].includes(errCode(err))) {
           return reject(new EhcError('8004', `the home card system at ${this.target} dropped the TLS 1.3 session right after the handshake (client certificate not accepted?)`, { cause: err }));
         }

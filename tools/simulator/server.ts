@@ -5,7 +5,7 @@
  * (src/protocol/envelope.ts) per registered app and dialect, reads codes of the card systems it knows
  * and answers identities from a small deterministic population.
  *
- * Answers: 0000 identity · 1008 unknown app (no digest: it has no secret to digest with) · 9003 bad
+ * Answers: 0000 identity · 1003 version other than 1.0.0 · 1008 unknown app (no digest: it has no secret to digest with) · 9003 bad
  * digest · 1005 unknown method · 9001 missing biz fields · 3002 repeated out_verify_no (per app) ·
  * 2002 illegal / foreign-to-it code · 2003/2004 bad VALID · 2001 expired · 3001 no such person.
  */
@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { DialectConfig } from '../../src/config/types.ts';
+import { formatCst } from '../../src/crypto/profile.ts';
 import { EhcError, RETURN_CODES, isReturnCode } from '../../src/errors.ts';
 import { openRequest, sealResponse, type OpenedRequest } from '../../src/protocol/envelope.ts';
 import { resolveDialect, type Dialect } from '../../src/protocol/dialect.ts';
@@ -27,6 +28,7 @@ export const DEFAULT_APP_SECRET = 'BEE975CC71E21F3FE87DE9F7121DE31F09B93D1AC804A
 export const DEFAULT_LOCAL_EHCIN = '3502A0001';
 export const DEFAULT_FOREIGN_EHCIN = '3501A0002';
 export const SIMULATOR_PATH = '/ehc';
+export const SUPPORTED_VERSIONS = new Set(['1.0.0']);
 
 export interface SimApp {
   appId: string;
@@ -130,7 +132,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       appId,
       method,
       version,
-      timestamp: String(now().getTime()),
+      timestamp: formatCst(now()),
       ...(biz ? { biz } : {}),
       ...(app ? { secret: app.secret, dialect: app.dialect } : {}),
     });
@@ -150,6 +152,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     }
     const reply = (code: string, biz?: Record<string, unknown>) => answer(opened, appId, method, version, code, biz);
     if (method !== METHOD_VERIFY && method !== METHOD_CROSS_DOMAIN) return reply('1005');
+    if (!SUPPORTED_VERSIONS.has(version)) return reply('1003');
     const biz = opened.biz;
     const serial = typeof biz.out_verify_no === 'string' ? biz.out_verify_no : '';
     const code = typeof biz.ehealth_code === 'string' ? biz.ehealth_code : '';
