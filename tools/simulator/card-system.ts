@@ -67,12 +67,12 @@ export class SimCardSystem {
       try {
         doc = JSON.parse(readFileSync(spec.keyFile, 'utf8')) as Partial<CardSystemKeys>;
       } catch (err) {
-        throw new Error(`simulator: cannot read the card key file ${spec.keyFile}: ${(err as Error).message}`);
+        throw new Error(`cannot read the card key file ${spec.keyFile}: ${(err as Error).message}`);
       }
       keys = { ehcid: String(doc.ehcid ?? ''), validity: String(doc.validity ?? '') };
     }
     keys ??= deterministicKeys(this.ehcin);
-    if (!HEX32.test(keys.ehcid) || !HEX32.test(keys.validity)) throw new Error(`simulator: card system ${this.ehcin} keys must be 32 hex digits`);
+    if (!HEX32.test(keys.ehcid) || !HEX32.test(keys.validity)) throw new Error(`card system ${this.ehcin} keys must be 32 hex digits`);
     this.ehcidKey = Buffer.from(keys.ehcid, 'hex');
     this.validityKey = Buffer.from(keys.validity, 'hex');
   }

@@ -108,7 +108,7 @@ export function identityRecord(person: Person, system: SimCardSystem, ehcid: str
 
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHandle> {
   const host = opts.host ?? '127.0.0.1';
-  if (!LOOPBACK.test(host)) throw new Error(`simulator: listen address ${host} is not loopback`);
+  if (!LOOPBACK.test(host)) throw new Error(`listen address ${host} is not loopback`);
   const now = opts.now ?? (() => new Date());
   const apps = new Map<string, { secret: string; dialect: Dialect }>();
   for (const a of opts.apps ?? [{ appId: DEFAULT_APP_ID, secret: DEFAULT_APP_SECRET }]) apps.set(a.appId, { secret: a.secret, dialect: resolveDialect(a.dialect) });
