@@ -278,6 +278,10 @@ test('mutual TLS: no client cert, a client cert of another CA, or a server of an
   const err = await rejects(wrongCa.call(METHOD_VERIFY, biz(code)), '8004');
   assert.match(err.message, /TLS|certificate/i);
   assert.is((await wrongCa.probe()).reachable, false);
+  const otherClient = upstream(config(s.url, { tls: { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey } }));
+  const probed = await otherClient.probe();
+  assert.is(probed.reachable, false, 'the probe notices a client certificate the card system refuses');
+  assert.is(probed.lastCode, '8004');
   assert.is(s.received().length, 0, 'nothing reached the card system');
   assert.throws(() => new HttpUpstream(config(s.url, { tls: {} }), { probe: false }), (e: EhcError) => e.code === '9001' && /CA pinning/.test(e.message));
 });

@@ -50,6 +50,7 @@ export interface HttpUpstreamOptions {
   maxResponseBytes?: number;
 }
 
+const PROBE_TLS13_GRACE_MS = 250;
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EHOSTDOWN', 'ENETDOWN']);
 const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL_)/;
 
@@ -288,23 +289,35 @@ export class HttpUpstream implements Upstream {
       const port = Number(this.probeUrl.port || (this.secure ? 443 : 80));
       const socket: net.Socket = this.secure ? tls.connect({ host, port, ...this.tlsOptions }) : net.connect({ host, port });
       let settled = false;
+      let latency: number | undefined;
+      let grace: NodeJS.Timeout | undefined;
       const end = (err?: unknown) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        if (grace) clearTimeout(grace);
         socket.destroy();
         if (err) {
           const mapped = mapNetworkError(err, false, this.target);
           this.record(false, undefined, mapped);
           this.options.logger?.warn('upstream unreachable', { target: this.target, code: mapped.code, error: mapped.message });
         } else {
-          this.record(true, performance.now() - started);
+          this.record(true, latency ?? performance.now() - started);
         }
         this.probing = undefined;
         resolve();
       };
       const timer = setTimeout(() => end(new EhcError('8004', `no connection to ${this.target} within ${this.config.connectTimeoutMs} ms`)), this.config.connectTimeoutMs);
-      socket.once(this.secure ? 'secureConnect' : 'connect', () => end());
+      socket.once(this.secure ? 'secureConnect' : 'connect', () => {
+        latency = performance.now() - started;
+        if (!this.secure || (socket as tls.TLSSocket).getProtocol() !== 'TLSv1.3') return end();
+        // TLS 1.3: the server checks our certificate after our side of the handshake is done. It then
+        // sends a session ticket (accepted) or an alert (rejected); a server without tickets says
+        // nothing, so after a short grace period no news counts as accepted.
+        grace = setTimeout(() => end(), PROBE_TLS13_GRACE_MS);
+        socket.once('session', () => end());
+        socket.once('close', () => end(new EhcError('8004', `the home card system at ${this.target} closed the TLS 1.3 session after the handshake (client certificate not accepted?)`)));
+      });
       socket.once('error', end);
     });
     return this.probing;
