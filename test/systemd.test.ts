@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createNotifier, statusLine, watchdogIntervalFromEnv } from '../src/ops/systemd.ts';
+import { createNotifier, statusLine, statusSummary, watchdogIntervalFromEnv } from '../src/ops/systemd.ts';
 import { memoryLogger } from '../src/ops/log.ts';
 
 const require = createRequire(import.meta.url);
@@ -112,6 +112,15 @@ test('WATCHDOG_USEC is honoured only for this pid, and can be turned off by conf
 test('statusLine strips control characters and bounds the length', () => {
   assert.is(statusLine('a\r\nb\tc\u0000d'), 'a b c d');
   assert.is(statusLine('x'.repeat(1000)).length, 400);
+});
+
+test('statusSummary turns the appliance status into card/upstream/outbox words', () => {
+  assert.is(
+    statusSummary({ card: { ok: true, driver: 'soft', detail: 'ready' }, upstream: { reachable: true, latencyMs: 12.4, url: 'x' }, outbox: { pending: 3 } }),
+    'card soft ok; upstream up 12 ms; outbox 3 pending',
+  );
+  assert.is(statusSummary({ card: { ok: false, driver: 'sdf', detail: 'device removed' }, upstream: { reachable: false, lastError: 'ECONNREFUSED' } }), 'card sdf FAIL device removed; upstream down (ECONNREFUSED)');
+  assert.is(statusSummary({}), 'running');
 });
 
 test('the watchdog pings while the loop is healthy and withholds a ping after a stall', async () => {

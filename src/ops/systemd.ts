@@ -239,3 +239,21 @@ function createWatchdog(log: Logger, periodMs: number | null, maxLagOption: numb
     },
   };
 }
+
+/**
+ * The one-line STATUS= text from the appliance's status object: card, upstream and outbox state,
+ * e.g. `card soft ready; upstream up 12 ms; outbox 3 pending`. Unknown shapes are left out.
+ */
+export function statusSummary(status: Record<string, unknown>): string {
+  const parts: string[] = [];
+  const card = status.card as { ok?: boolean; driver?: string; detail?: string } | undefined;
+  if (card && typeof card === 'object') parts.push(`card ${card.driver ?? ''} ${card.ok ? 'ok' : `FAIL ${card.detail ?? ''}`}`.replace(/\s+/g, ' ').trim());
+  const up = status.upstream as { reachable?: boolean; phase?: string; latencyMs?: number; lastError?: string } | undefined;
+  if (up && typeof up === 'object') {
+    const state = up.phase ?? (up.reachable ? 'up' : 'down');
+    parts.push(`upstream ${state}${up.latencyMs !== undefined && state === 'up' ? ` ${Math.round(up.latencyMs)} ms` : ''}${state === 'down' && up.lastError ? ` (${up.lastError})` : ''}`);
+  }
+  const outbox = status.outbox as { pending?: number; records?: number; oldestAgeSeconds?: number } | undefined;
+  if (outbox && typeof outbox === 'object') parts.push(`outbox ${outbox.pending ?? outbox.records ?? '?'} pending`);
+  return parts.join('; ') || 'running';
+}
