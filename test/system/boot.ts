@@ -285,8 +285,13 @@ async function scenario(g: Guest, root: string, d: { v1: string; v2: string; deb
   out('== HIS port');
   const health = http(g, 'GET', `http://${HIS}/v1/health`);
   record('GET /v1/health', health.status === 200, `${health.status} ${health.body.slice(0, 200)}`);
-  const codes = g.run(['runuser', '-u', 'ehc-edge', '--', 'env', 'EHC_EDGE_CONFIG=/etc/ehc-edge/system-test.config.json', 'ehc-edge', 'codes']);
-  const code = (codes.stdout ?? '').split(/\s+/).find((w) => /^[0-9A-F]{20,}:/.test(w) || /^[0-9A-Za-z]{40,}$/.test(w));
+  const codes = g.run(['runuser', '-u', 'ehc-edge', '--', 'env', 'EHC_EDGE_CONFIG=/etc/ehc-edge/system-test.config.json', 'ehc-edge', 'codes', '--json']);
+  let code: string | undefined;
+  try {
+    code = (JSON.parse(codes.stdout) as Array<{ code: string }>)[0]?.code;
+  } catch {
+    code = undefined;
+  }
   if (codes.status !== 0 || !code) {
     record('POST /v1/verify with a demo code', false, `no demo code from \`ehc-edge codes\` (exit ${codes.status}): ${(codes.stderr || codes.stdout).trim().slice(-200)}`);
   } else {
@@ -302,7 +307,7 @@ async function scenario(g: Guest, root: string, d: { v1: string; v2: string; deb
   out('== kill -9 the main process');
   const pid1 = s.MainPID!;
   const restarts0 = Number(s.NRestarts);
-  g.run(['kill', '-9', pid1]);
+  g.sh(`kill -9 ${pid1}`); // the shell's kill: minbase has no procps
   s = await until(g, (x) => x.ActiveState === 'active' && x.MainPID !== pid1 && x.MainPID !== '0' && x.SubState === 'running', 60);
   record('Restart=on-failure brings it back after SIGKILL', s.ActiveState === 'active' && s.MainPID !== pid1 && Number(s.NRestarts) === restarts0 + 1, `old pid ${pid1}; ${brief(s)}`);
   const h2 = http(g, 'GET', `http://${HIS}/v1/health`);
@@ -312,7 +317,7 @@ async function scenario(g: Guest, root: string, d: { v1: string; v2: string; deb
   const pid2 = s.MainPID!;
   const restarts1 = Number(s.NRestarts);
   const since = g.run(['date', '+%Y-%m-%d %H:%M:%S'], { quiet: true }).stdout.trim();
-  g.run(['kill', '-STOP', pid2]);
+  g.sh(`kill -STOP ${pid2}`);
   const wdSec = Number(s.WatchdogUSec?.replace(/s$/, '')) || 20;
   s = await until(g, (x) => x.ActiveState === 'active' && x.MainPID !== pid2 && x.MainPID !== '0' && x.SubState === 'running', wdSec + 60);
   const wdLog = g.run(['journalctl', '-u', 'ehc-edge', '--since', since, '--no-pager', '-o', 'cat'], { quiet: true }).stdout;
