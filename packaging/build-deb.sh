@@ -18,8 +18,8 @@ cd "$root"
 say() { printf '== %s\n' "$*"; }
 die() { printf 'build-deb: %s\n' "$*" >&2; exit 1; }
 
-for tool in dpkg-deb dpkg-shlibdeps strip npm node gzip; do
-  command -v "$tool" >/dev/null 2>&1 || die "missing $tool (apt-get install dpkg-dev binutils nodejs npm)"
+for tool in dpkg-deb dpkg-shlibdeps strip file npm node gzip; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing $tool (apt-get install dpkg-dev binutils file nodejs npm)"
 done
 
 name=ehc-edge
