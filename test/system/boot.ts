@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { maskText } from '../../src/code/mask.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const logFile = path.join(repo, 'packaging', 'system-test.log');
@@ -27,9 +28,11 @@ const HIS = '127.0.0.1:18080';
 const HIS_KEY = 'system-test-his-key-0123456789abcdef';
 
 writeFileSync(logFile, `# ehc-edge booted-system test, ${new Date().toISOString()}\n`);
+/** everything printed or logged passes the masking of personal data (ID numbers, phones) */
+const logRaw = (text: string) => appendFileSync(logFile, maskText(text));
 const out = (line: string) => {
-  process.stdout.write(line + '\n');
-  appendFileSync(logFile, line + '\n');
+  process.stdout.write(maskText(line) + '\n');
+  logRaw(line + '\n');
 };
 const results: Array<{ step: string; ok: boolean; detail: string }> = [];
 function record(step: string, ok: boolean, detail = '') {
@@ -44,7 +47,7 @@ function must(step: string, ok: boolean, detail = ''): void {
 
 function host(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; quiet?: boolean; cwd?: string } = {}): SpawnSyncReturns<string> {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd ?? repo, env: opts.env ?? process.env, maxBuffer: 64 << 20 });
-  if (!opts.quiet) appendFileSync(logFile, `$ ${cmd} ${args.join(' ')}\n${r.stdout ?? ''}${r.stderr ?? ''}`);
+  if (!opts.quiet) logRaw(`$ ${cmd} ${args.join(' ')}\n${r.stdout ?? ''}${r.stderr ?? ''}`);
   return r;
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -173,7 +176,7 @@ async function boot(root: string): Promise<Guest> {
     init: init!,
     run(cmd, opts = {}) {
       const r = spawnSync('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', '-C', '--', ...cmd], { encoding: 'utf8', env, maxBuffer: 64 << 20, timeout: 180_000 });
-      if (!opts.quiet) appendFileSync(logFile, `guest$ ${cmd.join(' ')}\n${r.stdout ?? ''}${r.stderr ?? ''}`);
+      if (!opts.quiet) logRaw(`guest$ ${cmd.join(' ')}\n${r.stdout ?? ''}${r.stderr ?? ''}`);
       return r;
     },
     sh(script, opts) {
@@ -343,8 +346,12 @@ async function scenario(g: Guest, root: string, d: { v1: string; v2: string; deb
   record('GET /v1/health after the upgrade', h3.status === 200, String(h3.status));
 
   out('== remove, then purge');
+  const rmSince = g.run(['date', '+%Y-%m-%d %H:%M:%S'], { quiet: true }).stdout.trim();
   const rm = g.run(['dpkg', '-r', 'ehc-edge']);
   s = show(g);
+  const stopLog = g.run(['journalctl', '-u', 'ehc-edge', '--since', rmSince, '--no-pager', '-o', 'cat'], { quiet: true }).stdout;
+  const stopLines = stopLog.split('\n').filter((l) => /"msg":"(stopping|stopped)"|Stopping ehc-edge|Stopped ehc-edge|Deactivated successfully/.test(l));
+  record('SIGTERM → the app logs stopping/stopped and systemd sees a clean exit', stopLines.some((l) => l.includes('"msg":"stopped"')) && stopLines.some((l) => /Deactivated successfully|Stopped ehc-edge/.test(l)), stopLines.map((l) => l.replace(/^\{"time":"[^"]*",/, '{').slice(0, 90)).join(' | '));
   record('dpkg -r stops the service cleanly (STOPPING=1, exit 0 within TimeoutStopSec)', rm.status === 0 && s.ActiveState !== 'active' && (s.Result === 'success' || s.Result === '') && s.ExecMainStatus === '0', `${s.ActiveState} Result=${s.Result} ExecMainCode=${s.ExecMainCode} ExecMainStatus=${s.ExecMainStatus}`);
   const kept = g.run(['sh', '-c', 'test -d /var/lib/ehc-edge && test -f /etc/ehc-edge/appliance.config.json && echo kept'], { quiet: true }).stdout.trim();
   record('remove keeps config and state', kept === 'kept', kept || 'gone');
