@@ -61,9 +61,10 @@ export interface ApplianceConfig {
     sdf?: {
       library: string;
       sessions?: number;
-      quirks?: string;
+      quirks?: 'standard' | 'ecc32' | 'sms4';
       keyPassword?: string;
       kek?: number;
+      retryMs?: number;
       wrappedKeys?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;
     };
   };
