@@ -13,12 +13,14 @@
  * Fault injection: SOFTSDF_FAIL="SDF_Encrypt:SDR_KEYNOTEXIST,SDF_OpenSession:0x01000003" makes the named
  * functions return that code; "*" names every function. Read on every call, so a test can change it
  * while the library is loaded (e.g. "*:SDR_COMMFAIL" is a card pulled out mid-run).
+ * SOFTSDF_DELAY_MS=n makes every call take n ms longer (a slow card, for the event-loop test).
  */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -84,6 +86,12 @@ static const struct {
 
 /* SOFTSDF_FAIL lookup: returns the code to fail `fn` with, or 0. */
 static int fault(const char *fn) {
+  const char *delay = getenv("SOFTSDF_DELAY_MS");
+  if (delay && *delay) {
+    long ms = strtol(delay, NULL, 10);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    if (ms > 0) nanosleep(&ts, NULL);
+  }
   const char *spec = getenv("SOFTSDF_FAIL");
   if (!spec || !*spec) return 0;
   char buf[512];

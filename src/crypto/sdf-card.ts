@@ -175,6 +175,7 @@ export class SdfCard implements CardPrimitives {
 
   async random(length: number): Promise<Buffer> {
     if (!Number.isInteger(length) || length < 0 || length > 65536) throw new EhcError('8008', 'random: length must be 0..65536');
+    if (length === 0) return Buffer.alloc(0);
     return this.call((d) => d.random(length));
   }
 
