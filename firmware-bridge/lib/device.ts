@@ -4,6 +4,7 @@
  * key-handle function, or a wrapped key imported under the card's KEK), per-session key handles and
  * private-key access rights, quirk-table algorithm IDs. Every failure is an SdfError.
  */
+import { accessSync, constants } from 'node:fs';
 import { loadAddon, type NativeDeviceInfo, type NativeLibrary, type NativeSession } from './native.ts';
 import { SessionPool, PoolClosedError } from './pool.ts';
 import { quirksFor, type SdfQuirks } from './quirks.ts';
@@ -51,6 +52,12 @@ export class SdfDevice {
       addon = loadAddon();
     } catch (err) {
       throw new SdfError('ELOAD', 0, 'addon', 'load', (err as Error).message, { cause: err });
+    }
+    // glibc hands back an already-loaded copy by name even when the file is gone: look first
+    try {
+      accessSync(options.library, constants.R_OK);
+    } catch (err) {
+      throw new SdfError('ELOAD', 0, 'dlopen', 'load', `cannot load ${options.library}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
     }
     let lib: NativeLibrary;
     try {

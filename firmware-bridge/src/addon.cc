@@ -25,6 +25,8 @@
 
 namespace {
 
+constexpr unsigned kMaxEcc = 64;  // the standard's ECCref_MAX_LEN: buffers are never smaller
+
 struct Api {
   SDF_OpenDevice_fn OpenDevice = nullptr;
   SDF_CloseDevice_fn CloseDevice = nullptr;
@@ -411,7 +413,7 @@ class Session : public Napi::ObjectWrap<Session> {
           unsigned L = s->lib->eccLen;
           std::vector<uint8_t> pk;
           if (za) {
-            pk.assign(4 + 2 * L, 0);
+            pk.assign(4 + 2 * kMaxEcc, 0);
             uint32_t bits = 256;
             memcpy(pk.data(), &bits, 4);
             PutField(pk.data() + 4, L, op.in2.data());
@@ -462,7 +464,7 @@ class Session : public Napi::ObjectWrap<Session> {
         info, "SDF_ExportSignPublicKey_ECC",
         [s, index](Op &op) {
           unsigned L = s->lib->eccLen;
-          std::vector<uint8_t> pk(4 + 2 * L, 0);
+          std::vector<uint8_t> pk(4 + 2 * kMaxEcc, 0);  // never smaller than the standard layout
           int rc = s->lib->api.ExportSignPublicKey_ECC(s->h, index, pk.data());
           if (rc != SDR_OK) return rc;
           op.out.resize(64);
@@ -484,7 +486,7 @@ class Session : public Napi::ObjectWrap<Session> {
         info, "SDF_InternalSign_ECC",
         [s, index](Op &op) {
           unsigned L = s->lib->eccLen;
-          std::vector<uint8_t> sig(2 * L, 0);
+          std::vector<uint8_t> sig(2 * kMaxEcc, 0);  // a wrong quirk must not let the library overflow us
           int rc = s->lib->api.InternalSign_ECC(s->h, index, op.in1.data(), static_cast<unsigned>(op.in1.size()), sig.data());
           if (rc != SDR_OK) return rc;
           op.out.resize(64);
@@ -509,7 +511,7 @@ class Session : public Napi::ObjectWrap<Session> {
         info, "SDF_InternalVerify_ECC",
         [s, index](Op &op) {
           unsigned L = s->lib->eccLen;
-          std::vector<uint8_t> sig(2 * L, 0);
+          std::vector<uint8_t> sig(2 * kMaxEcc, 0);  // a wrong quirk must not let the library overflow us
           PutField(sig.data(), L, op.in2.data());
           PutField(sig.data() + L, L, op.in2.data() + 32);
           int rc = s->lib->api.InternalVerify_ECC(s->h, index, op.in1.data(), static_cast<unsigned>(op.in1.size()), sig.data());

@@ -113,13 +113,14 @@ export class SdfCard implements CardPrimitives {
     return this.connect();
   }
 
-  private async call<T>(body: (d: SdfDevice) => Promise<T>): Promise<T> {
-    const d = await this.dev();
-    try {
-      return await body(d);
-    } catch (err) {
-      throw this.fail(err, d);
-    }
+  /**
+   * Run a body on the device. With the device up, the body enters the session pool synchronously, so
+   * a call made before close() is accepted and finishes before the device closes.
+   */
+  private call<T>(body: (d: SdfDevice) => Promise<T>): Promise<T> {
+    const run = (d: SdfDevice) => body(d).catch((err: unknown) => Promise.reject(this.fail(err, d)));
+    if (!this.closed && this.device) return run(this.device);
+    return this.dev().then(run);
   }
 
   /** Map a failure once; a device-level failure takes the device down for a later reopen. */
