@@ -7,10 +7,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { SdfDevice, SdfError, SessionPool } from '../firmware-bridge/index.ts';
 import { SdfCard } from '../src/crypto/sdf-card.ts';
+import { openCard } from '../src/crypto/open-card.ts';
+import { parseConfig } from '../src/config/load.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { EhcError } from '../src/errors.ts';
@@ -29,6 +32,7 @@ async function failure(p: Promise<unknown>): Promise<EhcError> {
   throw new Error('expected an EhcError');
 }
 
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('session pool: one call per session, FIFO beyond the pool, close waits for accepted calls', async () => {
@@ -108,8 +112,10 @@ if (!built.ok) {
     const { dir, cleanup } = tempDir();
     try {
       const f = cardFixture(dir);
-      const card = await withEnv({ SOFTSDF_KEYFILE: undefined }, () => SdfCard.open({ library: SOFTSDF_PATH, sessions: 2 }, f.keys, quietLog, { retryMs: 20 }));
-      const h = await card.health();
+      const { card, h } = await withEnv({ SOFTSDF_KEYFILE: undefined }, async () => {
+        const card = await SdfCard.open({ library: SOFTSDF_PATH, sessions: 2 }, f.keys, quietLog, { retryMs: 20 });
+        return { card, h: await card.health() };
+      });
       assert.not.ok(h.ok);
       assert.match(h.detail, /device absent or not openable \(SDF_OpenDevice: SDR_OPENDEVICE\)/);
       await sleep(30);
@@ -327,6 +333,30 @@ if (!built.ok) {
       assert.match(bad.message, /card.sdf.wrappedKeys.ehcid must be 32 hex digits/);
       const noKek = await failure(SdfCard.open({ library: SOFTSDF_PATH, wrappedKeys: { ehcid: '00'.repeat(16) } }, f.keys, quietLog));
       assert.match(noKek.message, /needs card.sdf.kek/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('openCard picks the card from config: sdf through the bridge, soft from its key file', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const f = cardFixture(dir);
+      const doc = JSON.parse(readFileSync(path.join(ROOT, 'appliance.config.json'), 'utf8'));
+      const sdfConfig = parseConfig({ ...doc, stateDir: dir, card: { driver: 'sdf', sdf: { library: SOFTSDF_PATH, sessions: 2, quirks: 'standard' } } }, path.join(dir, 'a.json'));
+      const log = memoryLogger();
+      const sdf = await openCard(sdfConfig.card, log);
+      assert.is(sdf.driver, 'sdf');
+      const softConfig = parseConfig({ ...doc, stateDir: dir, card: { driver: 'soft', keyFile: f.softKeyFile } }, path.join(dir, 'a.json'));
+      const soft = await openCard(softConfig.card, log);
+      assert.is(soft.driver, 'soft');
+      const id = { idType: '01', idNo: '350322199008207715' };
+      assert.equal(await sdf.decryptEhcid(await soft.issueEhcid(id)), id);
+      const down = parseConfig({ ...doc, stateDir: dir, card: { driver: 'sdf', sdf: { library: path.join(dir, 'nope.so') } } }, path.join(dir, 'a.json'));
+      const downCard = await openCard(down.card, log);
+      assert.not.ok((await downCard.health()).ok);
+      assert.ok(log.lines.some((l) => l.includes('crypto card is down at start')));
+      await Promise.all([sdf.close(), soft.close(), downCard.close()]);
     } finally {
       cleanup();
     }
