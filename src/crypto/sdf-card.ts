@@ -63,6 +63,11 @@ export class SdfCard implements CardPrimitives {
   /** Never throws for a card problem: check health(). Throws EhcError 8008 only for bad config. */
   static async open(cfg: SdfConfig, keys: KeyMap, log: Logger, options: SdfCardOptions = {}): Promise<SdfCard> {
     const card = new SdfCard(cfg, keys, log.child({ component: 'sdf-card' }), options);
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    if ((cfg.sessions ?? 8) >= pool) {
+      // card calls run on the libuv pool: a slow card with as many sessions as threads would stall fs/dns work
+      card.log.warn('card.sdf.sessions is not below the libuv threadpool size; set UV_THREADPOOL_SIZE to sessions + 4', { sessions: cfg.sessions ?? 8, uvThreadpool: pool });
+    }
     await card.connect().catch(() => undefined);
     return card;
   }
