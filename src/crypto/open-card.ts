@@ -1,7 +1,8 @@
 /**
- * Chooses the crypto card from config: `soft` (SoftCard over a key file) or `sdf` (the PCI-E card
+ * Open the crypto card the config names: `soft` (SoftCard over a key file) or `sdf` (the PCI-E card
  * through firmware-bridge). Both come back as a ProfiledCard, so the verifier sees one CryptoCard.
- * An sdf card whose library or device is unavailable still opens: its health() says why.
+ * An sdf card whose library or device is unavailable still opens: its health() says why, and its
+ * calls answer 8008 until the card is back.
  */
 import type { ApplianceConfig } from '../config/types.ts';
 import { EhcError } from '../errors.ts';
@@ -19,5 +20,7 @@ export async function openCard(config: ApplianceConfig['card'], log: Logger, opt
     if (!h.ok) log.warn('crypto card is down at start; local verification answers 8008 until it is back', { detail: h.detail });
     return new ProfiledCard(card, config.keys);
   }
-  return new ProfiledCard(await SoftCard.open(config.keyFile, config.keys), config.keys);
+  const card = new ProfiledCard(await SoftCard.open(config.keyFile, config.keys), config.keys);
+  log.info('crypto card ready', { driver: 'soft', keyFile: config.keyFile });
+  return card;
 }
