@@ -40,6 +40,8 @@ export class SdfCard implements CardPrimitives {
   private detail = 'not opened';
   private info: NativeDeviceInfo | undefined;
   private closed = false;
+  /** the close of a failed device: a reopen waits for it (vendor libraries may allow one open device) */
+  private retiring: Promise<void> = Promise.resolve();
   private readonly macKeys = new Map<KeyIndex, Promise<Buffer>>();
   private readonly wrapped: Map<number, Buffer>;
   private readonly retryMs: number;
@@ -76,6 +78,7 @@ export class SdfCard implements CardPrimitives {
     this.connecting ??= (async () => {
       this.lastAttempt = Date.now();
       try {
+        await this.retiring;
         const device = await SdfDevice.open({
           library: this.cfg.library,
           sessions: this.cfg.sessions ?? 8,
@@ -138,7 +141,7 @@ export class SdfCard implements CardPrimitives {
         this.lastAttempt = Date.now();
         this.detail = `device failed: ${e.message}`;
         this.log.error('crypto card failed; will reopen', { sdr: e.sdr, code: e.code, fn: e.fn, retryMs: this.retryMs });
-        void d.close().catch(() => undefined);
+        this.retiring = d.close().catch(() => undefined);
       }
       return new EhcError('8008', `crypto card failed: ${e.message}`, { cause: e });
     }
