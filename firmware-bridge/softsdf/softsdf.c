@@ -14,6 +14,10 @@
  * functions return that code; "*" names every function. Read on every call, so a test can change it
  * while the library is loaded (e.g. "*:SDR_COMMFAIL" is a card pulled out mid-run).
  * SOFTSDF_DELAY_MS=n makes every call take n ms longer (a slow card, for the event-loop test).
+ *
+ * SM2: SDF_HashInit with a public key and ID prefixes ZA; SDF_InternalSign_ECC signs the digest with
+ * the OpenSSL SM2 signature provider. SDF_OpenDevice checks that ZA against OpenSSL's own
+ * (EVP_PKEY_CTX_set1_id + EVP_DigestSign) for every SM2 key and fails with SDR_HARDFAIL on a mismatch.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -208,6 +212,48 @@ static int load_keys(Device *dev, const char *path) {
   return rc;
 }
 
+/* ZA = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) (GB/T 32918.2 §5.5). OpenSSL keeps its own ZA
+ * internal, and SDF hands the card the digest e = SM3(ZA ‖ M), so it is computed here — and checked
+ * against OpenSSL's at every SDF_OpenDevice (za_selftest). */
+static int compute_za(const Device *dev, const unsigned char x[32], const unsigned char y[32], const unsigned char *id,
+                      unsigned int idLen, unsigned char za[32]) {
+  unsigned char entl[2] = {(unsigned char)((idLen * 8) >> 8), (unsigned char)(idLen * 8)};
+  unsigned int zlen = 0;
+  EVP_MD_CTX *z = EVP_MD_CTX_new();
+  int ok = z && EVP_DigestInit_ex(z, dev->sm3, NULL) == 1 && EVP_DigestUpdate(z, entl, 2) == 1 &&
+           EVP_DigestUpdate(z, id, idLen) == 1 && EVP_DigestUpdate(z, dev->curve_abg, 128) == 1 &&
+           EVP_DigestUpdate(z, x, 32) == 1 && EVP_DigestUpdate(z, y, 32) == 1 && EVP_DigestFinal_ex(z, za, &zlen) == 1;
+  EVP_MD_CTX_free(z);
+  return ok;
+}
+
+/* Sign with OpenSSL's own SM2 digest-sign (EVP_PKEY_CTX_set1_id, default user ID), verify that
+ * signature on our e = SM3(ZA ‖ M): both must agree, or the device refuses to open. */
+static int za_selftest(const Device *dev, const Sm2Key *k) {
+  static const unsigned char id[] = "1234567812345678";
+  static const unsigned char msg[] = "softsdf ZA self-test";
+  unsigned char sig[80], za[32], e[32];
+  size_t sigLen = sizeof sig;
+  unsigned int eLen = 0;
+  int ok = 0;
+  EVP_MD_CTX *mctx = EVP_MD_CTX_new(), *h = EVP_MD_CTX_new();
+  EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+  EVP_PKEY_CTX *vctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+  if (mctx && h && pctx && vctx && EVP_PKEY_CTX_set1_id(pctx, id, 16) > 0) {
+    EVP_MD_CTX_set_pkey_ctx(mctx, pctx);
+    ok = EVP_DigestSignInit(mctx, NULL, dev->sm3, NULL, k->pkey) == 1 &&
+         EVP_DigestSign(mctx, sig, &sigLen, msg, sizeof msg - 1) == 1 && compute_za(dev, k->pub + 1, k->pub + 33, id, 16, za) &&
+         EVP_DigestInit_ex(h, dev->sm3, NULL) == 1 && EVP_DigestUpdate(h, za, 32) == 1 &&
+         EVP_DigestUpdate(h, msg, sizeof msg - 1) == 1 && EVP_DigestFinal_ex(h, e, &eLen) == 1 &&
+         EVP_PKEY_verify_init(vctx) == 1 && EVP_PKEY_verify(vctx, sig, sigLen, e, 32) == 1;
+  }
+  EVP_MD_CTX_free(mctx); /* frees pctx too (set_pkey_ctx hands it over) */
+  if (!mctx) EVP_PKEY_CTX_free(pctx);
+  EVP_MD_CTX_free(h);
+  EVP_PKEY_CTX_free(vctx);
+  return ok;
+}
+
 #define DEV(h) ((Device *)(h))
 #define SES(h) ((Session *)(h))
 #define CHECK_SESSION(h) \
@@ -231,6 +277,12 @@ EXPORT int SDF_OpenDevice(void **phDeviceHandle) {
   if (load_keys(dev, path) != 0) {
     device_free(dev);
     return SDR_OPENDEVICE;
+  }
+  for (int i = 0; i < MAX_KEYS; i++) {
+    if (dev->sm2[i].pkey && !za_selftest(dev, &dev->sm2[i])) {
+      device_free(dev);
+      return SDR_HARDFAIL;
+    }
   }
   *phDeviceHandle = dev;
   return SDR_OK;
@@ -430,20 +482,12 @@ EXPORT int SDF_HashInit(void *hSessionHandle, unsigned int uiAlgID, void *pucPub
   if (EVP_DigestInit_ex(s->md, s->dev->sm3, NULL) != 1) return SDR_UNKNOWERR;
   s->hashing = 1;
   if (pucPublicKey && pucID && uiIDLength > 0) {
-    /* ZA = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) (GB/T 32918.2 §5.5), fed first */
     if (uiIDLength > 8191) return SDR_INARGERR;
     const ECCrefPublicKey *pk = pucPublicKey;
-    unsigned char entl[2] = {(unsigned char)((uiIDLength * 8) >> 8), (unsigned char)(uiIDLength * 8)};
     unsigned char za[32];
-    unsigned int zlen = 0;
-    EVP_MD_CTX *z = EVP_MD_CTX_new();
-    int ok = z && EVP_DigestInit_ex(z, s->dev->sm3, NULL) == 1 && EVP_DigestUpdate(z, entl, 2) == 1 &&
-             EVP_DigestUpdate(z, pucID, uiIDLength) == 1 && EVP_DigestUpdate(z, s->dev->curve_abg, 128) == 1 &&
-             EVP_DigestUpdate(z, pk->x + ECCref_MAX_LEN - 32, 32) == 1 &&
-             EVP_DigestUpdate(z, pk->y + ECCref_MAX_LEN - 32, 32) == 1 && EVP_DigestFinal_ex(z, za, &zlen) == 1 &&
-             EVP_DigestUpdate(s->md, za, 32) == 1;
-    EVP_MD_CTX_free(z);
-    if (!ok) return SDR_UNKNOWERR;
+    if (!compute_za(s->dev, pk->x + ECCref_MAX_LEN - 32, pk->y + ECCref_MAX_LEN - 32, pucID, uiIDLength, za) ||
+        EVP_DigestUpdate(s->md, za, 32) != 1)
+      return SDR_UNKNOWERR;
   }
   return SDR_OK;
 }
