@@ -338,6 +338,24 @@ if (!built.ok) {
     }
   });
 
+  test('a card that stops answering: the call times out with 8008, the card goes down and comes back', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const f = cardFixture(dir);
+      const card = await SdfCard.open({ library: SOFTSDF_PATH, sessions: 2 }, f.keys, quietLog, { retryMs: 20, timeoutMs: 100 });
+      const hung = await withEnv({ SOFTSDF_DELAY_MS: '400' }, () => failure(card.sm4Encrypt(f.keys.storage, Buffer.alloc(16))));
+      assert.is(hung.code, '8008');
+      assert.match(hung.message, /did not answer within 100 ms/);
+      await sleep(450); // the stuck call returns; its session is released
+      const h = await card.health();
+      assert.ok(h.ok, h.detail);
+      assert.is((await card.sm4Encrypt(f.keys.storage, Buffer.alloc(16))).length, 16);
+      await card.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   test('openCard picks the card from config: sdf through the bridge, soft from its key file', async () => {
     const { dir, cleanup } = tempDir();
     try {

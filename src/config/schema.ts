@@ -110,6 +110,7 @@ export const configSchema = {
             keyPassword: { type: 'string', description: 'private key access password for SM2 signing' },
             kek: keyIndex,
             retryMs: { type: 'integer', minimum: 100, maximum: 600000, description: 'minimum time between reopen attempts of a failed card (default 5000)' },
+            timeoutMs: { type: 'integer', minimum: 50, maximum: 600000, description: 'longest a card call may take, queueing included, before the card counts as failed (default 5000)' },
             wrappedKeys: {
               description: 'keys wrapped (SM4-ECB) under the KEK at card.sdf.kek, for cards without keys by internal index',
               type: 'object',

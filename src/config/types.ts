@@ -65,6 +65,7 @@ export interface ApplianceConfig {
       keyPassword?: string;
       kek?: number;
       retryMs?: number;
+      timeoutMs?: number;
       wrappedKeys?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;
     };
   };

@@ -28,8 +28,10 @@ export const SM2_USER_ID = Buffer.from('1234567812345678', 'ascii');
 const CONFIG_CODES = new Set(['SDR_KEYNOTEXIST', 'SDR_PARDENY', 'SDR_ALGNOTSUPPORT', 'SDR_ALGMODNOTSUPPORT', 'SDR_NOTSUPPORT', 'SDR_KEYTYPEERR', 'SDR_PRKRERR']);
 
 export interface SdfCardOptions {
-  /** minimum time between attempts to (re)open a failed device; default 5000 ms */
+  /** minimum time between attempts to (re)open a failed device; default card.sdf.retryMs or 5000 ms */
   retryMs?: number;
+  /** longest a card call may take, queueing included; default card.sdf.timeoutMs or 5000 ms */
+  timeoutMs?: number;
 }
 
 export class SdfCard implements CardPrimitives {
@@ -45,6 +47,7 @@ export class SdfCard implements CardPrimitives {
   private readonly macKeys = new Map<KeyIndex, Promise<Buffer>>();
   private readonly wrapped: Map<number, Buffer>;
   private readonly retryMs: number;
+  private readonly timeoutMs: number;
 
   private constructor(
     private readonly cfg: SdfConfig,
@@ -53,6 +56,7 @@ export class SdfCard implements CardPrimitives {
     options: SdfCardOptions,
   ) {
     this.retryMs = options.retryMs ?? cfg.retryMs ?? 5000;
+    this.timeoutMs = options.timeoutMs ?? cfg.timeoutMs ?? 5000;
     this.wrapped = new Map();
     for (const [role, hex] of Object.entries(cfg.wrappedKeys ?? {})) {
       if (!hex) continue;
@@ -123,12 +127,21 @@ export class SdfCard implements CardPrimitives {
 
   /**
    * Run a body on the device. With the device up, the body enters the session pool synchronously, so
-   * a call made before close() is accepted and finishes before the device closes.
+   * a call made before close() is accepted and finishes before the device closes. A card that does
+   * not answer within timeoutMs (queueing included) is treated as failed: 8008, down, reopened later.
    */
   private call<T>(body: (d: SdfDevice) => Promise<T>): Promise<T> {
-    const run = (d: SdfDevice) => body(d).catch((err: unknown) => Promise.reject(this.fail(err, d)));
+    const run = (d: SdfDevice) => this.bounded(body(d)).catch((err: unknown) => Promise.reject(this.fail(err, d)));
     if (!this.closed && this.device) return run(this.device);
     return this.dev().then(run);
+  }
+
+  private bounded<T>(p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SdfError('ETIMEDOUT', 0, 'card call', 'device', `the card did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
 
   /** Map a failure once; a device-level failure takes the device down for a later reopen. */
@@ -141,7 +154,8 @@ export class SdfCard implements CardPrimitives {
         this.lastAttempt = Date.now();
         this.detail = `device failed: ${e.message}`;
         this.log.error('crypto card failed; will reopen', { sdr: e.sdr, code: e.code, fn: e.fn, retryMs: this.retryMs });
-        this.retiring = d.close().catch(() => undefined);
+        // a hung call keeps its session: do not wait for it longer than a call may take
+        this.retiring = Promise.race([d.close().catch(() => undefined), new Promise<void>((r) => setTimeout(r, this.timeoutMs).unref())]);
       }
       return new EhcError('8008', `crypto card failed: ${e.message}`, { cause: e });
     }
