@@ -6,9 +6,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteOutbox, type OutboxLimits } from '../src/store/sqlite-outbox.ts';
 import { pkcs7Pad, pkcs7Unpad } from '../src/store/seal.ts';
-import type { OutboxEntry } from '../src/store/outbox.ts';
 import { EhcError } from '../src/errors.ts';
-import { METHOD_VERIFY } from '../src/protocol/upstream.ts';
+import { entry } from './fixtures/entries.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { memoryLogger } from '../src/ops/log.ts';
 import { nodeCard } from './fixtures/node-card.ts';
@@ -24,23 +23,6 @@ function tmp(): string {
 function open(file: string, limits = roomy, card = nodeCard()) {
   return SqliteOutbox.open({ file, card, keys, limits, log: memoryLogger() });
 }
-export function entry(n: number, kind: OutboxEntry['kind'] = 'usage'): OutboxEntry {
-  return {
-    kind,
-    method: METHOD_VERIFY,
-    biz: {
-      ehealth_code: `EHCQRCODE${String(n).padStart(8, '0')}:1:4401A0001:PATIENTSECRET`,
-      treatment_code: '010101',
-      operator_id: 'op1',
-      operator_name: '张三丰',
-      out_verify_no: `OVN${String(n).padStart(10, '0')}`,
-      out_verify_time: '20261126120000',
-    },
-    termId: '4401A0001STMA0001',
-    createdAt: new Date().toISOString(),
-  };
-}
-
 test('PKCS#7 pads to whole blocks and round-trips; bad padding is 9007', () => {
   for (const n of [0, 1, 15, 16, 17, 31]) {
     const data = Buffer.alloc(n, 7);
