@@ -253,15 +253,17 @@ export class Replay {
         continue;
       }
       this.stateV = 'sending';
-      const acks: Promise<void>[] = [];
-      for (const rec of batch) {
-        const ack = await this.deliver(rec);
-        if (!ack) break; // retryable failure: breaker is open, keep the order
-        acks.push(ack);
-        if (this.stopping) break;
-      }
+      const decided: Decision[] = [];
       try {
-        await Promise.all(acks);
+        for (const rec of batch) {
+          const d = await this.deliver(rec);
+          if (!d) break; // retryable failure: breaker is open, keep the order
+          decided.push(d);
+          // a deferred answer is committed at once, so a crash cannot lose it; usage acks share a commit
+          if (d.answer) await this.commit(decided.splice(0));
+          if (this.stopping) break;
+        }
+        await this.commit(decided.splice(0));
       } catch (err) {
         // e.g. disk full on ack: the records stay and are sent again (3002 upstream)
         const e = asEhcError(err, '8007', 'outbox ack');
@@ -277,8 +279,8 @@ export class Replay {
     this.failures++;
   }
 
-  /** Send one record; resolves with its (pending) ack, or undefined when it must be retried later. */
-  private async deliver(rec: StoredOutboxEntry): Promise<Promise<void> | undefined> {
+  /** Send one record and decide its outcome; undefined when it must be retried later. */
+  private async deliver(rec: StoredOutboxEntry): Promise<Decision | undefined> {
     const { upstream, outbox, log } = this.opts;
     this.counts.sent++;
     let identity: UpstreamIdentity | undefined;
@@ -302,38 +304,54 @@ export class Replay {
     this.failures = 0;
     const outVerifyNo = rec.biz.out_verify_no;
     const now = new Date().toISOString();
-    let outcome: DeliveryOutcome;
-    let answer: DeferredAnswer | undefined;
     if (what === 'delivered') {
-      outcome = { status: 'delivered', retCode: code };
       if (code === '3002') this.counts.duplicates++;
-      if (rec.kind === 'deferred') {
-        answer = code === '0000'
-          ? { outVerifyNo, retCode: '0000', retMsg: 'ok', identity: identity ?? {}, answeredAt: now }
-          : { outVerifyNo, retCode: '3002', retMsg: 'the home system already had this out_verify_no; its first answer was not kept', answeredAt: now };
-      }
-    } else {
-      outcome = { status: 'dead', retCode: code, reason: error!.message };
-      log.warn('replay: the home system rejected a record; kept as a dead letter', { seq: rec.seq, code, reason: error!.message });
-      if (rec.kind === 'deferred') answer = { outVerifyNo, retCode: code, retMsg: error!.message, answeredAt: now };
+      const answer: DeferredAnswer | undefined =
+        rec.kind !== 'deferred'
+          ? undefined
+          : code === '0000'
+            ? { outVerifyNo, retCode: '0000', retMsg: 'ok', identity: identity ?? {}, answeredAt: now }
+            : { outVerifyNo, retCode: '3002', retMsg: 'the home system already had this out_verify_no; its first answer was not kept', answeredAt: now };
+      return { seq: rec.seq, outcome: { status: 'delivered', retCode: code }, answer };
     }
-    return outbox.ack(rec.seq, outcome, answer).then(() => {
-      if (outcome.status === 'delivered') {
+    log.warn('replay: the home system rejected a record; kept as a dead letter', { seq: rec.seq, code, reason: error!.message });
+    return {
+      seq: rec.seq,
+      outcome: { status: 'dead', retCode: code, reason: error!.message },
+      answer: rec.kind === 'deferred' ? { outVerifyNo, retCode: code, retMsg: error!.message, answeredAt: now } : undefined,
+    };
+  }
+
+  /** Ack decided records in one group commit, then count them and publish deferred answers. */
+  private async commit(decided: Decision[]): Promise<void> {
+    if (decided.length === 0) return;
+    const { outbox, log } = this.opts;
+    await Promise.all(decided.map((d) => outbox.ack(d.seq, d.outcome, d.answer)));
+    const now = new Date().toISOString();
+    for (const d of decided) {
+      if (d.outcome.status === 'delivered') {
         this.counts.delivered++;
         this.lastDeliveredAt = now;
       } else {
         this.counts.deadLettered++;
       }
-      if (answer && this.opts.onDeferredResult) {
-        const published = answer.retCode === '0000' ? (answer.identity ?? {}) : new EhcError(asCode(answer.retCode), answer.retMsg);
+      if (d.answer && this.opts.onDeferredResult) {
+        const a = d.answer;
+        const published = a.retCode === '0000' ? (a.identity ?? {}) : new EhcError(asCode(a.retCode), a.retMsg);
         try {
-          this.opts.onDeferredResult(outVerifyNo, published);
+          this.opts.onDeferredResult(a.outVerifyNo, published);
         } catch (err) {
           log.error('onDeferredResult listener threw', { error: err });
         }
       }
-    });
+    }
   }
+}
+
+interface Decision {
+  seq: number;
+  outcome: DeliveryOutcome;
+  answer?: DeferredAnswer;
 }
 
 function asCode(code: string): EhcError['code'] {

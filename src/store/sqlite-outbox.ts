@@ -258,6 +258,11 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     return this.sealer;
   }
 
+  /** Checks the card's keys against this outbox now (openOutbox does, to fail at start, not later). */
+  ready(): Promise<void> {
+    return this.checkKeys();
+  }
+
   private keyChecked?: Promise<void>;
   /**
    * The first use checks that the card's keys are the ones this outbox was written with (a sealed
