@@ -533,6 +533,13 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     }));
   }
 
+  /** Dead letters per return code, with the oldest death time. */
+  deadSummary(): { byCode: Record<string, number>; oldestDiedAt: string | null } {
+    const rows = this.db.prepare('SELECT ret_code AS code, count(*) AS n FROM dead GROUP BY ret_code ORDER BY ret_code').all() as { code: string; n: number }[];
+    const oldest = this.db.prepare('SELECT min(died_at) FROM dead').pluck().get() as number | null;
+    return { byCode: Object.fromEntries(rows.map((r) => [r.code, r.n])), oldestDiedAt: oldest === null ? null : new Date(oldest).toISOString() };
+  }
+
   /** The decrypted payload of one dead letter (needs the card). */
   async deadPayload(seq: number): Promise<Pick<StoredOutboxEntry, 'biz' | 'termId' | 'scannerId'> | null> {
     const r = this.stmt.deadRow!.get(seq) as DeadRow | undefined;
