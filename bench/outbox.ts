@@ -142,7 +142,7 @@ async function replayRate(outbox: SqliteOutbox, ms: number): Promise<{ perSec: n
 }
 
 function rssOfFreshProcess(db: string): { rssMb: number; depth: number } {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(here, 'outbox-rss-child.ts'), db], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(here, 'fixtures', 'outbox-rss-child.ts'), db], { encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
