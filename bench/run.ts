@@ -1,22 +1,39 @@
 /**
- * npm run bench: runs every bench/<name>.ts that exports `run()` (or those named on the command line)
- * one after the other and prints their figures as one JSON document.
+ * `npm run bench`: every benchmark in bench/ that exports `run()`, one after another (never in
+ * parallel: they share 2 cores), figures printed and written to bench/results.json for the README.
+ * `npm run bench -- verify crypto` runs only those.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const wanted = process.argv.slice(2);
+const only = process.argv.slice(2);
 const names = readdirSync(here)
-  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.includes('-child'))
-  .map((f) => f.slice(0, -3))
-  .filter((n) => wanted.length === 0 || wanted.includes(n));
-const results: Record<string, unknown> = {};
+  .filter((f) => f.endsWith('.ts') && !['run.ts', 'lib.ts'].includes(f))
+  .map((f) => f.replace(/\.ts$/, ''))
+  .filter((n) => only.length === 0 || only.includes(n))
+  .sort();
+const resultsFile = path.join(here, 'results.json');
+const results: Record<string, unknown> = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : {};
+const machine = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gib: Math.round(os.totalmem() / 2 ** 30), load_before: os.loadavg().map((l) => +l.toFixed(2)) };
+console.log(`bench: ${names.join(', ')} on ${machine.cpus} × ${machine.cpu}, node ${machine.node}, load ${machine.load_before.join(' ')}`);
+let failed = 0;
 for (const name of names) {
-  const mod = (await import(pathToFileURL(path.join(here, `${name}.ts`)).href)) as { run?: () => Promise<Record<string, unknown>> };
+  const mod = (await import(path.join(here, `${name}.ts`))) as { run?: () => Promise<Record<string, unknown>> };
   if (typeof mod.run !== 'function') continue;
-  process.stderr.write(`== bench ${name}\n`);
-  results[name] = await mod.run();
+  console.log(`\n== ${name}`);
+  const started = performance.now();
+  try {
+    const r = await mod.run();
+    results[name] = { machine, seconds: +((performance.now() - started) / 1000).toFixed(1), ...r };
+    console.log(JSON.stringify(r, null, 2));
+  } catch (err) {
+    failed++;
+    console.error(`${name} failed: ${(err as Error).stack ?? err}`);
+  }
 }
-console.log(JSON.stringify(results, null, 2));
+writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
+console.log(`\nbench: results written to ${path.relative(process.cwd(), resultsFile)}`);
+process.exit(failed ? 1 : 0);
