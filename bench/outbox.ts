@@ -21,7 +21,7 @@ import { Replay } from '../src/store/replay.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { createLogger } from '../src/ops/log.ts';
 import type { OutboxEntry } from '../src/store/outbox.ts';
-import { nodeCard } from '../test/fixtures/node-card.ts';
+import { testCard } from '../test/fixtures/test-card.ts';
 import { entry } from '../test/fixtures/entries.ts';
 import { FakeUpstreamClient, startFakeUpstream } from '../test/fixtures/fake-upstream.ts';
 import { runCrashHarness } from '../test/fixtures/crash-harness.ts';
@@ -141,8 +141,8 @@ async function replayRate(outbox: SqliteOutbox, ms: number): Promise<{ perSec: n
   return { perSec: delivered / secs, delivered };
 }
 
-function rssOfFreshProcess(db: string): { rssMb: number; depth: number } {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(here, 'fixtures', 'outbox-rss-child.ts'), db], { encoding: 'utf8' });
+function rssOfFreshProcess(db: string, keyFile: string): { rssMb: number; depth: number } {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(here, 'fixtures', 'outbox-rss-child.ts'), db, keyFile], { encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
@@ -153,6 +153,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(path.join(base, 'ehc-outbox-bench-'));
   const phaseMs = quick ? 1000 : 3000;
   const backlogs = quick ? [10_000, 50_000] : [100_000, 1_000_000];
+  const keyFile = path.join(dir, 'card.keys.json');
   const kills = Number(process.env.BENCH_KILLS ?? (quick ? 5 : 100));
   const result: Record<string, unknown> = { dir, disk: execFileSync('df', ['--output=source,fstype', dir], { encoding: 'utf8' }).split('\n')[1]?.trim() };
   try {
@@ -163,7 +164,7 @@ export async function run(): Promise<Record<string, unknown>> {
     let rss: { rssMb: number; depth: number } | undefined;
     for (const backlog of backlogs) {
       const file = path.join(dir, `outbox-${backlog}.sqlite`);
-      const ob = SqliteOutbox.open({ file, card: nodeCard(), keys, limits, log: quiet });
+      const ob = SqliteOutbox.open({ file, card: await testCard(keyFile), keys, limits, log: quiet });
       await fill(ob, backlog, `B${backlog}-`);
       // the disk's rate wanders (shared virtual disk): measure raw fsync right before and after, same folder
       const rawA = rawFsyncPerSec(dir, 2000);
@@ -189,7 +190,7 @@ export async function run(): Promise<Record<string, unknown>> {
       }
       await ob.close();
       if (backlog === backlogs[backlogs.length - 1]) {
-        rss = rssOfFreshProcess(file);
+        rss = rssOfFreshProcess(file, keyFile);
         say(`RSS of a fresh process with a ${rss.depth} backlog: ${rss.rssMb} MB`);
       }
       rmSync(file, { force: true });
@@ -199,7 +200,7 @@ export async function run(): Promise<Record<string, unknown>> {
 
     // alternatives, same disk, same run
     const noGroupFile = path.join(dir, 'nogroup.sqlite');
-    const noGroup = SqliteOutbox.open({ file: noGroupFile, card: nodeCard(), keys, limits, log: quiet, maxBatch: 1 });
+    const noGroup = SqliteOutbox.open({ file: noGroupFile, card: await testCard(keyFile), keys, limits, log: quiet, maxBatch: 1 });
     const ng1 = await producersRate((e) => noGroup.append(e), 1, phaseMs, 'NG1-');
     const ng64 = await producersRate((e) => noGroup.append(e), 64, phaseMs, 'NG64-');
     await noGroup.close();

@@ -8,7 +8,7 @@ import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 import { EhcError } from '../src/errors.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { memoryLogger } from '../src/ops/log.ts';
-import { nodeCard } from './fixtures/node-card.ts';
+import { testCard } from './fixtures/test-card.ts';
 import { entry } from './fixtures/entries.ts';
 
 const keys = { storage: DEFAULT_KEY_INDEXES.storage, mac: DEFAULT_KEY_INDEXES.mac };
@@ -30,7 +30,8 @@ test('disk full: appends fail with a clear 8007, nothing acknowledged is lost, t
   }
   const file = path.join(mnt, 'outbox.sqlite');
   const log = memoryLogger();
-  const ob = SqliteOutbox.open({ file, card: nodeCard(), keys, limits, log });
+  const keyFile = path.join(mkdtempSync(path.join(tmpdir(), 'ehc-full-keys-')), 'card.keys.json');
+  const ob = SqliteOutbox.open({ file, card: await testCard(keyFile), keys, limits, log });
   const acked = new Set<string>();
   let failure: unknown;
   for (let round = 0; round < 500 && !failure; round++) {
@@ -60,7 +61,7 @@ test('disk full: appends fail with a clear 8007, nothing acknowledged is lost, t
   assert.match((single as EhcError).message, /disk full/);
   await ob.close();
 
-  const reopened = SqliteOutbox.open({ file, card: nodeCard(), keys, limits, log });
+  const reopened = SqliteOutbox.open({ file, card: await testCard(keyFile), keys, limits, log });
   assert.is(reopened.integrityCheck(), 'ok');
   const stored = await reopened.peek(1_000_000);
   assert.is(stored.length, acked.size, 'exactly the acknowledged records are stored');
@@ -69,6 +70,7 @@ test('disk full: appends fail with a clear 8007, nothing acknowledged is lost, t
   assert.is(reopened.stats().dead, 0);
   console.log(`  disk full after ${acked.size} records: ${(failure as EhcError).message}`);
   await reopened.close();
+  rmSync(path.dirname(keyFile), { recursive: true, force: true });
 });
 
 test.after(() => {

@@ -10,7 +10,7 @@ import { EhcError } from '../src/errors.ts';
 import { entry } from './fixtures/entries.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { memoryLogger } from '../src/ops/log.ts';
-import { nodeCard } from './fixtures/node-card.ts';
+import { testCard } from './fixtures/test-card.ts';
 
 const keys = { storage: DEFAULT_KEY_INDEXES.storage, mac: DEFAULT_KEY_INDEXES.mac };
 const roomy: OutboxLimits = { maxRecords: 1_000_000, maxBytes: 1 << 30, maxAgeHours: 720 };
@@ -20,8 +20,10 @@ function tmp(): string {
   dirs.push(d);
   return d;
 }
-function open(file: string, limits = roomy, card = nodeCard()) {
-  return SqliteOutbox.open({ file, card, keys, limits, log: memoryLogger() });
+const keyDir = tmp();
+const KEYS = path.join(keyDir, 'card.keys.json');
+async function open(file: string, limits = roomy, keyFile = KEYS) {
+  return SqliteOutbox.open({ file, card: await testCard(keyFile), keys, limits, log: memoryLogger() });
 }
 test('PKCS#7 pads to whole blocks and round-trips; bad padding is 9007', () => {
   for (const n of [0, 1, 15, 16, 17, 31]) {
@@ -37,7 +39,7 @@ test('PKCS#7 pads to whole blocks and round-trips; bad padding is 9007', () => {
 
 test('append returns increasing seqs; peek gives them back in order with the same payload; ack removes', async () => {
   const file = path.join(tmp(), 'o.sqlite');
-  const ob = open(file);
+  const ob = await open(file);
   const seqs: number[] = [];
   for (let i = 0; i < 5; i++) seqs.push(await ob.append(entry(i)));
   assert.equal(seqs, [...seqs].sort((a, b) => a - b));
@@ -54,13 +56,13 @@ test('append returns increasing seqs; peek gives them back in order with the sam
   assert.equal(ob.deadLetters().map((d) => [d.outVerifyNo, d.retCode, d.reason]), [[entry(1).biz.out_verify_no, '2002', '二维码非法']]);
   await ob.close();
   // survives a reopen
-  const again = open(file);
+  const again = await open(file);
   assert.equal((await again.peek(10)).map((e) => e.biz.out_verify_no), [2, 3, 4].map((i) => entry(i).biz.out_verify_no));
   await again.close();
 });
 
 test('concurrent appends share one transaction (group commit) and keep call order', async () => {
-  const ob = open(path.join(tmp(), 'o.sqlite'));
+  const ob = await open(path.join(tmp(), 'o.sqlite'));
   const seqs = await Promise.all(Array.from({ length: 64 }, (_, i) => ob.append(entry(i))));
   assert.equal(seqs, [...seqs].sort((a, b) => a - b), 'seq follows call order');
   assert.ok(ob.counters.commits <= 2, `64 appends took ${ob.counters.commits} commits`);
@@ -70,7 +72,7 @@ test('concurrent appends share one transaction (group commit) and keep call orde
 
 test('personal data is not in the file in clear, and a tampered record becomes a dead letter (9003)', async () => {
   const file = path.join(tmp(), 'o.sqlite');
-  const ob = open(file);
+  const ob = await open(file);
   await ob.append(entry(1));
   await ob.append(entry(2));
   await ob.close();
@@ -82,7 +84,7 @@ test('personal data is not in the file in clear, and a tampered record becomes a
   const db = new Database(file);
   db.prepare("UPDATE outbox SET body = randomblob(length(body)) WHERE out_verify_no = 'OVN0000000001'").run();
   db.close();
-  const again = open(file);
+  const again = await open(file);
   const got = await again.peek(10);
   assert.equal(got.map((e) => e.biz.out_verify_no), ['OVN0000000002']);
   const dead = again.deadLetters();
@@ -94,10 +96,10 @@ test('personal data is not in the file in clear, and a tampered record becomes a
 
 test('a card with other keys is refused with 8008 and the records stay untouched', async () => {
   const file = path.join(tmp(), 'o.sqlite');
-  const ob = open(file);
+  const ob = await open(file);
   await ob.append(entry(1));
   await ob.close();
-  const other = open(file, roomy, nodeCard('another card'));
+  const other = await open(file, roomy, path.join(keyDir, 'another.keys.json'));
   const err = await other.peek(10).catch((e) => e);
   assert.is(err.code, '8008');
   assert.match(err.message, /keys are not the ones/);
@@ -107,7 +109,7 @@ test('a card with other keys is refused with 8008 and the records stay untouched
 });
 
 test('full by count, bytes or age: new records refused with 3003, nothing dropped, full in stats', async () => {
-  const ob = open(path.join(tmp(), 'o.sqlite'), { ...roomy, maxRecords: 3 });
+  const ob = await open(path.join(tmp(), 'o.sqlite'), { ...roomy, maxRecords: 3 });
   const results = await Promise.allSettled([1, 2, 3, 4, 5].map((i) => ob.append(entry(i))));
   assert.equal(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
   const err = (results[3] as PromiseRejectedResult).reason;
@@ -125,7 +127,7 @@ test('full by count, bytes or age: new records refused with 3003, nothing droppe
   await ob.append(entry(6));
   await ob.close();
 
-  const small = open(path.join(tmp(), 'o.sqlite'), { ...roomy, maxBytes: 4096 });
+  const small = await open(path.join(tmp(), 'o.sqlite'), { ...roomy, maxBytes: 4096 });
   let stored = 0;
   let refusal: unknown;
   for (let i = 0; i < 100 && !refusal; i++) {
@@ -143,7 +145,7 @@ test('full by count, bytes or age: new records refused with 3003, nothing droppe
   assert.is(small.stats().depth, stored);
   await small.close();
 
-  const aged = open(path.join(tmp(), 'o.sqlite'), { ...roomy, maxAgeHours: 1 });
+  const aged = await open(path.join(tmp(), 'o.sqlite'), { ...roomy, maxAgeHours: 1 });
   await aged.append({ ...entry(1), createdAt: new Date(Date.now() - 2 * 3600_000).toISOString() });
   const ageErr = await aged.append(entry(2)).catch((e) => e);
   assert.is(ageErr.code, '3003');
@@ -153,7 +155,7 @@ test('full by count, bytes or age: new records refused with 3003, nothing droppe
 });
 
 test('deferred answers are stored with the ack and found by out_verify_no; pending before', async () => {
-  const ob = open(path.join(tmp(), 'o.sqlite'));
+  const ob = await open(path.join(tmp(), 'o.sqlite'));
   const e = entry(7, 'deferred');
   const seq = await ob.append(e);
   const pending = await ob.lookup(e.biz.out_verify_no);
@@ -174,7 +176,7 @@ test('deferred answers are stored with the ack and found by out_verify_no; pendi
 });
 
 test('dead letters can be retried: back at the tail with the same payload', async () => {
-  const ob = open(path.join(tmp(), 'o.sqlite'));
+  const ob = await open(path.join(tmp(), 'o.sqlite'));
   await ob.append(entry(1));
   await ob.append(entry(2));
   const [first] = await ob.peek(1);
@@ -190,13 +192,13 @@ test('dead letters can be retried: back at the tail with the same payload', asyn
 
 test('appends after close are refused, and close commits what was queued', async () => {
   const file = path.join(tmp(), 'o.sqlite');
-  const ob = open(file);
+  const ob = await open(file);
   const p = ob.append(entry(1));
   await ob.close();
   assert.ok((await p) > 0);
   const err = await ob.append(entry(2)).catch((e) => e);
   assert.is(err.code, '8007');
-  const again = open(file);
+  const again = await open(file);
   assert.is(again.stats().depth, 1);
   await again.close();
 });

@@ -9,7 +9,7 @@ import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { memoryLogger } from '../src/ops/log.ts';
 import { exportDead, inspect, retryDead } from '../tools/queue.ts';
-import { nodeCard } from './fixtures/node-card.ts';
+import { testCard } from './fixtures/test-card.ts';
 import { entry } from './fixtures/entries.ts';
 
 const keys = { storage: DEFAULT_KEY_INDEXES.storage, mac: DEFAULT_KEY_INDEXES.mac };
@@ -17,7 +17,7 @@ const limits = { maxRecords: 100_000, maxBytes: 1 << 28, maxAgeHours: 24 };
 const dir = mkdtempSync(path.join(tmpdir(), 'ehc-queue-'));
 
 async function withDead(file: string) {
-  const ob = SqliteOutbox.open({ file, card: nodeCard(), keys, limits, log: memoryLogger() });
+  const ob = SqliteOutbox.open({ file, card: await testCard(path.join(dir, 'card.keys.json')), keys, limits, log: memoryLogger() });
   for (let i = 0; i < 6; i++) await ob.append(entry(i));
   const recs = await ob.peek(6);
   await Promise.all(recs.slice(0, 4).map((r, i) => ob.ack(r.seq, { status: 'dead', retCode: i % 2 ? '2001' : '2002', reason: `rejected ${i}` })));
@@ -79,7 +79,7 @@ test('retry moves dead letters back to the tail; the CLI shows status and retrie
   assert.is(status.depth, 3);
   assert.is(status.dead, 3);
   assert.equal(JSON.parse(cli('retry', '--all')), { moved: 3 });
-  const reopened = SqliteOutbox.open({ file, card: nodeCard(), keys, limits });
+  const reopened = SqliteOutbox.open({ file, card: await testCard(path.join(dir, 'card.keys.json')), keys, limits });
   assert.is(inspect(reopened).depth, 6);
   assert.is(inspect(reopened).dead, 0);
   const order = (await reopened.peek(10)).map((e) => e.biz.out_verify_no);

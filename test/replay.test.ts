@@ -9,17 +9,17 @@ import { EhcError } from '../src/errors.ts';
 import type { UpstreamIdentity } from '../src/protocol/upstream.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { memoryLogger } from '../src/ops/log.ts';
-import { nodeCard } from './fixtures/node-card.ts';
+import { testCard } from './fixtures/test-card.ts';
 import { entry } from './fixtures/entries.ts';
 import { FakeUpstreamClient, startFakeUpstream, type FakeUpstream } from './fixtures/fake-upstream.ts';
 
 const keys = { storage: DEFAULT_KEY_INDEXES.storage, mac: DEFAULT_KEY_INDEXES.mac };
 const dirs: string[] = [];
 const fakes: FakeUpstream[] = [];
-function outbox() {
+async function outbox() {
   const d = mkdtempSync(path.join(tmpdir(), 'ehc-replay-'));
   dirs.push(d);
-  return SqliteOutbox.open({ file: path.join(d, 'o.sqlite'), card: nodeCard(), keys, limits: { maxRecords: 10_000, maxBytes: 1 << 28, maxAgeHours: 24 }, log: memoryLogger() });
+  return SqliteOutbox.open({ file: path.join(d, 'o.sqlite'), card: await testCard(path.join(d, 'card.keys.json')), keys, limits: { maxRecords: 10_000, maxBytes: 1 << 28, maxAgeHours: 24 }, log: memoryLogger() });
 }
 async function fake() {
   const f = await startFakeUpstream();
@@ -45,7 +45,7 @@ test('classify: 0000/3002 delivered, business rejections dead, network and busy 
 test('upstream down: records wait, the breaker probes with backoff, then all are delivered in order, unchanged', async () => {
   const up = await fake();
   await up.down();
-  const ob = outbox();
+  const ob = await outbox();
   for (let i = 0; i < 30; i++) await ob.append(entry(i));
   const log = memoryLogger();
   const replay = new Replay({ outbox: ob, upstream: new FakeUpstreamClient(up.url), log, batch: 8, backoff: { baseMs: 10, maxMs: 50 } }).start();
@@ -75,7 +75,7 @@ test('upstream down: records wait, the breaker probes with backoff, then all are
 
 test('3002 counts as delivered; a business rejection becomes a dead letter with its reason; deferred answers are published and kept', async () => {
   const up = await fake();
-  const ob = outbox();
+  const ob = await outbox();
   // the home system already has #1 (an earlier send whose ack was lost in a crash)
   up.received.set(entry(1).biz.out_verify_no, JSON.stringify({ method: 'ehc.ehealthcode.verify', biz: entry(1).biz, termId: entry(1).termId }));
   up.rejects.set(entry(2).biz.out_verify_no, '2002');
@@ -115,7 +115,7 @@ test('3002 counts as delivered; a business rejection becomes a dead letter with 
 
 test('stop() waits for the record in flight and commits its ack; new appends wake an idle replay', async () => {
   const up = await fake();
-  const ob = outbox();
+  const ob = await outbox();
   const replay = new Replay({ outbox: ob, upstream: new FakeUpstreamClient(up.url), log: memoryLogger(), idlePollMs: 60_000 }).start();
   await until(() => replay.status().state === 'idle', 'idle');
   up.delayMs = 200;

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { configPathFrom, loadConfig } from '../src/config/load.ts';
 import type { CardPrimitives } from '../src/crypto/card.ts';
+import { openCard } from '../src/crypto/open-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { EhcError } from '../src/errors.ts';
 import { maskDeep } from '../src/code/mask.ts';
@@ -97,14 +98,10 @@ export async function exportDead(
 }
 
 async function openCardFor(config: ReturnType<typeof loadConfig>): Promise<CardPrimitives> {
-  // the SoftCard is the lead's (src/crypto/soft-card.ts); loaded by path so this tool builds without it
-  const modulePath = new URL('../src/crypto/soft-card.ts', import.meta.url).href;
   try {
-    if (config.card.driver !== 'soft') throw new Error(`card.driver ${config.card.driver} is not supported by this tool yet`);
-    const mod = (await import(modulePath)) as { SoftCard: { open(keyFile: string, keys: unknown): Promise<CardPrimitives> } };
-    return await mod.SoftCard.open(config.card.keyFile, config.card.keys);
+    return await openCard(config.card, createLogger({ level: 'warn', sink: (l) => process.stderr.write(l + '\n') }));
   } catch (err) {
-    throw new EhcError('8008', `export --payload needs the crypto card: ${(err as Error).message}`);
+    throw new EhcError('8008', `export --payload needs the crypto card: ${(err as Error).message}`, { cause: err });
   }
 }
 
