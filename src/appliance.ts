@@ -12,12 +12,15 @@ import { openCard } from './crypto/open-card.ts';
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import type { Logger } from './ops/log.ts';
-import { createRegistry, verifyMetrics } from './ops/metrics.ts';
+import { createRegistry, snapshotGauges, verifyMetrics } from './ops/metrics.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
 import type { Verifier } from './verify/types.ts';
 import { startEmbeddedSimulator, type EmbeddedSimulator } from './simulator-embed.ts';
+import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store/index.ts';
+import { deferredRoute } from './his/deferred-route.ts';
+import type { DeferredResultListener } from './store/replay.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
@@ -29,6 +32,10 @@ export interface Appliance {
   verifier: Verifier;
   registry: Registry;
   simulator?: EmbeddedSimulator;
+  outbox: SqliteOutbox;
+  replay: Replay;
+  /** answers to deferred verifications as they arrive */
+  deferredListeners: DeferredResultListener[];
   status(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
@@ -61,10 +68,25 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
     stops.push(() => upstream.close());
 
+    const outbox = await openOutbox(config, card, log);
+    stops.push(() => outbox.close());
+    const deferredListeners: DeferredResultListener[] = [];
+    const replay = startReplay({
+      outbox,
+      upstream,
+      log,
+      batch: config.outbox.replayBatch,
+      callTimeoutMs: config.upstream.timeoutMs,
+      onDeferredResult: (ovn, answer) => deferredListeners.forEach((l) => l(ovn, answer)),
+    });
+    stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
+    snapshotGauges(registry, () => replay.metrics(), 'outbox and replay');
+
     const observers: VerifyObserver[] = [verifyMetrics(registry)];
     const verifier = new RoutingVerifier({
       card,
       upstream,
+      outbox,
       settings: { ...config.verify, localEhcins: config.site.localEhcins, termId: config.site.termId },
       observers,
     });
@@ -76,9 +98,10 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       policy: config.verify.policy,
       card: await card.health(),
       upstream: await upstream.health(),
+      outbox: replay.status(),
       simulator: simulator ? { url: simulator.url } : undefined,
     });
-    const extensions: HisExtension[] = [];
+    const extensions: HisExtension[] = [deferredRoute((ovn) => outbox.lookup(ovn))];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
@@ -96,7 +119,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     stops.push(() => his.close());
     log.info('HIS port listening', { url: his.url });
 
-    return { config, url: his.url, card, upstream, verifier, registry, simulator, status, stop };
+    return { config, url: his.url, card, upstream, verifier, registry, simulator, outbox, replay, deferredListeners, status, stop };
   } catch (err) {
     await stop();
     throw err;
