@@ -95,11 +95,15 @@ else
   cp -a "$nm" "$cache"
 fi
 
-if [ -f "$app/firmware-bridge/binding.gyp" ] && ! ls "$app"/firmware-bridge/build/Release/*.node >/dev/null 2>&1; then
-  say "building firmware-bridge addon"
-  gyp="$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
-  [ -f "$gyp" ] || gyp="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
-  (cd "$app/firmware-bridge" && node "$gyp" rebuild --release)
+if [ -f "$app/firmware-bridge/binding.gyp" ]; then
+  say "building the firmware-bridge addon (firmware-bridge/build.ts: node-gyp with the local node headers)"
+  (cd "$app" && node --import tsx --input-type=module -e "
+    const m = await import('./firmware-bridge/build.ts');
+    const r = m.buildAddon(true);
+    if (!r.ok) { console.error(r.why); process.exit(1); }
+    console.log('   ' + m.ADDON_PATH);")
+  # the software SDF library and the C sources are for tests and building only
+  rm -rf "$app/firmware-bridge/softsdf" "$app/firmware-bridge/src" "$app/firmware-bridge/binding.gyp" "$app/firmware-bridge/build.ts"
 fi
 
 # build intermediates of the app's own addons

@@ -116,10 +116,11 @@ test('statusLine strips control characters and bounds the length', () => {
 
 test('statusSummary turns the appliance status into card/upstream/outbox words', () => {
   assert.is(
-    statusSummary({ card: { ok: true, driver: 'soft', detail: 'ready' }, upstream: { reachable: true, latencyMs: 12.4, url: 'x' }, outbox: { pending: 3 } }),
-    'card soft ok; upstream up 12 ms; outbox 3 pending',
+    statusSummary({ card: { ok: true, driver: 'soft', detail: 'ready' }, upstream: { reachable: true, latencyMs: 12.4, url: 'x' }, outbox: { depth: 3, state: 'backoff', dead: 1, full: false, oldestAgeSeconds: 42.2 } }),
+    'card soft ok; upstream up 12 ms; outbox 3 queued (backoff), 1 dead, oldest 42 s',
   );
   assert.is(statusSummary({ card: { ok: false, driver: 'sdf', detail: 'device removed' }, upstream: { reachable: false, lastError: 'ECONNREFUSED' } }), 'card sdf FAIL device removed; upstream down (ECONNREFUSED)');
+  assert.is(statusSummary({ outbox: { depth: 0, state: 'idle', dead: 0, full: false } }), 'outbox 0 queued (idle)');
   assert.is(statusSummary({}), 'running');
 });
 

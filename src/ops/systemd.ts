@@ -242,7 +242,7 @@ function createWatchdog(log: Logger, periodMs: number | null, maxLagOption: numb
 
 /**
  * The one-line STATUS= text from the appliance's status object: card, upstream and outbox state,
- * e.g. `card soft ready; upstream up 12 ms; outbox 3 pending`. Unknown shapes are left out.
+ * e.g. `card soft ok; upstream up 12 ms; outbox 3 queued (backoff)`. Unknown shapes are left out.
  */
 export function statusSummary(status: Record<string, unknown>): string {
   const parts: string[] = [];
@@ -253,7 +253,14 @@ export function statusSummary(status: Record<string, unknown>): string {
     const state = up.phase ?? (up.reachable ? 'up' : 'down');
     parts.push(`upstream ${state}${up.latencyMs !== undefined && state === 'up' ? ` ${Math.round(up.latencyMs)} ms` : ''}${state === 'down' && up.lastError ? ` (${up.lastError})` : ''}`);
   }
-  const outbox = status.outbox as { pending?: number; records?: number; oldestAgeSeconds?: number } | undefined;
-  if (outbox && typeof outbox === 'object') parts.push(`outbox ${outbox.pending ?? outbox.records ?? '?'} pending`);
+  const outbox = status.outbox as { depth?: number; dead?: number; full?: boolean; state?: string; oldestAgeSeconds?: number } | undefined;
+  if (outbox && typeof outbox === 'object') {
+    let text = `outbox ${outbox.depth ?? '?'} queued`;
+    if (outbox.state) text += ` (${outbox.state})`;
+    if (outbox.dead) text += `, ${outbox.dead} dead`;
+    if (outbox.full) text += ', FULL';
+    if (outbox.oldestAgeSeconds && outbox.depth) text += `, oldest ${Math.round(outbox.oldestAgeSeconds)} s`;
+    parts.push(text);
+  }
   return parts.join('; ') || 'running';
 }
