@@ -1,0 +1,140 @@
+/**
+ * HIS port routes for scanners:
+ *   GET  /v1/scans          Server-Sent Events: `scan`, `result`, `error`, `scanner` events, each with
+ *                           its sequence number as `id`; `?station=` / `?scanner=` filter; a
+ *                           reconnect with `Last-Event-ID` (or `?lastEventId=`) replays what was
+ *                           missed from the ring, and a `gap` event says when more was missed than the
+ *                           ring holds. Results carry the same fields as the /v1/verify answer (the
+ *                           stream is authenticated like /v1/verify).
+ *   GET  /v1/scanners       scanners, their ids, state and reading-terminal numbers
+ *   POST /v1/scans/inject   {text, scanner?, station?}: a scan from a virtual scanner (demos)
+ * Auth: the app's Bearer middleware, passed in as `auth`, is applied to these paths.
+ */
+import type { Hono, MiddlewareHandler } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import AjvModule from 'ajv';
+import { matches, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
+
+const Ajv = AjvModule as unknown as typeof AjvModule.default;
+
+export interface InjectRequest {
+  text: string;
+  scanner?: string;
+  station?: string;
+}
+
+export interface ScanRouteDeps {
+  hub: ScanHub;
+  /** Bearer auth middleware of the HIS app; applied to every route here when given */
+  auth?: MiddlewareHandler;
+  scanners?: () => unknown[];
+  inject?: (req: InjectRequest) => Promise<{ status: string; scanEventId?: number; resultEventId?: number }>;
+  /** keep-alive comment interval (default 15 s) */
+  keepAliveMs?: number;
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validateInject = ajv.compile({
+  type: 'object',
+  additionalProperties: false,
+  required: ['text'],
+  properties: {
+    text: { type: 'string', minLength: 1, maxLength: 4096 },
+    scanner: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
+    station: { type: 'string', minLength: 1, maxLength: 64 },
+  },
+});
+
+function toSSE(ev: StreamEvent) {
+  return { id: String(ev.id), event: ev.type, data: JSON.stringify({ id: ev.id, ...ev.data }) };
+}
+
+export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
+  const { hub } = deps;
+  if (deps.auth) {
+    app.use('/v1/scans', deps.auth);
+    app.use('/v1/scans/*', deps.auth);
+    app.use('/v1/scanners', deps.auth);
+  }
+
+  app.get('/v1/scans', (c) => {
+    const filter: StreamFilter = {};
+    const station = c.req.query('station');
+    const scanner = c.req.query('scanner');
+    if (station) filter.station = station;
+    if (scanner) filter.scanner = scanner;
+    const lastRaw = c.req.header('Last-Event-ID') ?? c.req.query('lastEventId');
+    const lastId = lastRaw !== undefined && /^\d{1,15}$/.test(lastRaw) ? Number(lastRaw) : undefined;
+    c.header('Cache-Control', 'no-store');
+    c.header('X-Accel-Buffering', 'no');
+    return streamSSE(c, async (stream) => {
+      const queue: StreamEvent[] = [];
+      let wake: (() => void) | undefined;
+      // subscribe first, then read the ring: nothing published in between can be missed
+      const unsubscribe = hub.subscribe((ev) => {
+        if (!matches(ev, filter)) return;
+        queue.push(ev);
+        wake?.();
+      });
+      let done = false;
+      const stop = () => {
+        done = true;
+        unsubscribe();
+        wake?.();
+      };
+      stream.onAbort(stop);
+      const keepAlive = setInterval(() => {
+        queue.push({ id: -1, type: 'scan', scannerId: '', data: {} }); // marker: a comment line
+        wake?.();
+      }, deps.keepAliveMs ?? 15000);
+      try {
+        let sentUpTo = 0;
+        if (lastId !== undefined) {
+          const { events, gap } = hub.since(lastId, filter);
+          if (gap) await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: lastId, oldest: hub.lastId - hub.capacity + 1 }) });
+          for (const ev of events) {
+            await stream.writeSSE(toSSE(ev));
+            sentUpTo = ev.id;
+          }
+        } else {
+          await stream.write(': connected\n\n');
+        }
+        while (!done) {
+          if (queue.length === 0) {
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = undefined;
+            continue;
+          }
+          const ev = queue.shift()!;
+          if (ev.id === -1) {
+            await stream.write(': keep-alive\n\n');
+            continue;
+          }
+          if (ev.id <= sentUpTo) continue; // already replayed
+          await stream.writeSSE(toSSE(ev));
+        }
+      } finally {
+        clearInterval(keepAlive);
+        stop();
+      }
+    });
+  });
+
+  app.get('/v1/scanners', (c) => c.json({ scanners: deps.scanners?.() ?? [] }));
+
+  app.post('/v1/scans/inject', async (c) => {
+    if (!deps.inject) return c.json({ ret_code: '9005', ret_msg: 'scan injection is not available' }, 501);
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ ret_code: '9001', ret_msg: 'body must be JSON' }, 400);
+    }
+    if (!validateInject(body)) {
+      const e = validateInject.errors?.[0];
+      return c.json({ ret_code: '9001', ret_msg: `bad request: ${e?.instancePath || '(body)'} ${e?.message ?? 'invalid'}` }, 400);
+    }
+    const out = await deps.inject(body as InjectRequest);
+    return c.json({ ret_code: '0000', ...out });
+  });
+}
