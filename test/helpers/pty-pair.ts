@@ -44,7 +44,7 @@ export class PtyPair {
   /** What the scanner sends (raw bytes, suffix included). */
   write(data: string | Buffer): void {
     if (this.#fd === undefined) throw new Error('not plugged');
-    writeSync(this.#fd, data);
+    writeSync(this.#fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
   }
 
   /** Unplug: kill socat (SIGTERM; it removes its links) and wait until it is gone. */
