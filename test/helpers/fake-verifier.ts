@@ -3,7 +3,7 @@ import { EhcError } from '../../src/errors.ts';
 import type { Verifier, VerifyRequest, VerifyResult } from '../../src/verify/types.ts';
 
 export function healthCode(n: number, tag: 0 | 1 = 0): string {
-  const ehcid = n.toString(16).toUpperCase().padStart(64, 'A');
+  const ehcid = n.toString(16).toUpperCase().padStart(64, '0');
   return `${ehcid}:${tag}:${tag === 0 ? '7F4D9C5D163963FFF9BE8DEB29037A75' : ''}::35020001001`;
 }
 
