@@ -21,6 +21,7 @@ import { ScanPipeline, looksLikeHealthCode } from '../src/scan/pipeline.ts';
 import { startScanning } from '../src/scan/index.ts';
 import { registerScanRoutes } from '../src/his/scans-route.ts';
 import { memoryLogger } from '../src/ops/log.ts';
+import { main as scannersTool } from '../tools/scanners.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'ehc-scan-'));
 let n = 0;
@@ -180,7 +181,7 @@ test('GET /v1/scans: authenticated SSE with station filter, Last-Event-ID replay
   }
 });
 
-test('POST /v1/scans/inject validates its body; GET /v1/scanners lists scanners', async () => {
+test('POST /v1/scans/inject validates its body and the tool injects; GET /v1/scanners lists scanners', async () => {
   const scanning = await startScanning(
     { site, scanners: [], scannerAutoDetect: false, scan: { dedupeWindowMs: 1000, streamBuffer: 16 } },
     { verifier: new FakeVerifier(), log: memoryLogger(), stateDir: freshDir() },
@@ -197,6 +198,14 @@ test('POST /v1/scans/inject validates its body; GET /v1/scanners lists scanners'
     const bad3 = await post('not json');
     assert.is(bad3.status, 400);
     await bad3.text();
+    const printed: string[] = [];
+    const code = await scannersTool(['inject', 'DEMO-BARCODE', '--scanner', 'demo', '--station', 'desk-9', '--url', http.base, '--key', KEY], (s) => printed.push(s));
+    assert.is(code, 0);
+    assert.match(printed[0]!, /^200 .*"status":"raw"/);
+    const raw = scanning.hub.since(0).events.find((e) => e.type === 'scan');
+    assert.is(raw?.scannerId, 'virtual:demo');
+    assert.is(raw?.station, 'desk-9');
+    assert.is(await scannersTool(['inject', 'X', '--url', http.base, '--key', 'wrong-key-wrong-key'], () => {}), 1, 'bad key refused');
     const list = await fetch(`${http.base}/v1/scanners`, { headers: AUTH });
     assert.equal(await list.json(), { scanners: [] });
     const noAuth = await fetch(`${http.base}/v1/scanners`);
