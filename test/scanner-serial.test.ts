@@ -86,7 +86,8 @@ if (missing) {
     assert.is(attached[0], id);
     for (let i = 0; i < 5; i++) p.write(`BEFORE-${i}\r`);
     await until('5 scans', () => scans.length === 5);
-    p.write('PARTIAL-NO-SUFFIX'); // in the scanner's buffer when the cable is pulled
+    p.write('PARTIAL-NO-SUFFIX'); // half a scan when the cable is pulled
+    await new Promise((r) => setTimeout(r, 50)); // let it reach the driver's framer (not an assertion)
     await p.unplug();
     await until('detach', () => detached.length === 1);
     assert.is(detached[0], `${id}:unplugged`);
