@@ -67,6 +67,7 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
       series.push([t, ev.receivedAt - t]);
     }
   };
+  const cpu0 = process.cpuUsage();
   const perScanner = ratePerSec * seconds;
   const interval = 1000 / ratePerSec;
   let seq = 0;
@@ -86,6 +87,7 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
   const total = perScanner * scanners;
   await sse.until(() => got.size >= total, 10000).catch(() => undefined);
   await sleep(300); // late duplicates would show up here
+  const cpu = process.cpuUsage(cpu0);
   sse.close();
   server.close();
   (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
@@ -104,6 +106,8 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
     latencyMs: { p50: r2(pct(latencies, 50)), p99: r2(pct(latencies, 99)), max: r2(latencies.at(-1) ?? NaN) },
     p99TargetMs: 20,
     p99Met: pct(latencies, 99) <= 20,
+    /** CPU of this process (appliance + the bench's own SSE client and writers) per scan */
+    cpuMsPerScan: r2((cpu.user + cpu.system) / 1000 / total),
   };
 }
 

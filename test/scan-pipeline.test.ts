@@ -58,6 +58,21 @@ test('health-code shape test: 4- and 5-field codes are codes, other barcodes are
   assert.not.ok(looksLikeHealthCode('https://example.invalid/x'));
 });
 
+test('hub ring: replay after an id, filter, gap when overwritten or when the id is from before a restart', () => {
+  const hub = new ScanHub(4, 1000);
+  for (let i = 0; i < 6; i++) hub.publish('scan', i % 2 ? 'serial:/b' : 'serial:/a', i % 2 ? 'desk-2' : 'desk-1', { i });
+  assert.is(hub.lastId, 1005);
+  assert.is(hub.oldestId, 1002);
+  assert.equal(hub.since(1003), { events: hub.since(1003).events, gap: false });
+  assert.equal(hub.since(1003).events.map((e) => e.id), [1004, 1005]);
+  assert.equal(hub.since(1001, { station: 'desk-2' }).events.map((e) => e.id), [1003, 1005]);
+  assert.is(hub.since(1000).gap, true, '1001 was overwritten');
+  assert.is(hub.since(1001).gap, false);
+  const restarted = new ScanHub(4, 5000);
+  assert.is(restarted.since(1005).gap, true, 'an id from before the restart is a gap');
+  assert.is(restarted.since(1005).events.length, 0);
+});
+
 function pipelineWith(dedupeWindowMs = 1000) {
   const verifier = new FakeVerifier();
   const hub = new ScanHub(64);
@@ -101,6 +116,8 @@ test('non-health-card payloads are passed through as raw scans, never verified, 
   await p.ingest({ scannerId: 'serial:/a', text: code, at: 2 });
   const logs = log.lines.join('\n');
   assert.not.ok(logs.includes('350203199001011234'), 'raw text not in logs');
+  assert.not.ok(logs.includes('PATIENT-'), 'not even the head of a raw scan');
+  assert.ok(logs.includes('sha256:'), 'a fingerprint instead');
   assert.not.ok(logs.includes(code), 'health code not in logs');
   assert.not.ok(logs.includes('张三丰'));
 });

@@ -68,7 +68,7 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     c.header('Cache-Control', 'no-store');
     c.header('X-Accel-Buffering', 'no');
     return streamSSE(c, async (stream) => {
-      const queue: StreamEvent[] = [];
+      const queue: Array<StreamEvent | 'keep-alive'> = [];
       let wake: (() => void) | undefined;
       // subscribe first, then read the ring: nothing published in between can be missed
       const unsubscribe = hub.subscribe((ev) => {
@@ -84,14 +84,14 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
       };
       stream.onAbort(stop);
       const keepAlive = setInterval(() => {
-        queue.push({ id: -1, type: 'scan', scannerId: '', data: {} }); // marker: a comment line
+        queue.push('keep-alive');
         wake?.();
       }, deps.keepAliveMs ?? 15000);
       try {
         let sentUpTo = 0;
         if (lastId !== undefined) {
           const { events, gap } = hub.since(lastId, filter);
-          if (gap) await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: lastId, oldest: hub.lastId - hub.capacity + 1 }) });
+          if (gap) await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: lastId, oldestAvailable: hub.oldestId }) });
           for (const ev of events) {
             await stream.writeSSE(toSSE(ev));
             sentUpTo = ev.id;
@@ -106,7 +106,7 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
             continue;
           }
           const ev = queue.shift()!;
-          if (ev.id === -1) {
+          if (ev === 'keep-alive') {
             await stream.write(': keep-alive\n\n');
             continue;
           }

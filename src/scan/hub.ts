@@ -2,6 +2,9 @@
  * The live scan stream: every scan, result, error and scanner change gets a sequence number and is
  * kept in a bounded ring (config scan.streamBuffer) so a reconnecting client (`Last-Event-ID`) gets
  * what it missed. Subscribers are called synchronously, in order.
+ * Ids start at the hub's creation time in ms, so they keep growing across appliance restarts: a client
+ * reconnecting with an id from before a restart is told (gap) that it missed events, rather than
+ * being matched against unrelated new ids.
  */
 export type StreamEventType = 'scan' | 'result' | 'error' | 'scanner';
 
@@ -28,14 +31,25 @@ export type Subscriber = (ev: StreamEvent) => void;
 
 export class ScanHub {
   readonly #ring: (StreamEvent | undefined)[];
-  #next = 1;
+  readonly #first: number;
+  #next: number;
   readonly #subs = new Set<Subscriber>();
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    firstId: number = Date.now(),
+  ) {
     this.#ring = new Array(capacity);
+    this.#first = firstId;
+    this.#next = firstId;
   }
 
-  /** id of the newest event (0 when none yet) */
+  /** id of the oldest event still in the ring (or of the next one, when empty) */
+  get oldestId(): number {
+    return Math.max(this.#first, this.#next - this.capacity);
+  }
+
+  /** id of the newest event (firstId - 1 when none yet) */
   get lastId(): number {
     return this.#next - 1;
   }
@@ -67,13 +81,13 @@ export class ScanHub {
    * overwritten (the client missed more than the ring holds).
    */
   since(lastId: number, filter: StreamFilter = {}): { events: StreamEvent[]; gap: boolean } {
-    const oldest = Math.max(1, this.#next - this.capacity);
+    const oldest = this.oldestId;
     const from = Math.max(lastId + 1, oldest);
     const events: StreamEvent[] = [];
     for (let id = from; id < this.#next; id++) {
       const ev = this.#ring[id % this.capacity];
       if (ev && ev.id === id && matches(ev, filter)) events.push(ev);
     }
-    return { events, gap: lastId + 1 < oldest && lastId < this.#next - 1 };
+    return { events, gap: lastId + 1 < oldest };
   }
 }

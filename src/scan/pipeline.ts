@@ -2,8 +2,9 @@
  * ScanEvent → duplicate suppression → Verifier → result, published on the hub.
  * Health-card payloads are verified with the scanner's own reading-terminal number as termId; any
  * other payload (the desk may scan other barcodes) is published as a `raw` scan and never verified.
- * Logs carry maskCode() of what was scanned, never the text.
+ * Logs carry maskCode() of a health code and only a length + fingerprint of anything else, never the text.
  */
+import { createHash } from 'node:crypto';
 import type { ScanEvent } from '../../drivers/types.ts';
 import { maskCode } from '../code/mask.ts';
 import { asEhcError } from '../errors.ts';
@@ -14,6 +15,11 @@ import type { ScanHub } from './hub.ts';
 /** Shape test for an electronic health card QR payload; full parsing is the Verifier's job. */
 export function looksLikeHealthCode(text: string): boolean {
   return /^[0-9A-Fa-f]{64}:[01]:/.test(text);
+}
+
+/** A short, non-reversible tag of a scanned text, to correlate log lines without the text. */
+export function fingerprint(text: string): string {
+  return 'sha256:' + createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
 export interface ScannerIdentity {
@@ -77,7 +83,7 @@ export class ScanPipeline {
     this.#counts.scans++;
     if (this.#isDuplicate(ev)) {
       this.#counts.duplicates++;
-      log.debug('duplicate scan suppressed', { scannerId: ev.scannerId, code: maskCode(ev.text) });
+      log.debug('duplicate scan suppressed', { scannerId: ev.scannerId, code: looksLikeHealthCode(ev.text) ? maskCode(ev.text) : fingerprint(ev.text) });
       return { status: 'duplicate' };
     }
     const who = await this.#deps.identity(ev.scannerId);
@@ -92,7 +98,8 @@ export class ScanPipeline {
     });
     if (!isCode) {
       this.#counts.raw++;
-      log.info('raw scan passed through', { scannerId: ev.scannerId, scanId: scanEv.id, code: maskCode(ev.text) });
+      // a raw barcode may be anything (a wristband with an ID number): log its length and a fingerprint only
+      log.info('raw scan passed through', { scannerId: ev.scannerId, scanId: scanEv.id, length: ev.text.length, fingerprint: fingerprint(ev.text) });
       return { status: 'raw', scanEventId: scanEv.id };
     }
     try {
