@@ -46,6 +46,14 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
   await new Promise<void>((r) => server.once('listening', () => r()));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const sse = await openSse(`${base}/v1/scans`);
+  // where the time goes: write → driver scan event → result published on the hub → SSE received
+  const atDriver = new Map<string, number>();
+  const atPublish = new Map<number, number>();
+  scanning.manager.on('scan', (ev) => atDriver.set(ev.text, performance.now()));
+  scanning.hub.subscribe((ev) => {
+    if (ev.type === 'result') atPublish.set(ev.id, performance.now());
+  });
+  const stages = { toDriver: [] as number[], toPublish: [] as number[], toClient: [] as number[] };
   const written = new Map<string, number>();
   const textOfScan = new Map<string, string>();
   const got = new Map<string, number>();
@@ -62,6 +70,13 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
     got.set(text, n);
     if (n > 1) duplicates++;
     const t = written.get(text);
+    const d = atDriver.get(text);
+    const pub = atPublish.get(data.id);
+    if (t !== undefined && d !== undefined && pub !== undefined && n === 1) {
+      stages.toDriver.push(d - t);
+      stages.toPublish.push(pub - d);
+      stages.toClient.push(ev.receivedAt - pub);
+    }
     if (t !== undefined && n === 1) {
       latencies.push(ev.receivedAt - t);
       series.push([t, ev.receivedAt - t]);
@@ -104,6 +119,12 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
     lost: total - got.size,
     duplicated: duplicates,
     latencyMs: { p50: r2(pct(latencies, 50)), p99: r2(pct(latencies, 99)), max: r2(latencies.at(-1) ?? NaN) },
+    stagesMs: Object.fromEntries(
+      Object.entries(stages).map(([k, v]) => {
+        const sorted = [...v].sort((a, b) => a - b);
+        return [k, { p50: r2(pct(sorted, 50)), p99: r2(pct(sorted, 99)) }];
+      }),
+    ),
     p99TargetMs: 20,
     p99Met: pct(latencies, 99) <= 20,
     /** CPU of this process (appliance + the bench's own SSE client and writers) per scan */

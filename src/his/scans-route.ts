@@ -45,9 +45,11 @@ const validateInject = ajv.compile({
   },
 });
 
-function toSSE(ev: StreamEvent) {
-  return { id: String(ev.id), event: ev.type, data: JSON.stringify({ id: ev.id, ...ev.data }) };
+/** One SSE message; JSON.stringify never emits a raw newline, so `data` is a single line. */
+function formatSSE(ev: StreamEvent): string {
+  return `id: ${ev.id}\nevent: ${ev.type}\ndata: ${JSON.stringify({ id: ev.id, ...ev.data })}\n\n`;
 }
+
 
 export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
   const { hub } = deps;
@@ -92,9 +94,9 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
         if (lastId !== undefined) {
           const { events, gap } = hub.since(lastId, filter);
           if (gap) await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: lastId, oldestAvailable: hub.oldestId }) });
-          for (const ev of events) {
-            await stream.writeSSE(toSSE(ev));
-            sentUpTo = ev.id;
+          if (events.length) {
+            await stream.write(events.map(formatSSE).join(''));
+            sentUpTo = events.at(-1)!.id;
           }
         } else {
           await stream.write(': connected\n\n');
@@ -105,13 +107,13 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
             wake = undefined;
             continue;
           }
-          const ev = queue.shift()!;
-          if (ev === 'keep-alive') {
-            await stream.write(': keep-alive\n\n');
-            continue;
+          // everything queued goes out in one write (one chunk on the socket under bursts)
+          let chunk = '';
+          for (const ev of queue.splice(0, queue.length)) {
+            if (ev === 'keep-alive') chunk += ': keep-alive\n\n';
+            else if (ev.id > sentUpTo) chunk += formatSSE(ev);
           }
-          if (ev.id <= sentUpTo) continue; // already replayed
-          await stream.writeSSE(toSSE(ev));
+          if (chunk) await stream.write(chunk);
         }
       } finally {
         clearInterval(keepAlive);
