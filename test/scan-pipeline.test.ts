@@ -28,7 +28,9 @@ let n = 0;
 const freshDir = () => path.join(root, `s${n++}`);
 const site = { orgCode: '45678901-2', localEhcins: ['3502A0001'], termId: '3502A0001STMA0001' };
 const KEY = 'test-his-key-0123456789';
+let authCalls = 0;
 const bearer: MiddlewareHandler = async (c, next) => {
+  authCalls++;
   if (c.req.header('Authorization') !== `Bearer ${KEY}`) return c.json({ ret_code: '1010', ret_msg: 'unauthorized' }, 401);
   await next();
 };
@@ -151,8 +153,10 @@ test('GET /v1/scans: authenticated SSE with station filter, Last-Event-ID replay
   );
   const http = await httpApp({ ...scanning.routeDeps, auth: bearer });
   try {
+    authCalls = 0;
     const unauth = await fetch(`${http.base}/v1/scans`);
     assert.is(unauth.status, 401);
+    assert.is(authCalls, 1, 'auth runs once per request');
     await unauth.body?.cancel();
     const desk1 = await openSse(`${http.base}/v1/scans?station=desk-1`, AUTH);
     assert.is(desk1.status, 200);

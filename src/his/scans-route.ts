@@ -54,7 +54,7 @@ function formatSSE(ev: StreamEvent): string {
 export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
   const { hub } = deps;
   if (deps.auth) {
-    app.use('/v1/scans', deps.auth);
+    // '/v1/scans/*' also matches '/v1/scans' itself: one registration each, so auth runs once per request
     app.use('/v1/scans/*', deps.auth);
     app.use('/v1/scanners', deps.auth);
   }
