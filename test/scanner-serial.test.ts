@@ -107,6 +107,41 @@ if (missing) {
     await p.unplug();
   });
 
+  test('scans written right up to the unplug arrive whole or not at all: never merged, never twice, in order', async () => {
+    const p = pair('race');
+    await p.plug();
+    const { m, scans } = manager([{ driver: 'serial', path: p.devicePath, suffix: 'CR' }]);
+    let detached = 0;
+    let attached = 0;
+    m.on('detached', () => detached++);
+    m.on('attached', () => attached++);
+    await m.start();
+    const written: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 50; i++) {
+        const text = `R${round}-${String(i).padStart(3, '0')}-${'X'.repeat(100)}`;
+        p.write(text + '\r');
+        written.push(text);
+      }
+      p.write('CUT-MID-SCAN');
+      await p.unplug(); // no waiting: the cable is pulled while bytes are in flight
+      await until(`detach ${round}`, () => detached === round + 1);
+      await p.plug();
+      await until(`reattach ${round}`, () => attached === round + 2);
+    }
+    p.write('LAST\r');
+    written.push('LAST');
+    await until('last scan', () => scans.some((s) => s.text === 'LAST'));
+    const texts = scans.map((s) => s.text);
+    assert.ok(texts.every((t) => written.includes(t)), 'every scan is one that was written, whole');
+    assert.is(new Set(texts).size, texts.length, 'none twice');
+    const order = texts.map((t) => written.indexOf(t));
+    assert.equal(order, [...order].sort((a, b) => a - b), 'in order');
+    assert.is(texts.at(-1), 'LAST', 'the scan after the last replug arrives');
+    await m.stop();
+    await p.unplug();
+  });
+
   test('a configured scanner that is absent at start is opened when it appears', async () => {
     const p = pair('late');
     const { m, scans } = manager([{ driver: 'serial', path: p.devicePath }]);

@@ -5,7 +5,11 @@
  * links is a replug.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, openSync, writeSync, closeSync, rmSync } from 'node:fs';
+
+function rmLinks(...paths: string[]): void {
+  for (const p of paths) rmSync(p, { force: true });
+}
 
 export function socatMissing(): string | undefined {
   const r = spawnSync('socat', ['-V'], { stdio: 'ignore' });
@@ -62,7 +66,11 @@ export class PtyPair {
     }
     const gone = new Promise<void>((resolve) => (proc.exitCode !== null || proc.signalCode !== null ? resolve() : proc.once('exit', () => resolve())));
     proc.kill('SIGTERM');
+    // socat normally exits at once; should it sit in a blocked write, do not hang the suite on it
+    const hard = setTimeout(() => proc.kill('SIGKILL'), 2000);
     await gone;
+    clearTimeout(hard);
+    if (proc.signalCode === 'SIGKILL') rmLinks(this.devicePath, this.hostPath);
     await until(`socat links removed ${this.devicePath}`, () => !existsSync(this.devicePath));
   }
 }
