@@ -47,7 +47,9 @@ export const DEVICE_TABLE: readonly DeviceFingerprint[] = [
   { model: 'Zebra (Symbol) DS/LS series, CDC serial', driver: 'serial', mode: 'cdc-acm', vendorId: 0x05e0, productId: 0x0600, pathPatterns: CDC, options: { suffix: 'CR' } },
   { model: 'Zebra (Symbol) DS/LS series, keyboard', driver: 'hid-keyboard', mode: 'keyboard', vendorId: 0x05e0, productId: 0x1200, usagePage: HID_GENERIC_DESKTOP, usage: HID_USAGE_KEYBOARD, switchHint: ZEBRA_SWITCH },
   // Honeywell (incl. Metrologic, Hand Held Products) and Youjie: personalities share the vendor ID
-  { model: 'Honeywell / Youjie, HID POS', driver: 'hid-pos', mode: 'hid-pos', vendorId: 0x0c2e, usagePage: HID_POS_USAGE_PAGE, options: { enableFeatureReport: [0xfe, 0x01] } },
+  // (feature report 0xFE [0x01] switches these into HID POS; not sent on open: a device already in HID POS
+  // mode might re-enumerate on it, and one in keyboard mode is refused before it could be sent)
+  { model: 'Honeywell / Youjie, HID POS', driver: 'hid-pos', mode: 'hid-pos', vendorId: 0x0c2e, usagePage: HID_POS_USAGE_PAGE },
   { model: 'Honeywell / Youjie, USB serial', driver: 'serial', mode: 'cdc-acm', vendorId: 0x0c2e, pathPatterns: CDC, options: { suffix: 'CR' } },
   { model: 'Honeywell / Youjie, keyboard', driver: 'hid-keyboard', mode: 'keyboard', vendorId: 0x0c2e, usagePage: HID_GENERIC_DESKTOP, usage: HID_USAGE_KEYBOARD, switchHint: HONEYWELL_SWITCH },
   // Datalogic

@@ -73,17 +73,20 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
       const queue: Array<StreamEvent | 'keep-alive'> = [];
       let wake: (() => void) | undefined;
       // subscribe first, then read the ring: nothing published in between can be missed
+      let done = false;
       const unsubscribe = hub.subscribe((ev) => {
         if (!matches(ev, filter)) return;
+        // a client that cannot keep up is cut off rather than buffered without bound; it reconnects
+        // with Last-Event-ID and gets the ring (or a gap event)
+        if (queue.length >= hub.capacity) return stop();
         queue.push(ev);
         wake?.();
       });
-      let done = false;
-      const stop = () => {
+      function stop(): void {
         done = true;
         unsubscribe();
         wake?.();
-      };
+      }
       stream.onAbort(stop);
       const keepAlive = setInterval(() => {
         queue.push('keep-alive');
