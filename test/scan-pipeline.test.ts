@@ -262,6 +262,9 @@ test('end to end: a scan written into a pty scanner arrives verified on /v1/scan
     assert.is(s.state, 'open');
     assert.is(s.station, 'reg-3');
     assert.match(String(s.termId), /^3502A0001STMA\d{4}$/);
+    const printed: string[] = [];
+    assert.is(await scannersTool(['list', '--url', http.base, '--key', KEY], (l) => printed.push(l)), 0);
+    assert.ok(printed.join('\n').includes(String(s.scannerId)) && printed.join('\n').includes(String(s.termId)), 'tools list shows id and STM');
     const sse = await openSse(`${http.base}/v1/scans?scanner=${encodeURIComponent(String(s.scannerId))}`, AUTH);
     const code = healthCode(42);
     pair.write(`]Q1${code}\r`);
