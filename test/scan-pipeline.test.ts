@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { serve } from '@hono/node-server';
 import { FakeVerifier, healthCode } from './helpers/fake-verifier.ts';
@@ -51,6 +52,25 @@ test('STM numbers: one per scannerId, never the appliance\'s own, persisted dura
   const again = createTerminalRegistry({ site, scanners: [] }, await openStateStore(dir));
   assert.is(await again.termIdFor('serial:/b'), b, 'same number after a restart');
   assert.is(await again.termIdFor('serial:/c'), '3502A0001STMA0002', 'a number freed from the config may be allocated');
+});
+
+test('state store: a process killed (SIGKILL) while allocating leaves a whole, valid state file', async () => {
+  const { spawn } = await import('node:child_process');
+  for (let round = 0; round < 3; round++) {
+    const dir = freshDir();
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/state-writer.ts', import.meta.url)), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    await new Promise((r) => setTimeout(r, 20 + round * 30));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8'));
+    const stms = Object.values(state.terminals as Record<string, { stm: string }>).map((t) => t.stm);
+    assert.ok(stms.length >= 4, `allocations kept (${stms.length})`);
+    assert.is(new Set(stms).size, stms.length, 'no number given twice');
+    // and the allocator resumes after the crash without reusing a number
+    const reg = createTerminalRegistry({ site, scanners: [] }, await openStateStore(dir));
+    assert.not.ok(stms.includes(await reg.termIdFor('serial:/after-crash')));
+  }
 });
 
 test('health-code shape test: 4- and 5-field codes are codes, other barcodes are not', () => {
