@@ -48,7 +48,9 @@ export function matchFingerprint(c: Candidate, table: readonly DeviceFingerprint
     }
     if (f.driver !== 'serial') return false;
     if (f.vendorId === undefined) return false; // generic serial entries are for configured paths only
-    return (f.pathPatterns ?? []).some((p) => globMatch(p, c.path));
+    // patterns name kernel devices (/dev/ttyACM*): compare with the node's kernel name
+    const kernelName = '/dev/' + path.basename(c.path);
+    return (f.pathPatterns ?? []).some((p) => globMatch(p, kernelName));
   });
 }
 
@@ -216,6 +218,13 @@ export async function discover(
     };
     const id = scannerIdOf(driver, cand.location);
     if (!out.has(id)) out.set(id, { scannerId: id, device, config: conf });
+  }
+  // a scanner that offers a HID POS interface next to a keyboard one is used through HID POS; its
+  // keyboard interface is not refused (the operator has nothing to switch)
+  const usbDevice = (location: string) => location.replace(/:\d+\.\d+$/, '');
+  const posDevices = new Set([...out.values()].filter((d) => d.device.driver === 'hid-pos').map((d) => usbDevice(d.device.location)));
+  for (const [id, d] of out) {
+    if (d.device.driver === 'hid-keyboard' && !d.config && posDevices.has(usbDevice(d.device.location))) out.delete(id);
   }
   return [...out.values()];
 }
