@@ -50,7 +50,8 @@ class SerialScanner extends EventEmitter<ScannerEvents> implements Scanner {
       const { text: body, symbology } = stripAim(text);
       this.emit('scan', { scannerId: this.id, text: body, symbology, at: Date.now() });
     });
-    port.pipe(this.#framer);
+    // end: false — when the port ends, the framer must not flush a half scan as if it were whole
+    port.pipe(this.#framer, { end: false });
     port.on('error', (err) => this.#error(err));
     port.on('close', (err?: Error & { disconnected?: boolean }) => {
       this.#finish(err?.disconnected ? 'unplugged' : err ? 'error' : 'closed', err);
