@@ -6,8 +6,24 @@
  * Unplug: serialport closes the stream with a `disconnected` error (USB) or a read/poll error (pty
  * hang-up); both become `close('unplugged')`. A partial scan pending at unplug is discarded, never
  * glued to the next scan (every open gets a fresh parser).
+ *
+ * serialport does not always see a hang-up: after the tty is hung up, read() returns 0 bytes and
+ * bindings-cpp's read loop retries forever (bindings-cpp #162, open): no close event, CPU burnt, memory
+ * growing. Every hang-up we care about removes the device node (USB unplug) or the pty link (socat
+ * gone), so the scanner also watches its path and treats "gone or now another node" as an unplug,
+ * closing the port, which ends that loop.
  */
+export const PATH_CHECK_MS = 250;
+
+function realOf(p: string): string | undefined {
+  try {
+    return realpathSync(p);
+  } catch {
+    return undefined;
+  }
+}
 import { EventEmitter } from 'node:events';
+import { realpathSync } from 'node:fs';
 import { SerialPort, DelimiterParser, InterByteTimeoutParser } from 'serialport';
 import type { Transform } from 'node:stream';
 import { EhcError } from '../src/errors.ts';
@@ -35,6 +51,7 @@ class SerialScanner extends EventEmitter<ScannerEvents> implements Scanner {
   #closed = false;
   readonly #port: SerialPort;
   readonly #framer: Transform;
+  readonly #pathCheck: NodeJS.Timeout;
 
   constructor(
     readonly id: string,
@@ -56,6 +73,13 @@ class SerialScanner extends EventEmitter<ScannerEvents> implements Scanner {
     port.on('close', (err?: Error & { disconnected?: boolean }) => {
       this.#finish(err?.disconnected ? 'unplugged' : err ? 'error' : 'closed', err);
     });
+    const real = realOf(device.path);
+    this.#pathCheck = setInterval(() => {
+      if (realOf(device.path) === real) return;
+      this.#finish('unplugged', new Error(`${device.path} is gone`));
+      if (this.#port.isOpen) this.#port.close(() => {});
+    }, PATH_CHECK_MS);
+    this.#pathCheck.unref();
   }
 
   get isOpen(): boolean {
@@ -69,6 +93,7 @@ class SerialScanner extends EventEmitter<ScannerEvents> implements Scanner {
   #finish(reason: CloseReason, err?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#pathCheck);
     this.#port.unpipe(this.#framer);
     this.#framer.removeAllListeners('data');
     this.#framer.destroy();

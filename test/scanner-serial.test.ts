@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PtyPair, socatMissing } from './helpers/pty-pair.ts';
 import { ScannerManager } from '../drivers/manager.ts';
+import { serialDriver } from '../drivers/serial.ts';
+import { EhcError } from '../src/errors.ts';
 import type { ScanEvent } from '../drivers/types.ts';
 import type { ScannerConfig } from '../src/config/types.ts';
 import { memoryLogger } from '../src/ops/log.ts';
@@ -69,6 +71,34 @@ if (missing) {
     assert.equal({ text: byId[`serial:${c.devicePath}`]?.text, sym: byId[`serial:${c.devicePath}`]?.symbology }, { text: 'HELLO-C', sym: ']Q1' });
     await m.stop();
     await Promise.all([a.unplug(), b.unplug(), c.unplug()]);
+  });
+
+  test('driver: close() is idempotent (one close event), unplug is a close event, a missing port is a clear error', async () => {
+    const p = pair('direct');
+    await p.plug();
+    const scanner = await serialDriver.open({ driver: 'serial', path: p.devicePath, location: p.devicePath, options: {} }, 'serial:direct');
+    const closes: string[] = [];
+    scanner.on('close', (reason) => closes.push(reason));
+    assert.ok(scanner.isOpen);
+    await Promise.all([scanner.close(), scanner.close()]);
+    await scanner.close();
+    assert.equal(closes, ['closed']);
+    assert.not.ok(scanner.isOpen);
+    const again = await serialDriver.open({ driver: 'serial', path: p.devicePath, location: p.devicePath, options: {} }, 'serial:direct');
+    const reasons: string[] = [];
+    again.on('close', (reason) => reasons.push(reason));
+    await p.unplug();
+    await until('unplug close', () => reasons.length === 1);
+    assert.equal(reasons, ['unplugged']);
+    await again.close();
+    assert.equal(reasons, ['unplugged'], 'close after unplug adds no second event');
+    try {
+      await serialDriver.open({ driver: 'serial', path: p.devicePath, location: p.devicePath, options: {} }, 'serial:direct');
+      assert.unreachable('opened a missing port');
+    } catch (err) {
+      assert.instance(err, EhcError);
+      assert.match((err as Error).message, /cannot open serial scanner/);
+    }
   });
 
   test('unplug closes the scanner, replug reopens it with the same id; nothing lost, nothing doubled, no partial glued', async () => {
