@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
+import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
 import type { CryptoCard } from './crypto/card.ts';
 import { openCard } from './crypto/open-card.ts';
@@ -27,6 +28,8 @@ export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('.
 export interface Appliance {
   config: ApplianceConfig;
   url: string;
+  /** the HIS app (routes) */
+  app: Hono;
   card: CryptoCard;
   upstream: Upstream;
   verifier: Verifier;
@@ -119,7 +122,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     stops.push(() => his.close());
     log.info('HIS port listening', { url: his.url });
 
-    return { config, url: his.url, card, upstream, verifier, registry, simulator, outbox, replay, deferredListeners, status, stop };
+    return { config, url: his.url, app, card, upstream, verifier, registry, simulator, outbox, replay, deferredListeners, status, stop };
   } catch (err) {
     await stop();
     throw err;

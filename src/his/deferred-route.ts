@@ -6,10 +6,9 @@ import type { Hono } from 'hono';
 import { EhcError, isReturnCode } from '../errors.ts';
 import type { OutboxLookup } from '../store/outbox.ts';
 import type { HisExtension } from './app.ts';
-import { documentPath } from './openapi.ts';
 
 export function deferredRoute(lookup: (outVerifyNo: string) => Promise<OutboxLookup | null>): HisExtension {
-  documentPath('/v1/verify/{out_verify_no}', {
+  const paths = { '/v1/verify/{out_verify_no}': {
     get: {
       summary: 'The answer to a deferred verification',
       security: [{ apiKey: [] }],
@@ -21,8 +20,8 @@ export function deferredRoute(lookup: (outVerifyNo: string) => Promise<OutboxLoo
         422: { description: 'the home card system rejected the code (its ret_code)' },
       },
     },
-  });
-  return (app: Hono, { auth, fail }) => {
+  } };
+  const install = (app: Hono, { auth, fail }: Parameters<HisExtension['install']>[1]) => {
     app.get('/v1/verify/:out_verify_no', auth, async (c) => {
       const ovn = c.req.param('out_verify_no');
       if (!/^[0-9A-Za-z_-]{1,32}$/.test(ovn)) return fail(c, new EhcError('9001', 'bad parameters: out_verify_no'));
@@ -33,4 +32,5 @@ export function deferredRoute(lookup: (outVerifyNo: string) => Promise<OutboxLoo
       return c.json({ ...(found.identity ?? {}), ret_code: '0000', ret_msg: found.retMsg ?? 'ok', state: 'answered', out_verify_no: ovn, answered_at: found.answeredAt });
     });
   };
+  return { paths, install };
 }
