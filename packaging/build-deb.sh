@@ -58,9 +58,9 @@ fi
 
 nm="$app/node_modules"
 node_arch="$(node -p process.arch)"
-# production node_modules depend only on the lock file, node's ABI and the architecture: reuse them
+# production node_modules depend only on the lock file, this script, node's ABI and the architecture: reuse them
 # from packaging/.cache when those match (EHC_DEB_CACHE=0 forces a fresh npm ci)
-cache_key="$(cat package.json package-lock.json | sha256sum | cut -c1-16)-$(node -p 'process.versions.modules')-$arch"
+cache_key="$(cat package.json package-lock.json "$0" | sha256sum | cut -c1-16)-$(node -p 'process.versions.modules')-$arch"
 cache="$here/.cache/node_modules-$cache_key"
 if [ "${EHC_DEB_CACHE:-1}" != 0 ] && [ -d "$cache" ]; then
   say "production node_modules from cache ${cache#"$root/"}"
@@ -86,7 +86,8 @@ else
   # VCS and editor files
   find "$nm" -type f \( -name '.gitattributes' -o -name '.gitignore' -o -name '.gitmodules' -o -name '.prettierrc*' -o -name '.eslintignore' \) -delete
   # docs, tests, type declarations and source maps of dependencies are not needed at run time
-  find "$nm" \( -type d \( -name test -o -name tests -o -name __tests__ -o -name example -o -name examples -o -name docs -o -name .github \) -prune \
+  # (node-addon-api and nan keep their headers and .gyp: the firmware-bridge addon builds against them)
+  find "$nm" \( -path "$nm/node-addon-api" -o -path "$nm/nan" \) -prune -o \( -type d \( -name test -o -name tests -o -name __tests__ -o -name example -o -name examples -o -name docs -o -name .github \) -prune \
     -o -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.ts.map' \
     -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.travis.yml' -o -name '.editorconfig' -o -name 'Makefile' -o -name '*.gyp' -o -name '*.gypi' -o -name '*.cc' -o -name '*.h' \) \) \
     -exec rm -rf {} + 2>/dev/null || true
