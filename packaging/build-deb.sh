@@ -110,6 +110,8 @@ fi
 # build intermediates of the app's own addons
 find "$app" \( -path '*/build/Release/obj.target' -o -path '*/build/Release/.deps' -o -path '*/build/*.mk' -o -path '*/build/Makefile' \
   -o -path '*/build/config.gypi' \) -prune -exec rm -rf {} +
+# developer notes of the app's folders: the operator docs go to /usr/share/doc/ehc-edge
+find "$app" -path "$nm" -prune -o -type f -name '*.md' -exec rm -f {} +
 find "$app" -type d -empty -delete
 
 say "stripping native objects"
