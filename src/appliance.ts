@@ -21,6 +21,9 @@ import type { Verifier } from './verify/types.ts';
 import { startEmbeddedSimulator, type EmbeddedSimulator } from './simulator-embed.ts';
 import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store/index.ts';
 import { deferredRoute } from './his/deferred-route.ts';
+import { startScanning, type Scanning } from './scan/index.ts';
+import { scanExtension } from './his/scans-route.ts';
+import { EhcError } from './errors.ts';
 import type { DeferredResultListener } from './store/replay.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
@@ -36,6 +39,7 @@ export interface Appliance {
   registry: Registry;
   simulator?: EmbeddedSimulator;
   outbox: SqliteOutbox;
+  scanning: Scanning;
   replay: Replay;
   /** answers to deferred verifications as they arrive */
   deferredListeners: DeferredResultListener[];
@@ -94,6 +98,14 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       observers,
     });
 
+    const scanning = await startScanning(config, { verifier, log, stateDir: config.stateDir });
+    stops.push(() => scanning.stop());
+    // answers to deferred verifications go out on the live stream too
+    deferredListeners.push((ovn, answer) => {
+      const data = answer instanceof EhcError ? { out_verify_no: ovn, ...answer.toJSON() } : { ...answer, ret_code: '0000', out_verify_no: ovn, decided_by: 'deferred' };
+      scanning.hub.publish(answer instanceof EhcError ? 'error' : 'result', 'deferred', undefined, data);
+    });
+
     const status = async (): Promise<Record<string, unknown>> => ({
       version: VERSION,
       uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
@@ -102,9 +114,10 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       card: await card.health(),
       upstream: await upstream.health(),
       outbox: replay.status(),
+      scanners: scanning.scanners(),
       simulator: simulator ? { url: simulator.url } : undefined,
     });
-    const extensions: HisExtension[] = [deferredRoute((ovn) => outbox.lookup(ovn))];
+    const extensions: HisExtension[] = [deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
@@ -122,7 +135,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     stops.push(() => his.close());
     log.info('HIS port listening', { url: his.url });
 
-    return { config, url: his.url, app, card, upstream, verifier, registry, simulator, outbox, replay, deferredListeners, status, stop };
+    return { config, url: his.url, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, deferredListeners, status, stop };
   } catch (err) {
     await stop();
     throw err;
