@@ -86,7 +86,17 @@ export class ScanPipeline {
       log.debug('duplicate scan suppressed', { scannerId: ev.scannerId, code: looksLikeHealthCode(ev.text) ? maskCode(ev.text) : fingerprint(ev.text) });
       return { status: 'duplicate' };
     }
-    const who = await this.#deps.identity(ev.scannerId);
+    let who: ScannerIdentity;
+    try {
+      who = await this.#deps.identity(ev.scannerId);
+    } catch (err) {
+      // no terminal number (e.g. none left to allocate): the scan cannot be verified, say so on the stream
+      const e = asEhcError(err, '1009', 'reading terminal');
+      this.#counts.failed++;
+      const out = hub.publish('error', ev.scannerId, undefined, { ...e.toJSON(), scannerId: ev.scannerId });
+      log.error('scan without a terminal number', { scannerId: ev.scannerId, ret_code: e.code, reason: e.message });
+      return { status: 'failed', resultEventId: out.id };
+    }
     const isCode = looksLikeHealthCode(ev.text);
     const base = { scannerId: ev.scannerId, station: who.station, name: who.name, termId: who.termId };
     const scanEv = hub.publish('scan', ev.scannerId, who.station, {
