@@ -12,10 +12,9 @@ import type { Logger } from '../ops/log.ts';
 import type { Verifier } from '../verify/types.ts';
 import type { ScanHub } from './hub.ts';
 
-/** Shape test for an electronic health card QR payload; full parsing is the Verifier's job. */
-export function looksLikeHealthCode(text: string): boolean {
-  return /^[0-9A-Fa-f]{64}:[01]:/.test(text);
-}
+// Shape test for a health-card QR payload (full parsing is the Verifier's job).
+import { looksLikeHealthCode } from '../code/parse.ts';
+export { looksLikeHealthCode };
 
 /** A short, non-reversible tag of a scanned text, to correlate log lines without the text. */
 export function fingerprint(text: string): string {
