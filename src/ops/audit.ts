@@ -264,6 +264,8 @@ export class AuditTrail {
   private lastError: string | null = null;
   private headTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** last durable verification records (already masked), newest last, for the status page */
+  private readonly recent: AuditRecord[] = [];
   private readonly retainDays: number;
   private readonly maxBytes: number;
   private readonly clock: () => Date;
@@ -409,7 +411,13 @@ export class AuditTrail {
           this.durableSeq = last.seq;
           this.durableMac = last.mac;
           this.durableTime = last.time;
-          for (const p of group) p.resolve(p.record);
+          for (const p of group) {
+            if (p.record.kind === 'verify') {
+              this.recent.push(p.record);
+              if (this.recent.length > 50) this.recent.shift();
+            }
+            p.resolve(p.record);
+          }
           if (rotated || this.bytes > this.maxBytes) await this.prune();
         } catch (err) {
           this.noteFailure(err);
@@ -499,6 +507,11 @@ export class AuditTrail {
   async flush(): Promise<void> {
     await this.sequencer;
     while (this.flushing) await this.flushing;
+  }
+
+  /** The last `n` durable verification records (masked), newest first. */
+  recentVerifications(n = 20): AuditRecord[] {
+    return this.recent.slice(-n).reverse();
   }
 
   state(): AuditState {

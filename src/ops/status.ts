@@ -1,0 +1,144 @@
+/**
+ * The appliance's status as one JSON document (`GET /v1/status`, the status page, `ehc-edge status`).
+ * `collectStatus` asks every component at once, each with a time limit, so one hung component shows as
+ * failed instead of hanging the page. Everything passes through maskDeep: masked data only.
+ */
+import type { CardHealth } from '../crypto/card.ts';
+import type { UpstreamHealth } from '../protocol/upstream.ts';
+import type { OutboxStats } from '../store/outbox.ts';
+import { maskDeep, maskText } from '../code/mask.ts';
+import type { AuditState, MaskedSubject } from './audit.ts';
+import type { ErrorCount } from './stats.ts';
+
+export type ScannerState = 'ready' | 'disconnected' | 'error' | 'opening';
+
+export interface ScannerStatus {
+  id: string;
+  name?: string;
+  station?: string;
+  driver?: string;
+  state: ScannerState;
+  /** ISO time of the last scan, null when none since start */
+  lastScanAt: string | null;
+  scans?: number;
+  detail?: string;
+}
+
+export interface RecentVerification {
+  time: string;
+  route?: string;
+  ret_code?: string;
+  scanner?: string;
+  terminal?: string;
+  subject?: MaskedSubject;
+}
+
+export interface StatusReport {
+  /** every component healthy */
+  ok: boolean;
+  version: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  now: string;
+  site: { orgCode: string; orgName?: string; termId: string };
+  scanners: ScannerStatus[];
+  card: CardHealth;
+  upstream: UpstreamHealth;
+  outbox: OutboxStats;
+  errors: { windowSeconds: number; byCode: ErrorCount[] };
+  audit?: Omit<AuditState, 'dir'>;
+  recent: RecentVerification[];
+  /** components that did not answer in time or threw */
+  problems: string[];
+}
+
+export interface StatusSources {
+  version: string;
+  startedAt: Date;
+  site: { orgCode: string; orgName?: string; termId: string };
+  scanners(): ScannerStatus[];
+  card(): Promise<CardHealth>;
+  upstream(): Promise<UpstreamHealth>;
+  outbox(): OutboxStats;
+  errors?(windowSeconds: number): ErrorCount[];
+  audit?(): AuditState;
+  recent?(n: number): RecentVerification[];
+  errorWindowSeconds?: number;
+  probeTimeoutMs?: number;
+  clock?: () => Date;
+}
+
+async function within<T>(ms: number, what: string, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function collectStatus(src: StatusSources): Promise<StatusReport> {
+  const now = (src.clock ?? (() => new Date()))();
+  const timeout = src.probeTimeoutMs ?? 2000;
+  const problems: string[] = [];
+  const [card, upstream] = await Promise.all([
+    within(timeout, 'card', () => src.card()).catch((err: Error): CardHealth => {
+      problems.push(err.message);
+      return { ok: false, driver: 'unknown', detail: err.message };
+    }),
+    within(timeout, 'upstream', () => src.upstream()).catch((err: Error): UpstreamHealth => {
+      problems.push(err.message);
+      return { reachable: false, url: '', lastError: err.message };
+    }),
+  ]);
+  const sync = <T>(what: string, f: () => T, fallback: T): T => {
+    try {
+      return f();
+    } catch (err) {
+      problems.push(`${what}: ${(err as Error).message}`);
+      return fallback;
+    }
+  };
+  const scanners = sync('scanners', () => src.scanners(), []);
+  const outbox = sync('outbox', () => src.outbox(), { depth: 0, bytes: 0, oldestAgeSeconds: null, dead: 0, full: false });
+  const windowSeconds = src.errorWindowSeconds ?? 3600;
+  const byCode = sync('errors', () => src.errors?.(windowSeconds) ?? [], []);
+  const auditState = src.audit ? sync('audit', () => src.audit!(), undefined) : undefined;
+  const audit = auditState ? (({ dir: _dir, ...rest }) => rest)(auditState) : undefined;
+  const recent = sync('recent', () => src.recent?.(20) ?? [], []);
+  const ok =
+    card.ok &&
+    upstream.reachable &&
+    !outbox.full &&
+    scanners.every((s) => s.state === 'ready') &&
+    (audit ? audit.failures === 0 : true) &&
+    problems.length === 0;
+  const report: StatusReport = {
+    ok,
+    version: src.version,
+    startedAt: src.startedAt.toISOString(),
+    uptimeSeconds: Math.max(0, Math.round((now.getTime() - src.startedAt.getTime()) / 1000)),
+    now: now.toISOString(),
+    site: src.site,
+    scanners,
+    card,
+    upstream,
+    outbox,
+    errors: { windowSeconds, byCode },
+    ...(audit ? { audit } : {}),
+    recent,
+    problems,
+  };
+  // key-based masking would turn a scanner's `name` (a desk label) into a masked person name: scanners
+  // get free-text scrubbing only; everything else goes through maskDeep.
+  const masked = maskDeep({ ...report, scanners: [] }) as StatusReport;
+  masked.scanners = scanners.map(
+    (s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, typeof v === 'string' ? maskText(v) : v])) as unknown as ScannerStatus,
+  );
+  return masked;
+}
