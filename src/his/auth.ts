@@ -1,4 +1,59 @@
 /**
+ * Bearer API keys for the HIS/kiosk port (`his.apiKeys`): each entry is a key, or `sm3:<hex>` of one
+ * so the config need not hold the key itself. Keys are compared as SM3 digests in constant time.
+ * Uses Hono's bearerAuth middleware; failed attempts are reported to `onFailure` (audit, metrics).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Context, MiddlewareHandler, Next } from 'hono';
+import { bearerAuth } from 'hono/bearer-auth';
+import { HTTPException } from 'hono/http-exception';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { AuditEvent } from '../ops/audit.ts';
+import type { Logger } from '../ops/log.ts';
+
+export function sm3Hex(text: string): string {
+  return createHash('sm3').update(text, 'utf8').digest('hex');
+}
+
+/** Digests of the configured keys, ready for comparison. */
+export function keyDigests(entries: readonly string[]): Buffer[] {
+  return entries.map((e) => Buffer.from(e.startsWith('sm3:') ? e.slice(4).toLowerCase() : sm3Hex(e), 'hex'));
+}
+
+export function matchesKey(token: string, digests: readonly Buffer[]): boolean {
+  const d = Buffer.from(sm3Hex(token), 'hex');
+  let ok = false;
+  for (const k of digests) ok = timingSafeEqual(d, k) || ok; // no early exit
+  return ok;
+}
+
+export interface AuthOptions {
+  keys: readonly string[];
+  realm?: string;
+  onFailure?: (c: Context, reason: 'missing' | 'invalid') => void;
+}
+
+export function apiKeyAuth(o: AuthOptions): MiddlewareHandler {
+  const digests = keyDigests(o.keys);
+  const body = (msg: string) => ({ ret_code: '1010', ret_msg: msg });
+  return bearerAuth({
+    realm: o.realm ?? 'ehc-edge',
+    verifyToken: (token, c) => {
+      const ok = matchesKey(token, digests);
+      if (!ok) o.onFailure?.(c, 'invalid');
+      return ok;
+    },
+    noAuthenticationHeaderMessage: (c: Context) => {
+      o.onFailure?.(c, 'missing');
+      return body('no permission: send Authorization: Bearer <api key>');
+    },
+    invalidAuthenticationHeaderMessage: body('no permission: malformed Authorization header'),
+    invalidTokenMessage: body('no permission: unknown api key'),
+  });
+}
+
+// ---- audited HIS auth (issue 7) ----
+/*
  * HIS API key authentication: `Authorization: Bearer <key>` checked by Hono's bearerAuth middleware
  * against `his.apiKeys` (each a key, or `sm3:<64 hex>` of one so the file need not hold the key).
  * Both sides are compared as SM3 digests with crypto.timingSafeEqual over every configured key (no
@@ -10,37 +65,21 @@
  * reported as one `auth.failed.suppressed` record with that client's next failure after the minute
  * (FailureTracker); the log line is written for every failure.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Context, MiddlewareHandler, Next } from 'hono';
-import { bearerAuth } from 'hono/bearer-auth';
-import { HTTPException } from 'hono/http-exception';
-import { getConnInfo } from '@hono/node-server/conninfo';
-import type { AuditEvent } from '../ops/audit.ts';
-import type { Logger } from '../ops/log.ts';
 
 /** What auth needs of the audit trail. */
 export interface AuditSink {
   record(event: AuditEvent): void;
 }
 
-function sm3(text: string): Buffer {
-  return createHash('sm3').update(text, 'utf8').digest();
-}
-
 /** A constant-time matcher over configured keys (`key` or `sm3:<hex>`). */
 export function keyMatcher(keys: readonly string[]): (presented: string) => boolean {
-  const digests = keys.map((k) => (/^sm3:[0-9a-fA-F]{64}$/.test(k) ? Buffer.from(k.slice(4), 'hex') : sm3(k)));
-  return (presented) => {
-    const d = sm3(presented);
-    let ok = false;
-    for (const want of digests) ok = timingSafeEqual(d, want) || ok;
-    return ok;
-  };
+  const digests = keyDigests(keys);
+  return (presented) => matchesKey(presented, digests);
 }
 
 /** Short non-reversible tag of a presented key, for the audit trail (never the key itself). */
 export function keyTag(presented: string): string {
-  return sm3(presented).toString('hex').slice(0, 8);
+  return sm3Hex(presented).slice(0, 8);
 }
 
 /** The caller's address as the socket sees it ('unknown' when not served by @hono/node-server). */

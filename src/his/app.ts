@@ -1,0 +1,107 @@
+/**
+ * The HIS/kiosk port: a Hono app. Field names follow the national protocol's snake_case.
+ *   POST /v1/verify        verify a code                       (API key)
+ *   GET  /v1/status        card, upstream, outbox, scanners …  (API key)
+ *   GET  /metrics          Prometheus text                     (API key)
+ *   GET  /v1/health        liveness/readiness for probes       (open, no details)
+ *   GET  /v1/openapi.json  this contract                       (open)
+ * Other parts (scan stream, deferred answers, status page, stats, admin) add their routes through
+ * `extensions`, sharing the same auth middleware.
+ */
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { Registry } from 'prom-client';
+import { EhcError, asEhcError } from '../errors.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Verifier, VerifyResult } from '../verify/types.ts';
+import { apiKeyAuth } from './auth.ts';
+import { httpStatusFor } from './http-status.ts';
+import { parseVerifyBody } from './verify-body.ts';
+import { openApiDocument } from './openapi.ts';
+
+export interface HisContext {
+  /** the HIS API-key middleware, for extension routes */
+  auth: MiddlewareHandler;
+  log: Logger;
+  /** answer an EhcError the way every route does */
+  fail(c: Context, error: EhcError): Response;
+}
+
+export type HisExtension = (app: Hono, ctx: HisContext) => void;
+
+export interface HisDeps {
+  verifier: Verifier;
+  apiKeys: readonly string[];
+  bodyLimitBytes: number;
+  log: Logger;
+  registry: Registry;
+  status: () => Promise<Record<string, unknown>>;
+  /** readiness for /v1/health: false → 503 */
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  onAuthFailure?: (c: Context, reason: 'missing' | 'invalid') => void;
+  extensions?: HisExtension[];
+}
+
+export function verifyAnswer(result: VerifyResult): Record<string, unknown> {
+  const { upstream, ...rest } = result;
+  return { ...(upstream ?? {}), ...rest };
+}
+
+export function createHisApp(deps: HisDeps): Hono {
+  const app = new Hono();
+  const log = deps.log;
+  const fail = (c: Context, error: EhcError) => c.json(error.toJSON(), httpStatusFor(error.code));
+  const auth = apiKeyAuth({ keys: deps.apiKeys, onFailure: deps.onAuthFailure });
+
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) return err.getResponse();
+    const error = asEhcError(err, '8009');
+    if (error.code === '8009') log.error('unhandled error on the HIS port', { path: c.req.path, error: err });
+    return fail(c, error);
+  });
+  app.notFound((c) => c.json({ ret_code: '1005', ret_msg: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404));
+
+  app.get('/v1/health', async (c) => {
+    const r = await deps.ready();
+    return c.json({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks }, r.ok ? 200 : 503);
+  });
+  app.get('/v1/openapi.json', (c) => c.json(openApiDocument));
+
+  app.post(
+    '/v1/verify',
+    auth,
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes,
+      onError: (c) => c.json({ ret_code: '9001', ret_msg: `bad parameters: body larger than ${deps.bodyLimitBytes} bytes` }, 413),
+    }),
+    async (c) => {
+      if (!/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
+        throw new EhcError('9001', 'bad parameters: send Content-Type: application/json');
+      }
+      let raw: unknown;
+      try {
+        raw = await c.req.json();
+      } catch {
+        throw new EhcError('9001', 'bad parameters: body is not valid JSON');
+      }
+      const body = parseVerifyBody(raw);
+      const result = await deps.verifier.verify({
+        ehealthCode: body.ehealth_code,
+        treatmentCode: body.treatment_code,
+        operatorId: body.operator_id,
+        operatorName: body.operator_name,
+        defer: body.defer,
+      });
+      log.info('verified', { route: 'his', decided_by: result.decided_by, out_verify_no: result.out_verify_no, code_type: result.code_type });
+      return c.json(verifyAnswer(result), result.decided_by === 'deferred' ? 202 : 200);
+    },
+  );
+
+  app.get('/v1/status', auth, async (c) => c.json(await deps.status()));
+  app.get('/metrics', auth, async (c) => c.text(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }));
+
+  const ctx: HisContext = { auth, log, fail };
+  for (const extend of deps.extensions ?? []) extend(app, ctx);
+  return app;
+}

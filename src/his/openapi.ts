@@ -1,0 +1,74 @@
+/**
+ * OpenAPI 3.1 description of the HIS/kiosk port. A test keeps it in sync with the routes the app
+ * really serves (test/his.test.ts).
+ */
+import { verifyBodySchema } from './verify-body.ts';
+
+const error = {
+  type: 'object',
+  required: ['ret_code', 'ret_msg'],
+  properties: { ret_code: { type: 'string', description: '附录A §5 return code' }, ret_msg: { type: 'string' } },
+};
+const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+const secured = [{ apiKey: [] as string[] }];
+
+const verifyResult = {
+  type: 'object',
+  required: ['ret_code', 'ret_msg', 'decided_by', 'code_type', 'ehealth_card_id', 'out_verify_no', 'out_verify_time', 'term_id'],
+  properties: {
+    ret_code: { const: '0000' },
+    ret_msg: { type: 'string' },
+    decided_by: { enum: ['local', 'upstream', 'cross-domain', 'offline-local', 'deferred'] },
+    code_type: { enum: ['dynamic', 'static'] },
+    ehcin: { type: 'string' },
+    ehcappid: { type: 'string' },
+    ehealth_card_id: { type: 'string' },
+    id_type: { type: 'string' },
+    id_no: { type: 'string' },
+    user_name: { type: 'string' },
+    expires_at: { type: 'string', format: 'date-time' },
+    identity_check_required: { type: 'boolean', description: 'static code: check identity another way (§5.2.3)' },
+    offline: { type: 'boolean' },
+    out_verify_no: { type: 'string', maxLength: 32 },
+    out_verify_time: { type: 'string', pattern: '^[0-9]{14}$' },
+    term_id: { type: 'string' },
+  },
+  additionalProperties: { description: 'identity fields returned by the home card system (user_sex, mobile_phone, birthday, …)' },
+};
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: { title: 'ehc-edge HIS/kiosk API', version: '1' },
+  components: {
+    securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an entry of his.apiKeys' } },
+    schemas: { Error: error, VerifyRequest: verifyBodySchema, VerifyResult: verifyResult },
+  },
+  paths: {
+    '/v1/verify': {
+      post: {
+        summary: 'Verify a health-card QR code',
+        security: secured,
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/VerifyRequest' } } } },
+        responses: {
+          200: { description: 'verified (0000)', content: { 'application/json': { schema: { $ref: '#/components/schemas/VerifyResult' } } } },
+          202: { description: 'deferred: queued for the home card system; the answer follows on /v1/scans and /v1/verify/{out_verify_no}' },
+          400: errorResponse('malformed body (9001)'),
+          401: errorResponse('no or unknown API key (1010)'),
+          413: errorResponse('body too large (9001)'),
+          422: errorResponse('code rejected: 2001 expired, 2002 illegal, 2003 validity empty, 2004 validity illegal, 3001 no record'),
+          502: errorResponse('the home card system answered something unusable (9003 digest check failed, 1xxx)'),
+          503: errorResponse('crypto card (8008/2005) or home card system (8001/8002/8004) unavailable'),
+        },
+      },
+    },
+    '/v1/status': { get: { summary: 'Component states: card, upstream/VPN, outbox, scanners, version, uptime', security: secured, responses: { 200: { description: 'status object' }, 401: errorResponse('no or unknown API key') } } },
+    '/v1/health': { get: { summary: 'Readiness for probes (no details that need a key)', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } },
+    '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
+    '/metrics': { get: { summary: 'Prometheus metrics', security: secured, responses: { 200: { description: 'text/plain exposition format' }, 401: errorResponse('no or unknown API key') } } },
+  } as Record<string, Record<string, unknown>>,
+};
+
+/** Extensions describe their routes here so the document stays complete. */
+export function documentPath(path: string, item: Record<string, unknown>): void {
+  openApiDocument.paths[path] = { ...(openApiDocument.paths[path] ?? {}), ...item };
+}
