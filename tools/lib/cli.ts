@@ -53,7 +53,8 @@ export async function hisGet<T>(target: HisTarget, pathAndQuery: string, timeout
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    const c = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
+    const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).name;
     throw new CliError(EXIT.UNREACHABLE, `appliance unreachable at ${target.url} (${cause})`);
   }
   const text = await res.text();
@@ -77,6 +78,7 @@ export async function hisGet<T>(target: HisTarget, pathAndQuery: string, timeout
 export function progress(enabled: boolean): { update(text: string): void; done(text?: string): void } {
   const tty = process.stderr.isTTY;
   let last = 0;
+  let pending: string | null = null;
   let shown = false;
   return {
     update(text) {
@@ -85,14 +87,20 @@ export function progress(enabled: boolean): { update(text: string): void; done(t
       if (tty) {
         process.stderr.write(`\r\x1b[K${text}`);
         shown = true;
-      } else if (now - last >= 1000 || last === 0) {
+      } else if (last === 0 || now - last >= 1000) {
         process.stderr.write(text + '\n');
+        pending = null;
+        last = now;
+        return;
+      } else {
+        pending = text; // throttled: shown by done() if nothing newer is
       }
       last = now;
     },
     done(text) {
       if (!enabled) return;
       if (tty && shown) process.stderr.write('\r\x1b[K');
+      if (!tty && pending) process.stderr.write(pending + '\n');
       if (text) process.stderr.write(text + '\n');
     },
   };
