@@ -17,14 +17,15 @@
  * second and on close) records the last seq so a cut tail is detected too.
  *
  * Personal data: subjects are masked here (name 2nd char `*`, ID first 4 + last 4, phone 3 + 4), and
- * `detail` passes through maskDeep — the trail never holds a clear identity.
+ * `detail` passes through maskForLog (maskDeep plus other spellings of identity fields) — the trail never
+ * holds a clear identity.
  */
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { CardPrimitives, KeyIndex } from '../crypto/card.ts';
-import { maskCode, maskDeep, maskIdNo, maskName, maskPhone, maskText } from '../code/mask.ts';
-import type { Logger } from './log.ts';
+import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../code/mask.ts';
+import { maskForLog, type Logger } from './log.ts';
 
 export type AuditKind = 'verify' | 'config' | 'key' | 'admin' | 'security' | 'audit';
 
@@ -123,7 +124,7 @@ function bodyText(seq: number, prev: string, e: AuditEvent, time: Date): string 
   if (e.client !== undefined) body.client = text(e.client);
   if (e.retCode !== undefined) body.ret_code = e.retCode;
   if (e.subject) body.subject = maskSubject(e.subject);
-  if (e.detail !== undefined) body.detail = maskDeep(e.detail);
+  if (e.detail !== undefined) body.detail = maskForLog(e.detail);
   body.prev = prev;
   return JSON.stringify(body);
 }
