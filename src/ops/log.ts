@@ -4,6 +4,8 @@
  * log a clear name, ID number or phone even by mistake. Besides the field names mask.ts knows, common
  * spellings (`IdNo`, `id_card`, `cert_no`, `mobile`, `patient_name`, `tel` …, any case, with or without
  * `_`/`-`) are masked too, and 18-digit ID numbers and mobile numbers inside any text are scrubbed.
+ * A person's name inside free text cannot be recognised: messages are constant strings and data goes
+ * in fields (test/no-pii-in-logs.test.ts found exactly that case when it was broken).
  *
  * PII policy: `mask` (default) writes the masked line; `refuse` (option `pii`, or EHC_LOG_PII=refuse)
  * throws PiiInLogError naming the field — never its value — when a clear identity reaches the logger,
