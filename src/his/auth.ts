@@ -194,3 +194,30 @@ export function hisAuth(options: HisAuthOptions): MiddlewareHandler {
     },
   });
 }
+
+/**
+ * For the HIS app's own `apiKeyAuth({ onFailure })`: audits and logs each failure the same way hisAuth
+ * does (client address, path, reason; at most `perMinute` records per client and minute).
+ * `createHisApp({ …, onAuthFailure: auditAuthFailures({ audit, logger }) })`.
+ */
+export function auditAuthFailures(options: { audit?: AuditSink; logger?: Logger; perMinute?: number; clock?: () => number }): (c: Context, reason: 'missing' | 'invalid') => void {
+  const tracker = new FailureTracker(options.perMinute ?? 10, options.clock);
+  return (c, reason) => {
+    const client = clientAddress(c);
+    const { audit, suppressedBefore } = tracker.note(client);
+    options.logger?.warn('HIS authentication failed', { client, why: reason, path: c.req.path });
+    if (suppressedBefore > 0) {
+      options.audit?.record({ kind: 'security', action: 'auth.failed.suppressed', client, retCode: '1010', detail: { count: suppressedBefore } });
+    }
+    if (!audit) return;
+    const presented = c.req.header('Authorization')?.replace(/^Bearer\s+/i, '');
+    options.audit?.record({
+      kind: 'security',
+      action: 'auth.failed',
+      route: c.req.path,
+      client,
+      retCode: '1010',
+      detail: { why: reason, method: c.req.method, ...(presented ? { key_tag: keyTag(presented) } : {}) },
+    });
+  };
+}
