@@ -4,7 +4,8 @@
  * here, and configuring one key in both sets is an error).
  *
  * Failed attempts are limited per client address: after `admin.maxFailedAttempts` failures within
- * `windowMs`, that address is locked out for `lockoutMs` (429 with Retry-After, even with the right key).
+ * `admin.lockoutSeconds` (default 900), that address is locked out for as long (429 with Retry-After, even
+ * with the right key).
  * Every failure, every lockout and every admitted admin request (method, path, answer status) is audited.
  * With no admin keys configured the admin endpoints answer 403.
  */
@@ -17,6 +18,8 @@ export interface AdminAuthOptions {
   apiKeys: readonly string[];
   /** config admin.maxFailedAttempts */
   maxFailedAttempts: number;
+  /** config admin.lockoutSeconds: failure window and lockout length (default 900) */
+  lockoutSeconds?: number;
   /** when given, an admin key that is also an HIS key is refused at start */
   hisApiKeys?: readonly string[];
   windowMs?: number;
@@ -94,7 +97,8 @@ export function adminAuth(options: AdminAuthOptions): MiddlewareHandler {
     const clash = options.apiKeys.find((k) => !k.startsWith('sm3:') && isHis(k));
     if (clash !== undefined) throw new Error('admin.apiKeys: an admin key must not also be a HIS key');
   }
-  const lockout = new Lockout(options.maxFailedAttempts, options.windowMs ?? 15 * 60_000, options.lockoutMs ?? 15 * 60_000, options.clock);
+  const period = (options.lockoutSeconds ?? 900) * 1000;
+  const lockout = new Lockout(options.maxFailedAttempts, options.windowMs ?? period, options.lockoutMs ?? period, options.clock);
   const log = options.logger;
   const check =
     options.apiKeys.length > 0
