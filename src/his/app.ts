@@ -93,7 +93,7 @@ export function createHisApp(deps: HisDeps): Hono {
         operatorName: body.operator_name,
         defer: body.defer,
       });
-      log.info('verified', { route: 'his', decided_by: result.decided_by, out_verify_no: result.out_verify_no, code_type: result.code_type });
+      log.debug('verified', { route: 'his', decided_by: result.decided_by, out_verify_no: result.out_verify_no, code_type: result.code_type });
       return c.json(verifyAnswer(result), result.decided_by === 'deferred' ? 202 : 200);
     },
   );

@@ -1,22 +1,20 @@
 /**
- * `out_verify_no`: the caller's unique serial of a verification (≤ 32 chars). Minted once per
- * verification, stored with any outbox record before the first send, and replayed unchanged.
- * Form: 17 digits of CST time (yyyyMMddHHmmssSSS) + 15 random base-36 characters = 32 chars:
- * time-ordered for humans, unique across restarts and processes by ~77 bits of randomness.
+ * Serial numbers of upstream calls. `out_verify_no` (≤ 32 chars, 附录A) must be unique across
+ * restarts and processes: 17 digits of CST time to the millisecond (so serials sort by time and a
+ * restart cannot repeat an earlier one) + 15 hex digits of randomness (60 bits, so two processes in
+ * the same millisecond do not collide) = exactly 32 characters.
  */
 import { randomBytes } from 'node:crypto';
 import { formatCst } from '../crypto/profile.ts';
 
-const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
+export const OUT_VERIFY_NO_MAX = 32;
 
 export function newOutVerifyNo(now: Date = new Date()): string {
-  const bytes = randomBytes(15);
-  let tail = '';
-  for (const b of bytes) tail += ALPHABET[b % 36];
-  return formatCst(now) + String(now.getUTCMilliseconds()).padStart(3, '0') + tail;
+  const ms = String(now.getUTCMilliseconds()).padStart(3, '0');
+  return formatCst(now) + ms + randomBytes(8).toString('hex').slice(0, 15);
 }
 
 /** `out_verify_time`: yyyyMMddHHmmss in China Standard Time. */
-export function outVerifyTime(now: Date = new Date()): string {
-  return formatCst(now);
+export function outVerifyTime(date: Date = new Date()): string {
+  return formatCst(date);
 }

@@ -1,0 +1,49 @@
+/** Shared bench plumbing: child processes that print one JSON line when ready, temp configs. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+export interface Child<T> {
+  info: T;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function startChild<T>(script: string, args: string[] = []): Promise<Child<T>> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.once('line', (line) => {
+      resolve({
+        info: JSON.parse(line) as T,
+        proc,
+        stop: () =>
+          new Promise((r) => {
+            if (proc.exitCode !== null) return r();
+            proc.once('exit', () => r());
+            proc.kill('SIGTERM');
+          }),
+      });
+    });
+    proc.once('exit', (code) => reject(new Error(`${script} exited ${code} before it was ready`)));
+  });
+}
+
+/** The shipped config, adjusted for a benchmark in a fresh state folder on free ports. */
+export function benchConfig(overrides: (doc: Record<string, any>) => void = () => {}): { file: string; dir: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ehc-bench-'));
+  const doc = JSON.parse(readFileSync('appliance.config.json', 'utf8')) as Record<string, any>;
+  doc.stateDir = path.join(dir, 'state');
+  doc.his.listen = '127.0.0.1:0';
+  doc.log = { level: 'warn' };
+  overrides(doc);
+  const file = path.join(dir, 'appliance.config.json');
+  writeFileSync(file, JSON.stringify(doc, null, 2));
+  return { file, dir };
+}
+
+export function machine(): Record<string, unknown> {
+  return { date: new Date().toISOString(), node: process.version, cpus: (globalThis as any).navigator?.hardwareConcurrency ?? undefined };
+}

@@ -1,0 +1,43 @@
+/**
+ * ehc-edge process entry: load and validate the config (exit 2 naming the file and key that is
+ * wrong), start the appliance, stop cleanly on SIGTERM/SIGINT.
+ */
+import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
+import { createLogger } from './ops/log.ts';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(configPathFrom(process.argv.slice(2), process.env));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ehc-edge: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ level: config.log.level });
+  // loaded after the config is known to be valid, so a config error is reported without loading the rest
+  const { startAppliance } = await import('./appliance.ts');
+  let appliance;
+  try {
+    appliance = await startAppliance(config, log);
+  } catch (err) {
+    log.error('start-up failed', { error: err });
+    process.exit(1);
+  }
+  log.info('ehc-edge ready', { url: appliance.url, policy: config.verify.policy, card: config.card.driver, config: config.configPath });
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    await appliance.stop();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+void main();

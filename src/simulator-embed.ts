@@ -1,0 +1,33 @@
+/**
+ * The demo default: the home-card-system simulator (tools/simulator) started in-process, so that
+ * `npm start` works with no network. It reads local codes with the appliance's own SoftCard keys and
+ * foreign codes of `simulator.ehcin` with fixed demo keys. When `upstream.url` points at the
+ * simulator's listen address with port 0, it is rewritten to the port actually bound. Off on site.
+ */
+import type { ApplianceConfig } from './config/types.ts';
+import type { Logger } from './ops/log.ts';
+import { splitHostPort } from './his/server.ts';
+import { startSimulator, type SimulatorHandle } from '../tools/simulator/index.ts';
+
+export type EmbeddedSimulator = SimulatorHandle;
+
+export async function startEmbeddedSimulator(config: ApplianceConfig, log: Logger): Promise<EmbeddedSimulator> {
+  const { host, port } = splitHostPort(config.simulator.listen);
+  const sim = await startSimulator({
+    host,
+    port,
+    keyFile: config.card.driver === 'soft' ? config.card.keyFile : undefined,
+    localEhcin: config.site.localEhcins[0],
+    foreignEhcin: config.simulator.ehcin,
+    apps: [{ appId: config.upstream.appId, secret: config.upstream.appSecret, dialect: config.upstream.dialect }],
+  });
+  for (const key of ['url', 'crossDomainUrl'] as const) {
+    const u = new URL(config.upstream[key]);
+    if (u.hostname === host && Number(u.port || 80) === port && port === 0) {
+      u.port = String(sim.port);
+      config.upstream[key] = u.toString();
+    }
+  }
+  log.info('home-card-system simulator listening (demo upstream)', { url: sim.url });
+  return sim;
+}

@@ -1,0 +1,88 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { issueHealthCode } from '../src/crypto/issue-code.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SimCardSystem, startSimulator } from '../tools/simulator/index.ts';
+import { testAppliance } from './helpers/appliance.ts';
+
+const person = { idType: '01', idNo: '350322199008207715' };
+const soon = () => new Date(Date.now() + 300_000);
+
+test('a real appliance on embedded defaults: local, static, cross-domain, expired, offline', async () => {
+  const a = await testAppliance();
+  try {
+    const local = await issueHealthCode(a.appliance.card, { identity: person, ehcappid: '3502A0001APPA0001', expiresAt: soon() });
+    const r1 = await a.post({ ehealth_code: local });
+    assert.is(r1.status, 200);
+    assert.is(r1.body.decided_by, 'local');
+    assert.is(r1.body.id_no, person.idNo);
+
+    const stat = await issueHealthCode(a.appliance.card, { identity: person, ehcappid: '3502A0001APPA0001' });
+    const r2 = await a.post({ ehealth_code: stat });
+    assert.is(r2.body.code_type, 'static');
+    assert.is(r2.body.identity_check_required, true);
+
+    const foreign = new SimCardSystem({ ehcin: a.config.simulator.ehcin! }).issueCode(person, { expiresAt: soon() });
+    const r3 = await a.post({ ehealth_code: foreign, operator_id: 'n1', operator_name: '护士' });
+    assert.is(r3.status, 200);
+    assert.is(r3.body.decided_by, 'cross-domain');
+    assert.is(r3.body.user_name, '陈俊海');
+    const seen = a.appliance.simulator!.received().at(-1)!;
+    assert.is(seen.method, 'ehn.ehealthcard.syncCheckErhcInfo');
+    assert.is(seen.out_verify_no, r3.body.out_verify_no);
+    assert.is(seen.term_id, a.config.site.termId);
+
+    const expired = await issueHealthCode(a.appliance.card, { identity: person, ehcappid: '3502A0001APPA0001', expiresAt: new Date(Date.now() - 600_000) });
+    const r4 = await a.post({ ehealth_code: expired });
+    assert.is(r4.status, 422);
+    assert.is(r4.body.ret_code, '2001');
+
+    await a.appliance.simulator!.setDown(true);
+    const r5 = await a.post({ ehealth_code: foreign });
+    assert.is(r5.status, 503);
+    assert.is(r5.body.ret_code, '8004');
+    const r6 = await a.post({ ehealth_code: local });
+    assert.is(r6.status, 200, 'local codes still verify while the home system is down');
+    assert.is(r6.body.decided_by, 'local');
+
+    const status = (await (await fetch(`${a.appliance.url}/v1/status`, { headers: { authorization: 'Bearer demo-his-key-change-me-0001' } })).json()) as any;
+    assert.is(status.card.ok, true);
+    assert.is(status.policy, 'local-first');
+    assert.ok(!a.log.lines.join('\n').includes(person.idNo), 'no clear ID number in the appliance log');
+    assert.ok(!a.log.lines.join('\n').includes('陈俊海'), 'no clear name in the appliance log');
+  } finally {
+    await a.stop();
+  }
+});
+
+test('a tampered answer from the home system is rejected with 9003, end to end', async () => {
+  const sim = await startSimulator({ port: 0 });
+  // a man in the middle that flips one hex digit of every biz_content it relays
+  const proxy = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const upstream = await fetch(sim.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.concat(chunks) });
+    const body = (await upstream.json()) as Record<string, string>;
+    if (body.biz_content) body.biz_content = (body.biz_content[0] === 'A' ? 'B' : 'A') + body.biz_content.slice(1);
+    res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+  const a = await testAppliance((doc) => {
+    doc.simulator.enabled = false;
+    doc.upstream.url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/ehc`;
+  });
+  try {
+    const foreign = sim.cardSystems.find((c) => c.ehcin !== '3502A0001')!.issueCode(person, { expiresAt: soon() });
+    const r = await a.post({ ehealth_code: foreign });
+    assert.is(r.status, 502);
+    assert.is(r.body.ret_code, '9003');
+    assert.is(sim.received().length, 1, 'the request did reach the home system');
+  } finally {
+    await a.stop();
+    proxy.close();
+    await sim.close();
+  }
+});
+
+test.run();

@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseConfig } from '../../src/config/load.ts';
+import type { ApplianceConfig } from '../../src/config/types.ts';
+import { startAppliance, type Appliance } from '../../src/appliance.ts';
+import { memoryLogger } from '../../src/ops/log.ts';
+import { tempDir } from './tmp.ts';
+
+export const API_KEY = 'demo-his-key-change-me-0001';
+
+/** A real appliance on free loopback ports in a fresh state folder, with the embedded simulator. */
+export async function testAppliance(adjust: (doc: Record<string, any>) => void = () => {}) {
+  const t = tempDir('ehc-appliance-');
+  const doc = JSON.parse(readFileSync('appliance.config.json', 'utf8')) as Record<string, any>;
+  doc.stateDir = path.join(t.dir, 'state');
+  doc.his.listen = '127.0.0.1:0';
+  doc.simulator.listen = '127.0.0.1:0';
+  doc.upstream.url = 'http://127.0.0.1:0/ehc';
+  doc.upstream.healthIntervalMs = 500;
+  doc.upstream.timeoutMs = 1000;
+  doc.upstream.connectTimeoutMs = 500;
+  doc.scannerAutoDetect = false;
+  adjust(doc);
+  const config: ApplianceConfig = parseConfig(doc, path.join(t.dir, 'appliance.config.json'));
+  const log = memoryLogger();
+  const appliance: Appliance = await startAppliance(config, log);
+  const post = async (body: unknown) => {
+    const res = await fetch(`${appliance.url}/v1/verify`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  return {
+    appliance,
+    config,
+    log,
+    dir: t.dir,
+    post,
+    async stop() {
+      await appliance.stop();
+      t.cleanup();
+    },
+  };
+}
+
+export function readAll(file: string): string {
+  return readFileSync(file, 'utf8');
+}
