@@ -228,6 +228,23 @@ test('a card failure rejects that append and leaves the chain intact', async () 
   assert.is(report.lastSeq, 2);
 });
 
+test('one writer: a second open is refused while the first is open; a dead writer\'s lock is taken over', async () => {
+  const dir = tmp();
+  const first = await AuditTrail.open({ dir, card, macKey: card.index });
+  await AuditTrail.open({ dir, card, macKey: card.index }).then(
+    () => assert.unreachable('second writer admitted'),
+    (e: Error) => assert.match(e.message, /in use by process \d+: one writer only/),
+  );
+  await first.append(verification(0));
+  await first.close();
+  writeFileSync(path.join(dir, 'writer.lock'), '999999999\n'); // no such process
+  const again = await AuditTrail.open({ dir, card, macKey: card.index });
+  await again.append(verification(1));
+  await again.close();
+  assert.not.ok(existsSync(path.join(dir, 'writer.lock')));
+  assert.ok((await verifyAuditChain(dir, card, card.index)).ok);
+});
+
 test('localDay is the local calendar day', () => {
   assert.is(localDay(new Date(2026, 10, 5, 0, 0, 1)), '20261105');
 });

@@ -277,13 +277,55 @@ export class AuditTrail {
     this.clock = opts.clock ?? (() => new Date());
   }
 
-  /** Open (creating) the audit folder and continue the chain from its last record. */
+  /**
+   * Open (creating) the audit folder and continue the chain from its last record. One writer only: a
+   * second process (a tool while the appliance runs) would fork the chain, so `writer.lock` (O_EXCL,
+   * holding the pid) refuses it; a lock left by a dead process is taken over.
+   */
   static async open(opts: AuditOptions): Promise<AuditTrail> {
     const trail = new AuditTrail(opts);
     await mkdir(opts.dir, { recursive: true, mode: 0o700 });
-    await trail.recover();
+    await trail.lock();
+    try {
+      await trail.recover();
+    } catch (err) {
+      await trail.unlock();
+      throw err;
+    }
     await trail.prune();
     return trail;
+  }
+
+  private get lockFile(): string {
+    return path.join(this.opts.dir, 'writer.lock');
+  }
+
+  private async lock(): Promise<void> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(this.lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const pid = Number((await readFile(this.lockFile, 'utf8').catch(() => '')).trim());
+        let alive = false;
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+          try {
+            process.kill(pid, 0);
+            alive = true;
+          } catch (e) {
+            alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+          }
+        }
+        if (alive || pid === process.pid) throw new Error(`audit trail ${this.opts.dir} is in use by process ${pid}: one writer only`);
+        await unlink(this.lockFile).catch(() => {});
+      }
+    }
+    throw new Error(`audit trail ${this.opts.dir}: cannot take writer.lock`);
+  }
+
+  private async unlock(): Promise<void> {
+    await unlink(this.lockFile).catch(() => {});
   }
 
   private async recover(): Promise<void> {
@@ -536,6 +578,7 @@ export class AuditTrail {
     await this.writeHead(true);
     if (this.handle) await this.handle.close();
     this.handle = null;
+    await this.unlock();
   }
 }
 
