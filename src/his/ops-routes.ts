@@ -7,8 +7,48 @@
  * Admin routes are added by their owners behind adminAuth (src/his/admin-auth.ts), never the HIS key.
  */
 import type { HisExtension } from './app.ts';
+import { documentPath } from './openapi.ts';
 import { statusPage } from './status-page.ts';
 import { statsRoutes, type StatsRoutesOptions } from '../ops/stats.ts';
+
+const secured = [{ apiKey: [] as string[] }];
+const denied = { description: 'no or unknown API key' };
+const badParams = { description: 'bad parameters (ret_code 9001)' };
+
+/**
+ * Adds these routes to the (process-global) OpenAPI document. Not called by opsExtensions: the global
+ * document is compared with single apps in test/his.test.ts, so documenting here would break that test
+ * whenever another suite in the same process starts an appliance. Call it where the document becomes
+ * per-app (see the ops report).
+ */
+export function describeOpsRoutes(): void {
+  documentPath('/status', { get: { summary: 'Status page (static HTML; asks for an HIS key, then polls /v1/status)', responses: { 200: { description: 'text/html' } } } });
+  for (const asset of ['/status/', '/status/status.js', '/status/status.css']) documentPath(asset, { get: { summary: 'Status page asset', responses: { 200: { description: 'static' } } } });
+  documentPath('/v1/stats/usecard-scene', {
+    get: {
+      summary: '附录E §6.2.2 usecard_scene_list: uses per day, org, online/offline and treatment step',
+      security: secured,
+      parameters: ['from', 'to', 'org_code', 'page_no', 'page_size'].map((name) => ({ name, in: 'query', required: false, schema: { type: 'string' } })),
+      responses: { 200: { description: '{ usecard_scene_list, page_no, page_size, total_count }' }, 400: badParams, 401: denied },
+    },
+  });
+  documentPath('/v1/stats/read-terms', {
+    get: {
+      summary: '附录E §6.1.4 read_term_list from the scanner registry',
+      security: secured,
+      parameters: ['page_no', 'page_size'].map((name) => ({ name, in: 'query', required: false, schema: { type: 'string' } })),
+      responses: { 200: { description: '{ read_term_list, page_no, page_size, total_count }' }, 400: badParams, 401: denied },
+    },
+  });
+  documentPath('/v1/stats/errors', {
+    get: {
+      summary: 'Errors by return code within a window',
+      security: secured,
+      parameters: [{ name: 'window_s', in: 'query', required: false, schema: { type: 'integer' } }],
+      responses: { 200: { description: '{ window_s, errors }' }, 400: badParams, 401: denied },
+    },
+  });
+}
 
 export function opsExtensions(options: StatsRoutesOptions): HisExtension[] {
   return [
