@@ -13,6 +13,7 @@ import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import type { Logger } from './ops/log.ts';
 import { createRegistry, verifyMetrics } from './ops/metrics.ts';
+import { startOps } from './ops/wire.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
@@ -61,7 +62,10 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
     stops.push(() => upstream.close());
 
-    const observers: VerifyObserver[] = [verifyMetrics(registry)];
+    const ops = await startOps({ config, card, upstream, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
+    stops.push(() => ops.close());
+
+    const observers: VerifyObserver[] = [verifyMetrics(registry), ops.observer];
     const verifier = new RoutingVerifier({
       card,
       upstream,
@@ -70,15 +74,11 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     });
 
     const status = async (): Promise<Record<string, unknown>> => ({
-      version: VERSION,
-      uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
-      site: { org_code: config.site.orgCode, term_id: config.site.termId, local_ehcins: config.site.localEhcins },
+      ...(await ops.status()),
       policy: config.verify.policy,
-      card: await card.health(),
-      upstream: await upstream.health(),
       simulator: simulator ? { url: simulator.url } : undefined,
     });
-    const extensions: HisExtension[] = [];
+    const extensions: HisExtension[] = [...ops.extensions];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
@@ -90,6 +90,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         const c = await card.health();
         return { ok: c.ok, checks: { card: c.ok } };
       },
+      onAuthFailure: ops.onAuthFailure,
       extensions,
     });
     const his: HisServer = await startHisServer(app, config.his);

@@ -16,6 +16,9 @@ import type { UpstreamHealth } from '../src/protocol/upstream.ts';
 import { macCard } from './helpers/mac-card.ts';
 import { population, findClearPii } from './helpers/population.ts';
 import { listen } from './helpers/serve.ts';
+import { testAppliance, API_KEY } from './helpers/appliance.ts';
+import { issueHealthCode } from '../src/crypto/issue-code.ts';
+import { SimCardSystem } from '../tools/simulator/index.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -181,6 +184,46 @@ test('renders live in headless Chromium: login, every component, live update, ma
     assert.ok(existsSync(shot));
     // the one expected browser error is the 401 of the wrong key tried above
     assert.equal(consoleErrors.filter((e) => !/status of 401/.test(e)), []);
+
+    // the same page on a real appliance (startAppliance: SoftCard, HttpUpstream to the embedded simulator)
+    const live = await testAppliance();
+    try {
+      const person = people[0]!;
+      const soon = new Date(Date.now() + 300_000);
+      const local = await issueHealthCode(live.appliance.card, { identity: { idType: '01', idNo: person.idNo }, ehcappid: '3502A0001APPA0001', expiresAt: soon });
+      assert.is((await live.post({ ehealth_code: local })).status, 200);
+      // the simulator's home system knows its own population: one of them, with name and phone
+      const simPerson = { idType: '01', idNo: '350322199008207715' };
+      const foreign = new SimCardSystem({ ehcin: live.config.simulator.ehcin! }).issueCode(simPerson, { expiresAt: soon });
+      assert.is((await live.post({ ehealth_code: foreign })).status, 200);
+      const expired = await issueHealthCode(live.appliance.card, { identity: { idType: '01', idNo: person.idNo }, ehcappid: '3502A0001APPA0001', expiresAt: new Date(Date.now() - 600_000) });
+      assert.is((await live.post({ ehealth_code: expired })).body.ret_code, '2001');
+      const page2 = await context.newPage();
+      await page2.goto(`${live.appliance.url}/status?interval=500`);
+      await page2.fill('#key', API_KEY);
+      await page2.click('#login button[type=submit]');
+      await page2.waitForSelector('#dashboard:not([hidden])');
+      await page2.waitForFunction(() => document.getElementById('upstream-state')!.textContent === 'reachable' && /ms$/.test(document.getElementById('upstream-latency')!.textContent!));
+      await page2.waitForFunction(() => document.querySelectorAll('#recent tbody tr').length >= 3);
+      assert.is((await page2.textContent('#card-state'))?.trim(), 'ready');
+      assert.match((await page2.textContent('#card-detail')) ?? '', /^soft:/);
+      assert.is((await page2.textContent('#outbox-depth'))?.trim(), '0');
+      assert.is((await page2.textContent('#audit-state'))?.trim(), 'writing');
+      assert.is((await page2.textContent('#scanners tbody'))?.trim(), 'no scanners');
+      const liveErrors = await page2.$$eval('#errors tbody tr', (rows) => (rows as HTMLTableRowElement[]).map((r) => r.cells[0]!.textContent));
+      assert.equal(liveErrors, ['2001']);
+      const routes = await page2.$$eval('#recent tbody tr', (rows) => (rows as HTMLTableRowElement[]).map((r) => [r.cells[2]!.textContent, r.cells[3]!.textContent]));
+      assert.equal(routes.slice(0, 3), [['', '2001'], ['cross-domain', '0000'], ['local', '0000']]);
+      const html = await page2.content();
+      assert.equal(findClearPii(html, people), []);
+      assert.not.ok(html.includes(simPerson.idNo) || html.includes('陈俊海'), 'the home system\'s answer is masked too');
+      assert.ok(html.includes('陈*海'));
+      const shot2 = path.join(root, 'test-output', 'status-page-appliance.png');
+      await page2.screenshot({ path: shot2, fullPage: true });
+      console.log(`  screenshot: ${shot2}`);
+    } finally {
+      await live.stop();
+    }
   } finally {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
