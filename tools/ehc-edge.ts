@@ -24,6 +24,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   'verify-audit': { module: './verify-audit.ts', summary: 'check the audit chain and name the first broken record' },
   stats: { module: './stats.ts', summary: 'usage statistics (附录E usecard_scene_list, read_term_list), JSON export' },
   codes: { module: './codes.ts', summary: 'demo health codes for testing a desk' },
+  verify: { module: './verify.ts', summary: 'verify one code through the running appliance' },
 };
 
 export function usage(): string {

@@ -6,17 +6,19 @@
 import { existsSync } from 'node:fs';
 import type { ApplianceConfig } from '../../src/config/types.ts';
 import type { CardPrimitives } from '../../src/crypto/card.ts';
+import { openCard } from '../../src/crypto/open-card.ts';
 import { SoftCard } from '../../src/crypto/soft-card.ts';
+import { createLogger } from '../../src/ops/log.ts';
 import { CliError, EXIT } from './cli.ts';
 
-export async function openToolCard(config: ApplianceConfig, keyFile = config.card.keyFile): Promise<CardPrimitives> {
-  if (config.card.driver !== 'soft' && keyFile === config.card.keyFile) {
-    throw new CliError(EXIT.USAGE, `card driver ${config.card.driver}: this tool opens the software card only in this build (give --key-file of a soft card to check with it)`);
-  }
-  if (!existsSync(keyFile)) throw new CliError(EXIT.USAGE, `no card key file at ${keyFile}`);
+/** The configured card (any driver openCard knows), or a software card from `keyFile` when given. */
+export async function openToolCard(config: ApplianceConfig, keyFile?: string): Promise<CardPrimitives> {
+  const file = keyFile ?? (config.card.driver === 'soft' ? config.card.keyFile : undefined);
+  if (file !== undefined && !existsSync(file)) throw new CliError(EXIT.USAGE, `no card key file at ${file}`);
   try {
-    return await SoftCard.open(keyFile, config.card.keys);
+    if (keyFile) return await SoftCard.open(keyFile, config.card.keys);
+    return await openCard(config.card, createLogger({ level: 'warn', sink: (l) => process.stderr.write(l + '\n') }));
   } catch (err) {
-    throw new CliError(EXIT.USAGE, `cannot open the card key file ${keyFile}: ${(err as Error).message}`);
+    throw new CliError(EXIT.USAGE, `cannot open the crypto card (${config.card.driver}): ${(err as Error).message}`);
   }
 }

@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, configPathFrom, loadConfig } from '../../src/config/load.ts';
 import type { ApplianceConfig } from '../../src/config/types.ts';
+import { hisKey, hisUrl } from '../cli-config.ts';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
@@ -36,11 +37,14 @@ export interface HisTarget {
   key: string | undefined;
 }
 
-/** The HIS port of the appliance: --url / --key, else config his.listen and EHC_HIS_KEY or the first plain his.apiKeys entry. */
+/**
+ * The HIS port of the appliance: --url / --key, else the config's his.listen (a wildcard address reached
+ * on loopback) and EHC_EDGE_API_KEY (or EHC_HIS_KEY) or the first plain his.apiKeys entry.
+ */
 export function hisTarget(config: ApplianceConfig | undefined, opts: { url?: string; key?: string }): HisTarget {
-  const url = opts.url?.replace(/\/$/, '') ?? (config ? `${config.his.tls ? 'https' : 'http'}://${config.his.listen}` : undefined);
+  const url = opts.url?.replace(/\/$/, '') ?? (config ? hisUrl(config) : undefined);
   if (!url) throw new CliError(EXIT.USAGE, 'no appliance address: give --url or a config');
-  const key = opts.key ?? process.env.EHC_HIS_KEY ?? config?.his.apiKeys.find((k) => !k.startsWith('sm3:'));
+  const key = opts.key ?? process.env.EHC_EDGE_API_KEY ?? process.env.EHC_HIS_KEY ?? (config ? hisKey(config) : undefined);
   return { url, key };
 }
 
@@ -65,7 +69,7 @@ export async function hisGet<T>(target: HisTarget, pathAndQuery: string, timeout
     body = undefined;
   }
   if (res.status === 401 || res.status === 403) {
-    throw new CliError(EXIT.USAGE, `the appliance refused the key (HTTP ${res.status})${target.key ? '' : ': no key; set EHC_HIS_KEY or --key'}`);
+    throw new CliError(EXIT.USAGE, `the appliance refused the key (HTTP ${res.status})${target.key ? '' : ': no key; set EHC_EDGE_API_KEY or --key'}`);
   }
   if (!res.ok || body === undefined) {
     const msg = (body as { ret_msg?: string } | undefined)?.ret_msg ?? text.slice(0, 200);
