@@ -201,14 +201,22 @@ test('a torn last line from a crash is cut on open, noted in the trail, and the 
   appendFileSync(dayFile(dir), '{"seq":5,"time":"2026-');
   const progress: number[] = [];
   const torn = await verifyAuditChain(dir, card, card.index, { onProgress: (p) => progress.push(p.fileIndex) });
-  assert.is(torn.broken?.problem, 'malformed');
+  assert.ok(torn.ok, 'an unterminated tail is a write in progress, not a record');
+  assert.is(torn.unterminatedTail, true);
+  assert.is(torn.lastSeq, 4);
   await writeChain(dir, 1);
   const recs = lines(dayFile(dir)).map((l) => JSON.parse(l));
   assert.ok(recs.some((r) => r.action === 'audit.torn-tail-removed'));
   const report = await verifyAuditChain(dir, card, card.index, { onProgress: (p) => progress.push(p.fileIndex) });
   assert.ok(report.ok, JSON.stringify(report.broken));
   assert.is(report.lastSeq, 6);
+  assert.not.ok(report.unterminatedTail);
   assert.ok(progress.length >= 1);
+  // garbage that is a whole line is not a record
+  appendFileSync(dayFile(dir), 'not a record\n');
+  const bad = await verifyAuditChain(dir, card, card.index);
+  assert.is(bad.broken?.problem, 'malformed');
+  assert.is(bad.broken?.line, 7);
 });
 
 test('a card failure rejects that append and leaves the chain intact', async () => {
@@ -243,6 +251,26 @@ test('one writer: a second open is refused while the first is open; a dead write
   await again.close();
   assert.not.ok(existsSync(path.join(dir, 'writer.lock')));
   assert.ok((await verifyAuditChain(dir, card, card.index)).ok);
+});
+
+test('verifying while the appliance appends never reports a false break', async () => {
+  const dir = tmp();
+  const trail = await AuditTrail.open({ dir, card, macKey: card.index });
+  let writing = true;
+  const writer = (async () => {
+    for (let i = 0; i < 150; i++) {
+      await Promise.all([trail.append(verification(i)), trail.append(verification(i + 1))]);
+    }
+    writing = false;
+  })();
+  const reports = [];
+  while (writing) reports.push(await verifyAuditChain(dir, card, card.index));
+  await writer;
+  await trail.close();
+  reports.push(await verifyAuditChain(dir, card, card.index));
+  assert.ok(reports.length >= 2);
+  for (const r of reports) assert.ok(r.ok, JSON.stringify(r.broken));
+  assert.is(reports[reports.length - 1]!.lastSeq, 300);
 });
 
 test('localDay is the local calendar day', () => {

@@ -600,6 +600,8 @@ export interface AuditVerifyReport {
   records: number;
   firstSeq: number | null;
   lastSeq: number | null;
+  /** the newest file ends in an unterminated line (write in progress or crash): ignored */
+  unterminatedTail?: boolean;
   broken?: AuditBreak;
 }
 
@@ -628,6 +630,8 @@ export async function verifyAuditChain(
   macKey: KeyIndex,
   options: { onProgress?: (p: VerifyProgress) => void } = {},
 ): Promise<AuditVerifyReport> {
+  // the head first: a running appliance only moves it forward after the records it names are on disk
+  const head = await openSealed<HeadDoc>(card, macKey, path.join(dir, 'head.json'));
   const files = await listAuditFiles(dir);
   const report: AuditVerifyReport = { ok: true, dir, files: files.length, records: 0, firstSeq: null, lastSeq: null };
   const fail = (b: AuditBreak): AuditVerifyReport => ({ ...report, ok: false, broken: b });
@@ -643,10 +647,17 @@ export async function verifyAuditChain(
     const text = await readFile(path.join(dir, f.name), 'utf8');
     const raw = text.split('\n');
     const torn = raw[raw.length - 1] !== '';
-    if (!torn) raw.pop();
+    raw.pop();
+    if (torn && fi === files.length - 1) {
+      // an unterminated last line of the newest day: a write in progress, or a crash (cut at next open);
+      // never acknowledged, so not part of the chain
+      report.unterminatedTail = true;
+    } else if (torn) {
+      return fail({ problem: 'malformed', file: f.name, line: raw.length + 1, message: `${f.name}:${raw.length + 1}: unterminated line in an older day file` });
+    }
     const recs: Array<Parsed | { line: number; bad: string }> = raw.map((line, i) => {
       const parts = splitLine(line);
-      if (!parts) return { line: i + 1, bad: torn && i === raw.length - 1 ? 'torn last line (unterminated)' : 'not an audit record (no MAC)' };
+      if (!parts) return { line: i + 1, bad: 'not an audit record (no MAC)' };
       try {
         const body = JSON.parse(parts.body) as { seq?: unknown; prev?: unknown };
         if (typeof body.seq !== 'number' || typeof body.prev !== 'string') return { line: i + 1, bad: 'record lacks seq/prev' };
@@ -680,7 +691,6 @@ export async function verifyAuditChain(
     }
     options.onProgress?.({ file: f.name, fileIndex: fi + 1, files: files.length, records: report.records });
   }
-  const head = await openSealed<HeadDoc>(card, macKey, path.join(dir, 'head.json'));
   if (head) {
     if (!head.valid) return fail({ problem: 'anchor', file: 'head.json', line: 0, message: 'head.json fails its MAC (edited or replaced)' });
     const last = report.lastSeq ?? expectedSeq - 1;
