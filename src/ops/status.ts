@@ -82,6 +82,14 @@ async function within<T>(ms: number, what: string, work: () => Promise<T>): Prom
   }
 }
 
+/** Every string scrubbed with maskText, keys untouched. */
+function scrubText(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return maskText(value);
+  if (depth > 8 || !value || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => scrubText(v, depth + 1));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubText(v, depth + 1)]));
+}
+
 export async function collectStatus(src: StatusSources): Promise<StatusReport> {
   const now = (src.clock ?? (() => new Date()))();
   const timeout = src.probeTimeoutMs ?? 2000;
@@ -134,11 +142,8 @@ export async function collectStatus(src: StatusSources): Promise<StatusReport> {
     recent,
     problems,
   };
-  // key-based masking would turn a scanner's `name` (a desk label) into a masked person name: scanners
-  // get free-text scrubbing only; everything else goes through maskDeep.
-  const masked = maskDeep({ ...report, scanners: [] }) as StatusReport;
-  masked.scanners = scanners.map(
-    (s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, typeof v === 'string' ? maskText(v) : v])) as unknown as ScannerStatus,
-  );
-  return masked;
+  // Person data is only in `recent` (subjects): key-based masking there. Elsewhere key-based masking
+  // would mangle device and desk labels (a card's `device.name`, a scanner's `name`), so those strings
+  // get free-text scrubbing only (ID and phone numbers).
+  return { ...(scrubText({ ...report, recent: [] }) as StatusReport), recent: maskDeep(recent) as RecentVerification[] };
 }
