@@ -213,7 +213,7 @@ test('renders live in headless Chromium: login, every component, live update, ma
       const liveErrors = await page2.$$eval('#errors tbody tr', (rows) => (rows as HTMLTableRowElement[]).map((r) => r.cells[0]!.textContent));
       assert.equal(liveErrors, ['2001']);
       const routes = await page2.$$eval('#recent tbody tr', (rows) => (rows as HTMLTableRowElement[]).map((r) => [r.cells[2]!.textContent, r.cells[3]!.textContent]));
-      assert.equal(routes.slice(0, 3), [['', '2001'], ['cross-domain', '0000'], ['local', '0000']]);
+      assert.equal(routes.slice(0, 3), [['rejected', '2001'], ['cross-domain', '0000'], ['local', '0000']]);
       const html = await page2.content();
       assert.equal(findClearPii(html, people), []);
       assert.not.ok(html.includes(simPerson.idNo) || html.includes('陈俊海'), 'the home system\'s answer is masked too');

@@ -26,6 +26,8 @@ export interface ScannerStatus {
 
 export interface RecentVerification {
   time: string;
+  /** `verify`, or `verify.rejected` for a refused code */
+  action?: string;
   route?: string;
   ret_code?: string;
   scanner?: string;

@@ -78,7 +78,7 @@
     fillTable('scanners', s.scanners.map((x) => [x.name || x.id, x.station || '', x.driver || '', [x.state, x.state], ago(x.lastScanAt, s.now)]), 'no scanners');
     setText('errors-window', '(last ' + fmtAge(s.errors.windowSeconds) + ')');
     fillTable('errors', s.errors.byCode.map((e) => [e.ret_code, e.ret_msg, e.count, ago(e.last_at, s.now)]), 'no errors');
-    fillTable('recent', s.recent.map((r) => [fmtTime(r.time), r.scanner || r.terminal || '', r.route || '', [r.ret_code || '', r.ret_code === '0000' ? 'ok' : 'error'], r.subject && r.subject.name, r.subject && r.subject.id_no]), 'none yet');
+    fillTable('recent', s.recent.map((r) => [fmtTime(r.time), r.scanner || r.terminal || '', r.route || (r.action === 'verify.rejected' ? 'rejected' : ''), [r.ret_code || '', r.ret_code === '0000' ? 'ok' : 'error'], r.subject && r.subject.name, r.subject && r.subject.id_no]), 'none yet');
     setText('problems', s.problems.length ? 'Not answering: ' + s.problems.join('; ') : '');
   }
 
