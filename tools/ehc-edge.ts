@@ -1,3 +1,4 @@
+#!/usr/bin/env -S node --import=tsx
 /**
  * ehc-edge — the operator CLI. `ehc-edge <command> [options]`; every command takes --json and
  * --config PATH (else EHC_EDGE_CONFIG, else ./appliance.config.json) and ends with
@@ -6,6 +7,11 @@
  * Each command is its own module under tools/ exporting `async function main(argv): Promise<number>`;
  * this dispatcher only finds and runs it. A command whose module is not part of this build says so
  * (exit 2) instead of failing on import.
+ *
+ * The shebang resolves tsx from the working directory (fine for `npx ehc-edge` in the project); an
+ * installed copy needs a wrapper: `exec node --import=<prefix>/node_modules/tsx/dist/esm/index.mjs
+ * <prefix>/tools/ehc-edge.ts "$@"`. (`--import=tsx`, not `--import tsx`: tsx's import scanner misreads
+ * the latter in a shebang line.)
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
