@@ -3,9 +3,9 @@
  *
  * Every record is one JSON line in `<stateDir>/audit/audit-YYYYMMDD.jsonl` (local day). A record carries
  * `seq` (1, 2, 3 … without gaps over the appliance's life) and `prev` (the previous record's MAC), and
- * ends with `mac` = HMAC-SM3(card key `mac`, the line's bytes before `,"mac":…`). So an edit breaks the
- * record's MAC, a deletion leaves a gap in `seq`, a reordering puts a `seq` out of place, and nobody
- * without the card key can repair the chain. The chain continues across days, files and restarts.
+ * ends with `mac` = HMAC-SM3(card key `mac`, `ehc-edge audit v1\n` ‖ the line's bytes before `,"mac":…`
+ * closed by `}`). So an edit breaks the record's MAC, a deletion leaves a gap in `seq`, a reordering puts
+ * a `seq` out of place, and nobody without the card key can repair the chain. The chain continues across days, files and restarts.
  *
  * Appends are group-committed: records queued while a write is on disk go out in the next single
  * write + fsync; `append` resolves only when its record is durable.
@@ -129,8 +129,11 @@ function bodyText(seq: number, prev: string, e: AuditEvent, time: Date): string 
   return JSON.stringify(body);
 }
 
+/** Domain separation: the card's `mac` key also protects outbox records; audit MACs can never be swapped with those. */
+const MAC_DOMAIN = 'ehc-edge audit v1\n';
+
 async function macOf(card: AuditMacCard, key: KeyIndex, text: string): Promise<string> {
-  return (await card.hmacSm3(key, Buffer.from(text, 'utf8'))).toString('hex');
+  return (await card.hmacSm3(key, Buffer.from(MAC_DOMAIN + text, 'utf8'))).toString('hex');
 }
 
 /** Split a stored line into the MACed body text and the stored MAC; undefined when it is not that shape. */
