@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AuditTrail, verifyAuditChain, localDay, type AuditEvent } from '../src/ops/audit.ts';
 import { macCard } from './helpers/mac-card.ts';
+import { auditOffline } from '../src/ops/audit-offline.ts';
+import { parseConfig } from '../src/config/load.ts';
 import { population, findClearPii } from './helpers/population.ts';
 
 const people = population(20, 11);
@@ -271,6 +273,25 @@ test('verifying while the appliance appends never reports a false break', async 
   assert.ok(reports.length >= 2);
   for (const r of reports) assert.ok(r.ok, JSON.stringify(r.broken));
   assert.is(reports[reports.length - 1]!.lastSeq, 300);
+});
+
+test('a tool audits a key operation while the appliance is stopped, and is refused while it runs', async () => {
+  const dir = tmp();
+  const doc = JSON.parse(readFileSync(new URL('../appliance.config.json', import.meta.url), 'utf8'));
+  doc.stateDir = dir;
+  const config = parseConfig(doc, path.join(dir, 'appliance.config.json'));
+  const key = { ...macCard(card.key, config.card.keys.mac) };
+  const [rec] = await auditOffline(config, key, [{ kind: 'key', action: 'key.import', detail: { roles: ['ehcid', 'validity'] } }]);
+  assert.is(rec!.kind, 'key');
+  assert.is(rec!.seq, 1);
+  const running = await AuditTrail.open({ dir: path.join(dir, 'audit'), card: key, macKey: config.card.keys.mac });
+  await auditOffline(config, key, [{ kind: 'key', action: 'key.import' }]).then(
+    () => assert.unreachable('second writer'),
+    (e: Error) => assert.match(e.message, /in use by process/),
+  );
+  await running.append(verification(0));
+  await running.close();
+  assert.is((await verifyAuditChain(path.join(dir, 'audit'), key, config.card.keys.mac)).lastSeq, 2);
 });
 
 test('localDay is the local calendar day', () => {
