@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
-import { AuditTrail, verifyAuditChain, type AuditEvent } from '../src/ops/audit.ts';
+import { AuditTrail, type AuditEvent } from '../src/ops/audit.ts';
+import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 
 const event = (i: number): AuditEvent => ({
   kind: 'verify',

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { verifyAuditChain } from '../src/ops/audit.ts';
+import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 import { COMMON_OPTIONS, CliError, EXIT, isEntry, loadCliConfig, progress, runCommand } from './lib/cli.ts';
 import { openToolCard } from './lib/card.ts';
 

@@ -16,6 +16,8 @@
  * verification still proves nothing was removed from the start. `head.json` (MACed, refreshed at most once a
  * second and on close) records the last seq so a cut tail is detected too.
  *
+ * The verifier is src/ops/audit-verify.ts.
+ *
  * Personal data: subjects are masked here (name 2nd char `*`, ID first 4 + last 4, phone 3 + 4), and
  * `detail` passes through maskForLog (maskDeep plus other spellings of identity fields) — the trail never
  * holds a clear identity.
@@ -132,7 +134,7 @@ function bodyText(seq: number, prev: string, e: AuditEvent, time: Date): string 
 /** Domain separation: the card's `mac` key also protects outbox records; audit MACs can never be swapped with those. */
 const MAC_DOMAIN = 'ehc-edge audit v1\n';
 
-async function macOf(card: AuditMacCard, key: KeyIndex, text: string): Promise<string> {
+export async function macOf(card: AuditMacCard, key: KeyIndex, text: string): Promise<string> {
   return (await card.hmacSm3(key, Buffer.from(MAC_DOMAIN + text, 'utf8'))).toString('hex');
 }
 
@@ -154,7 +156,7 @@ async function sealDoc<T>(card: AuditMacCard, key: KeyIndex, doc: T): Promise<st
   return JSON.stringify({ doc, mac: await macOf(card, key, text) } satisfies Sealed<T>) + '\n';
 }
 
-async function openSealed<T>(card: AuditMacCard, key: KeyIndex, file: string): Promise<{ doc: T; valid: boolean } | undefined> {
+export async function openSealed<T>(card: AuditMacCard, key: KeyIndex, file: string): Promise<{ doc: T; valid: boolean } | undefined> {
   let raw: string;
   try {
     raw = await readFile(file, 'utf8');
@@ -583,129 +585,4 @@ export class AuditTrail {
     this.handle = null;
     await this.unlock();
   }
-}
-
-export type AuditProblem = 'edited' | 'deleted' | 'reordered' | 'malformed' | 'chain' | 'truncated' | 'anchor';
-
-export interface AuditBreak {
-  problem: AuditProblem;
-  file: string;
-  /** 1-based line in `file` (0 for head/anchor problems) */
-  line: number;
-  seq?: number;
-  message: string;
-}
-
-export interface AuditVerifyReport {
-  ok: boolean;
-  dir: string;
-  files: number;
-  records: number;
-  firstSeq: number | null;
-  lastSeq: number | null;
-  /** the newest file ends in an unterminated line (write in progress or crash): ignored */
-  unterminatedTail?: boolean;
-  broken?: AuditBreak;
-}
-
-export interface VerifyProgress {
-  file: string;
-  fileIndex: number;
-  files: number;
-  records: number;
-}
-
-interface Parsed {
-  line: number;
-  seq: number;
-  prev: string;
-  body: string;
-  mac: string;
-}
-
-/**
- * Check a chain from its anchor (or genesis) to its head; stop at the first broken record and name it.
- * Reads one day file at a time.
- */
-export async function verifyAuditChain(
-  dir: string,
-  card: AuditMacCard,
-  macKey: KeyIndex,
-  options: { onProgress?: (p: VerifyProgress) => void } = {},
-): Promise<AuditVerifyReport> {
-  // the head first: a running appliance only moves it forward after the records it names are on disk
-  const head = await openSealed<HeadDoc>(card, macKey, path.join(dir, 'head.json'));
-  const files = await listAuditFiles(dir);
-  const report: AuditVerifyReport = { ok: true, dir, files: files.length, records: 0, firstSeq: null, lastSeq: null };
-  const fail = (b: AuditBreak): AuditVerifyReport => ({ ...report, ok: false, broken: b });
-  let expectedSeq = 1;
-  let expectedPrev = GENESIS;
-  const anchor = await openSealed<AnchorDoc>(card, macKey, path.join(dir, 'anchor.json'));
-  if (anchor) {
-    if (!anchor.valid) return fail({ problem: 'anchor', file: 'anchor.json', line: 0, message: 'anchor.json fails its MAC (edited or replaced)' });
-    expectedSeq = anchor.doc.firstSeq;
-    expectedPrev = anchor.doc.prev;
-  }
-  for (const [fi, f] of files.entries()) {
-    const text = await readFile(path.join(dir, f.name), 'utf8');
-    const raw = text.split('\n');
-    const torn = raw[raw.length - 1] !== '';
-    raw.pop();
-    if (torn && fi === files.length - 1) {
-      // an unterminated last line of the newest day: a write in progress, or a crash (cut at next open);
-      // never acknowledged, so not part of the chain
-      report.unterminatedTail = true;
-    } else if (torn) {
-      return fail({ problem: 'malformed', file: f.name, line: raw.length + 1, message: `${f.name}:${raw.length + 1}: unterminated line in an older day file` });
-    }
-    const recs: Array<Parsed | { line: number; bad: string }> = raw.map((line, i) => {
-      const parts = splitLine(line);
-      if (!parts) return { line: i + 1, bad: 'not an audit record (no MAC)' };
-      try {
-        const body = JSON.parse(parts.body) as { seq?: unknown; prev?: unknown };
-        if (typeof body.seq !== 'number' || typeof body.prev !== 'string') return { line: i + 1, bad: 'record lacks seq/prev' };
-        return { line: i + 1, seq: body.seq, prev: body.prev, body: parts.body, mac: parts.mac };
-      } catch {
-        return { line: i + 1, bad: 'not valid JSON' };
-      }
-    });
-    for (const [ri, r] of recs.entries()) {
-      if ('bad' in r) return fail({ problem: 'malformed', file: f.name, line: r.line, message: `${f.name}:${r.line}: ${r.bad}` });
-      const where = `${f.name}:${r.line}`;
-      if ((await macOf(card, macKey, r.body)) !== r.mac) {
-        return fail({ problem: 'edited', file: f.name, line: r.line, seq: r.seq, message: `record seq ${r.seq} at ${where} was altered: its HMAC-SM3 does not match` });
-      }
-      if (r.seq !== expectedSeq) {
-        const later = recs.slice(ri + 1).some((x) => 'seq' in x && x.seq === expectedSeq);
-        if (r.seq > expectedSeq && !later) {
-          const gap = r.seq - expectedSeq === 1 ? `seq ${expectedSeq} is` : `seq ${expectedSeq}..${r.seq - 1} are`;
-          return fail({ problem: 'deleted', file: f.name, line: r.line, seq: expectedSeq, message: `record ${gap} missing (deleted) before seq ${r.seq} at ${where}` });
-        }
-        return fail({ problem: 'reordered', file: f.name, line: r.line, seq: r.seq, message: `record seq ${r.seq} at ${where} is out of order: seq ${expectedSeq} was expected there` });
-      }
-      if (r.prev !== expectedPrev) {
-        return fail({ problem: 'chain', file: f.name, line: r.line, seq: r.seq, message: `record seq ${r.seq} at ${where} does not link to the record before it (prev MAC differs)` });
-      }
-      report.firstSeq ??= r.seq;
-      report.lastSeq = r.seq;
-      report.records++;
-      expectedSeq = r.seq + 1;
-      expectedPrev = r.mac;
-    }
-    options.onProgress?.({ file: f.name, fileIndex: fi + 1, files: files.length, records: report.records });
-  }
-  if (head) {
-    if (!head.valid) return fail({ problem: 'anchor', file: 'head.json', line: 0, message: 'head.json fails its MAC (edited or replaced)' });
-    const last = report.lastSeq ?? expectedSeq - 1;
-    if (head.doc.seq > last) {
-      return fail({
-        problem: 'truncated',
-        file: files[files.length - 1]?.name ?? '(none)',
-        line: 0,
-        seq: last + 1,
-        message: `records after seq ${last} are missing (deleted from the end): head.json says the chain reached seq ${head.doc.seq}`,
-      });
-    }
-  }
-  return report;
 }
