@@ -3,7 +3,7 @@
  * the record is on disk (fsync'd). Records are delivered with `peek` and removed with `ack` after the
  * upstream has answered. Implementations live beside this file.
  */
-import type { UpstreamMethod, VerifyBiz } from '../protocol/upstream.ts';
+import type { UpstreamIdentity, UpstreamMethod, VerifyBiz } from '../protocol/upstream.ts';
 
 export type OutboxKind =
   /** a code verified locally that the home system must still see (usage record) */
@@ -30,18 +30,35 @@ export type DeliveryOutcome =
   | { status: 'delivered'; retCode: string }
   | { status: 'dead'; retCode: string; reason: string };
 
+/** The home system's answer to a deferred verification, kept (encrypted) for GET /v1/verify/{out_verify_no}. */
+export interface DeferredAnswer {
+  outVerifyNo: string;
+  /** `0000` answered; `3002` the home system already had it (its first answer was not kept); else the rejection */
+  retCode: string;
+  retMsg: string;
+  identity?: UpstreamIdentity;
+  answeredAt: string; // ISO
+}
+
+export type OutboxLookup =
+  | { state: 'pending'; seq: number; createdAt: string; attempts: number }
+  | ({ state: 'answered' } & DeferredAnswer);
+
 export interface OutboxStats {
   depth: number;
   bytes: number;
   oldestAgeSeconds: number | null;
   dead: number;
   full: boolean;
+  /** why it is full: `maxRecords`, `maxBytes` or `maxAgeHours` */
+  fullReason?: string;
 }
 
 export interface Outbox {
   append(entry: OutboxEntry): Promise<number>;
   peek(limit: number): Promise<StoredOutboxEntry[]>;
-  ack(seq: number, outcome: DeliveryOutcome): Promise<void>;
+  /** `answer` (deferred records) is stored in the same transaction as the ack. */
+  ack(seq: number, outcome: DeliveryOutcome, answer?: DeferredAnswer): Promise<void>;
   stats(): OutboxStats;
   close(): Promise<void>;
 }

@@ -1,0 +1,59 @@
+/**
+ * The store's front door for main.ts: open the durable outbox and start its replay.
+ *
+ *   const outbox = await openOutbox(config, card, log);            // <stateDir>/outbox.sqlite
+ *   const replay = startReplay({ outbox, upstream, log, onDeferredResult, batch: config.outbox.replayBatch });
+ *   …  replay.status() → /v1/status.outbox, replay.metrics() → /metrics, outbox.lookup(ovn) → GET /v1/verify/{ovn}
+ *   await replay.stop(); await outbox.close();                      // on shutdown, in this order
+ */
+import path from 'node:path';
+import type { ApplianceConfig } from '../config/types.ts';
+import type { CardPrimitives } from '../crypto/card.ts';
+import type { Logger } from '../ops/log.ts';
+import { Replay, type ReplayOptions } from './replay.ts';
+import { SqliteOutbox } from './sqlite-outbox.ts';
+
+export { SqliteOutbox } from './sqlite-outbox.ts';
+export { Replay, classify } from './replay.ts';
+export type { ReplayStatus, DeferredResultListener } from './replay.ts';
+export type * from './outbox.ts';
+
+export const OUTBOX_FILE = 'outbox.sqlite';
+
+export function outboxPath(config: Pick<ApplianceConfig, 'stateDir'>): string {
+  return path.join(config.stateDir, OUTBOX_FILE);
+}
+
+/**
+ * Opens (creating if needed) the outbox under the state folder, sealed with the card's `storage`
+ * (SM4) and `mac` (HMAC-SM3) keys, and checks those keys against the file (8008 when they differ).
+ * Without a card (tools that only count or move dead letters) nothing is sealed or opened.
+ */
+export async function openOutbox(
+  config: Pick<ApplianceConfig, 'stateDir' | 'outbox' | 'card'>,
+  card: CardPrimitives | undefined,
+  log: Logger,
+): Promise<SqliteOutbox> {
+  const { maxRecords, maxBytes, maxAgeHours } = config.outbox;
+  const outbox = SqliteOutbox.open({
+    file: outboxPath(config),
+    card,
+    keys: { storage: config.card.keys.storage, mac: config.card.keys.mac },
+    limits: { maxRecords, maxBytes, maxAgeHours },
+    log: log.child({ component: 'outbox' }),
+  });
+  if (card) {
+    try {
+      await outbox.ready();
+    } catch (err) {
+      await outbox.close();
+      throw err;
+    }
+  }
+  return outbox;
+}
+
+/** Starts delivering the outbox; `stop()` lets the record in flight finish and commits its ack. */
+export function startReplay(options: ReplayOptions): Replay {
+  return new Replay({ ...options, log: options.log.child({ component: 'replay' }) }).start();
+}
