@@ -269,6 +269,7 @@ export class AuditTrail {
   private failures = 0;
   private lastError: string | null = null;
   private headTimer: NodeJS.Timeout | null = null;
+  private headChain: Promise<void> = Promise.resolve();
   private closed = false;
   /** last durable verification records (already masked), newest last, for the status page */
   private readonly recent: AuditRecord[] = [];
@@ -507,10 +508,16 @@ export class AuditTrail {
     this.headTimer.unref();
   }
 
-  private async writeHead(durable: boolean): Promise<void> {
-    if (this.durableSeq === 0) return;
-    const doc: HeadDoc = { seq: this.durableSeq, mac: this.durableMac, time: this.durableTime ?? this.clock().toISOString() };
-    await writeAtomic(path.join(this.opts.dir, 'head.json'), await sealDoc(this.opts.card, this.opts.macKey, doc), durable);
+  /** Head writes run one after another (a timer's write and close()'s must not share the temp file). */
+  private writeHead(durable: boolean): Promise<void> {
+    const run = async () => {
+      if (this.durableSeq === 0) return;
+      const doc: HeadDoc = { seq: this.durableSeq, mac: this.durableMac, time: this.durableTime ?? this.clock().toISOString() };
+      await writeAtomic(path.join(this.opts.dir, 'head.json'), await sealDoc(this.opts.card, this.opts.macKey, doc), durable);
+    };
+    const next = this.headChain.then(run, run);
+    this.headChain = next.catch(() => {});
+    return next;
   }
 
   /** Delete days past retention, then the oldest days while over the size cap (never today's file). */
