@@ -82,7 +82,7 @@ export interface ApplianceConfig {
   scan: { dedupeWindowMs: number; streamBuffer: number };
   outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number };
   audit: { retainDays: number; maxBytes: number };
-  admin: { apiKeys: string[]; maxFailedAttempts: number };
-  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };
+  log: { level: 'debug' | 'info' | 'warn' | 'error'; pii: 'mask' | 'refuse' };
   systemd: { watchdog: boolean };
 }
