@@ -13,7 +13,7 @@
  */
 import { EhcError, asEhcError, isReturnCode } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
-import type { Upstream, UpstreamIdentity } from '../protocol/upstream.ts';
+import type { Upstream, UpstreamHealth, UpstreamIdentity } from '../protocol/upstream.ts';
 import type { DeferredAnswer, DeliveryOutcome, Outbox, StoredOutboxEntry } from './outbox.ts';
 
 export type ReplayState = 'idle' | 'sending' | 'backoff' | 'probing' | 'stopped';
@@ -204,8 +204,10 @@ export class Replay {
     this.stateV = 'probing';
     let timer: NodeJS.Timeout | undefined;
     try {
+      // an upstream that can probe on demand (HttpUpstream.probe) is asked afresh; health() may be cached
+      const u = this.opts.upstream as Upstream & { probe?: () => Promise<UpstreamHealth> };
       const h = await Promise.race([
-        this.opts.upstream.health(),
+        typeof u.probe === 'function' ? u.probe() : u.health(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new EhcError('8004', 'health probe timed out')), this.o.probeTimeoutMs);
         }),
