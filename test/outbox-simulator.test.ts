@@ -7,7 +7,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
-import { openOutbox, startReplay } from '../src/store/index.ts';
+import { openOutbox, registerOutboxMetrics, startReplay } from '../src/store/index.ts';
+import { createRegistry } from '../src/ops/metrics.ts';
 import { HttpUpstream } from '../src/protocol/http-upstream.ts';
 import { RoutingVerifier } from '../src/verify/verifier.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
@@ -107,6 +108,12 @@ test('upstream down: local code verifies offline-local, deferred foreign code qu
     const s = replay.status();
     assert.is(s.delivered, 2);
     assert.is(s.dead, 0);
+    const registry = createRegistry(false);
+    registerOutboxMetrics(registry, replay);
+    const text = await registry.metrics();
+    assert.match(text, /ehc_edge_replay_delivered_total 2\b/);
+    assert.match(text, /ehc_edge_outbox_depth 0\b/);
+    assert.match(text, /ehc_edge_replay_retries_total [1-9]/);
   } finally {
     await replay?.stop();
     await outbox.close();

@@ -158,21 +158,21 @@ export class Replay {
     const st = this.status();
     const oc = this.opts.outbox.counters ?? {};
     return {
-      ehc_outbox_depth: st.depth,
-      ehc_outbox_bytes: this.opts.outbox.stats().bytes,
-      ehc_outbox_dead: st.dead,
-      ehc_outbox_full: st.full ? 1 : 0,
-      ehc_outbox_oldest_age_seconds: st.oldestAgeSeconds ?? 0,
-      ehc_outbox_appended_total: oc.appended ?? 0,
-      ehc_outbox_rejected_full_total: oc.rejectedFull ?? 0,
-      ehc_outbox_write_errors_total: oc.writeErrors ?? 0,
-      ehc_replay_sent_total: st.sent,
-      ehc_replay_delivered_total: st.delivered,
-      ehc_replay_duplicates_total: st.duplicates,
-      ehc_replay_dead_total: st.deadLettered,
-      ehc_replay_retries_total: st.retries,
-      ehc_replay_probes_total: st.probes,
-      ehc_replay_breaker_open: st.breaker === 'open' ? 1 : 0,
+      ehc_edge_outbox_depth: st.depth,
+      ehc_edge_outbox_bytes: this.opts.outbox.stats().bytes,
+      ehc_edge_outbox_dead: st.dead,
+      ehc_edge_outbox_full: st.full ? 1 : 0,
+      ehc_edge_outbox_oldest_age_seconds: st.oldestAgeSeconds ?? 0,
+      ehc_edge_outbox_appended_total: oc.appended ?? 0,
+      ehc_edge_outbox_rejected_full_total: oc.rejectedFull ?? 0,
+      ehc_edge_outbox_write_errors_total: oc.writeErrors ?? 0,
+      ehc_edge_replay_sent_total: st.sent,
+      ehc_edge_replay_delivered_total: st.delivered,
+      ehc_edge_replay_duplicates_total: st.duplicates,
+      ehc_edge_replay_dead_total: st.deadLettered,
+      ehc_edge_replay_retries_total: st.retries,
+      ehc_edge_replay_probes_total: st.probes,
+      ehc_edge_replay_breaker_open: st.breaker === 'open' ? 1 : 0,
     };
   }
 
