@@ -6,29 +6,43 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
+import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
 import type { CryptoCard } from './crypto/card.ts';
 import { openCard } from './crypto/open-card.ts';
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import type { Logger } from './ops/log.ts';
-import { createRegistry, verifyMetrics } from './ops/metrics.ts';
+import { createRegistry, snapshotGauges, verifyMetrics } from './ops/metrics.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
 import type { Verifier } from './verify/types.ts';
 import { startEmbeddedSimulator, type EmbeddedSimulator } from './simulator-embed.ts';
+import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store/index.ts';
+import { deferredRoute } from './his/deferred-route.ts';
+import { startScanning, type Scanning } from './scan/index.ts';
+import { scanExtension } from './his/scans-route.ts';
+import { EhcError } from './errors.ts';
+import type { DeferredResultListener } from './store/replay.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
 export interface Appliance {
   config: ApplianceConfig;
   url: string;
+  /** the HIS app (routes) */
+  app: Hono;
   card: CryptoCard;
   upstream: Upstream;
   verifier: Verifier;
   registry: Registry;
   simulator?: EmbeddedSimulator;
+  outbox: SqliteOutbox;
+  scanning: Scanning;
+  replay: Replay;
+  /** answers to deferred verifications as they arrive */
+  deferredListeners: DeferredResultListener[];
   status(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
@@ -61,12 +75,35 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
     stops.push(() => upstream.close());
 
+    const outbox = await openOutbox(config, card, log);
+    stops.push(() => outbox.close());
+    const deferredListeners: DeferredResultListener[] = [];
+    const replay = startReplay({
+      outbox,
+      upstream,
+      log,
+      batch: config.outbox.replayBatch,
+      callTimeoutMs: config.upstream.timeoutMs,
+      onDeferredResult: (ovn, answer) => deferredListeners.forEach((l) => l(ovn, answer)),
+    });
+    stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
+    snapshotGauges(registry, () => replay.metrics(), 'outbox and replay');
+
     const observers: VerifyObserver[] = [verifyMetrics(registry)];
     const verifier = new RoutingVerifier({
       card,
       upstream,
+      outbox,
       settings: { ...config.verify, localEhcins: config.site.localEhcins, termId: config.site.termId },
       observers,
+    });
+
+    const scanning = await startScanning(config, { verifier, log, stateDir: config.stateDir });
+    stops.push(() => scanning.stop());
+    // answers to deferred verifications go out on the live stream too
+    deferredListeners.push((ovn, answer) => {
+      const data = answer instanceof EhcError ? { out_verify_no: ovn, ...answer.toJSON() } : { ...answer, ret_code: '0000', out_verify_no: ovn, decided_by: 'deferred' };
+      scanning.hub.publish(answer instanceof EhcError ? 'error' : 'result', 'deferred', undefined, data);
     });
 
     const status = async (): Promise<Record<string, unknown>> => ({
@@ -76,9 +113,11 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       policy: config.verify.policy,
       card: await card.health(),
       upstream: await upstream.health(),
+      outbox: replay.status(),
+      scanners: scanning.scanners(),
       simulator: simulator ? { url: simulator.url } : undefined,
     });
-    const extensions: HisExtension[] = [];
+    const extensions: HisExtension[] = [deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
@@ -96,7 +135,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     stops.push(() => his.close());
     log.info('HIS port listening', { url: his.url });
 
-    return { config, url: his.url, card, upstream, verifier, registry, simulator, status, stop };
+    return { config, url: his.url, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, deferredListeners, status, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SimCardSystem, startSimulator } from '../tools/simulator/index.ts';
 import { testAppliance } from './helpers/appliance.ts';
+import { assertOpenApiInSync } from './helpers/openapi.ts';
 
 const person = { idType: '01', idNo: '350322199008207715' };
 const soon = () => new Date(Date.now() + 300_000);
@@ -46,6 +47,7 @@ test('a real appliance on embedded defaults: local, static, cross-domain, expire
     assert.is(r6.status, 200, 'local codes still verify while the home system is down');
     assert.is(r6.body.decided_by, 'local');
 
+    await assertOpenApiInSync(a.appliance.app, a.appliance.url);
     const status = (await (await fetch(`${a.appliance.url}/v1/status`, { headers: { authorization: 'Bearer demo-his-key-change-me-0001' } })).json()) as any;
     assert.is(status.card.ok, true);
     assert.is(status.policy, 'local-first');

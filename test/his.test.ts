@@ -1,13 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHisApp } from '../src/his/app.ts';
-import { openApiDocument } from '../src/his/openapi.ts';
 import { RoutingVerifier } from '../src/verify/verifier.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { createRegistry, verifyMetrics } from '../src/ops/metrics.ts';
 import { memoryLogger } from '../src/ops/log.ts';
 import { sm3Hex } from '../src/his/auth.ts';
 import { tempDir } from './helpers/tmp.ts';
+import { assertOpenApiInSync } from './helpers/openapi.ts';
 import { serveApp } from './helpers/serve.ts';
 import { FakeUpstream, FOREIGN_EHCIN, LOCAL_EHCIN, MemoryOutbox, PATIENT, softCard } from './helpers/fixtures.ts';
 
@@ -176,11 +176,7 @@ test('/metrics counts verifications by code and route', async () => {
 test('the OpenAPI document describes exactly the routes the app serves', async () => {
   const s = await setup();
   try {
-    const served = new Set(s.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:([a-z_]+)/g, '{$1}')}`));
-    const documented = new Set(Object.entries(openApiDocument.paths).flatMap(([p, item]) => Object.keys(item).map((m) => `${m} ${p}`)));
-    assert.equal([...served].sort(), [...documented].sort());
-    const doc = await (await fetch(`${s.srv.url}/v1/openapi.json`)).json();
-    assert.is((doc as { openapi: string }).openapi, '3.1.0');
+    await assertOpenApiInSync(s.app, s.srv.url);
   } finally {
     await s.done();
   }

@@ -61,9 +61,11 @@ export interface ApplianceConfig {
     sdf?: {
       library: string;
       sessions?: number;
-      quirks?: string;
+      quirks?: 'standard' | 'ecc32' | 'sms4';
       keyPassword?: string;
       kek?: number;
+      retryMs?: number;
+      timeoutMs?: number;
       wrappedKeys?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;
     };
   };

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { sm2 } from 'sm-crypto-v2';
 import { EhcError } from '../errors.ts';
 import type { CardHealth, CardPrimitives, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
+import { MAC_KEY_LABEL } from './mac-key.ts';
 
 export interface SoftKeyFile {
   version: 1;
@@ -140,8 +141,9 @@ export class SoftCard implements CardPrimitives {
   async sm3(data: Uint8Array) {
     return createHash('sm3').update(data).digest();
   }
+  /** HMAC-SM3 under the key derived from the mac key, as every card does (see mac-key.ts). */
   async hmacSm3(key: KeyIndex, data: Uint8Array) {
-    return createHmac('sm3', this.key(key)).update(data).digest();
+    return createHmac('sm3', this.sm4('enc', key, MAC_KEY_LABEL, 'ecb')).update(data).digest();
   }
   async random(length: number) {
     return randomBytes(length);

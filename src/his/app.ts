@@ -18,7 +18,7 @@ import type { Verifier, VerifyResult } from '../verify/types.ts';
 import { apiKeyAuth } from './auth.ts';
 import { httpStatusFor } from './http-status.ts';
 import { parseVerifyBody } from './verify-body.ts';
-import { openApiDocument } from './openapi.ts';
+import { openApiDocument, type OpenApiPaths } from './openapi.ts';
 
 export interface HisContext {
   /** the HIS API-key middleware, for extension routes */
@@ -28,7 +28,11 @@ export interface HisContext {
   fail(c: Context, error: EhcError): Response;
 }
 
-export type HisExtension = (app: Hono, ctx: HisContext) => void;
+/** A part that adds routes to the HIS port, describing them for the OpenAPI document. */
+export interface HisExtension {
+  paths?: OpenApiPaths;
+  install(app: Hono, ctx: HisContext): void;
+}
 
 export interface HisDeps {
   verifier: Verifier;
@@ -66,7 +70,8 @@ export function createHisApp(deps: HisDeps): Hono {
     const r = await deps.ready();
     return c.json({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks }, r.ok ? 200 : 503);
   });
-  app.get('/v1/openapi.json', (c) => c.json(openApiDocument));
+  const document = openApiDocument((deps.extensions ?? []).flatMap((e) => (e.paths ? [e.paths] : [])));
+  app.get('/v1/openapi.json', (c) => c.json(document));
 
   app.post(
     '/v1/verify',
@@ -102,6 +107,6 @@ export function createHisApp(deps: HisDeps): Hono {
   app.get('/metrics', auth, async (c) => c.text(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }));
 
   const ctx: HisContext = { auth, log, fail };
-  for (const extend of deps.extensions ?? []) extend(app, ctx);
+  for (const extension of deps.extensions ?? []) extension.install(app, ctx);
   return app;
 }

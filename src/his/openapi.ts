@@ -36,7 +36,7 @@ const verifyResult = {
   additionalProperties: { description: 'identity fields returned by the home card system (user_sex, mobile_phone, birthday, …)' },
 };
 
-export const openApiDocument = {
+const baseDocument = {
   openapi: '3.1.0',
   info: { title: 'ehc-edge HIS/kiosk API', version: '1' },
   components: {
@@ -68,7 +68,11 @@ export const openApiDocument = {
   } as Record<string, Record<string, unknown>>,
 };
 
-/** Extensions describe their routes here so the document stays complete. */
-export function documentPath(path: string, item: Record<string, unknown>): void {
-  openApiDocument.paths[path] = { ...(openApiDocument.paths[path] ?? {}), ...item };
+export type OpenApiPaths = Record<string, Record<string, unknown>>;
+
+/** The document of one app: the core routes plus the paths its extensions describe. */
+export function openApiDocument(extra: OpenApiPaths[] = []): typeof baseDocument {
+  const paths: OpenApiPaths = { ...baseDocument.paths };
+  for (const more of extra) for (const [p, item] of Object.entries(more)) paths[p] = { ...(paths[p] ?? {}), ...item };
+  return { ...baseDocument, paths };
 }

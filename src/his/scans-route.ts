@@ -1,0 +1,170 @@
+/**
+ * HIS port routes for scanners:
+ *   GET  /v1/scans          Server-Sent Events: `scan`, `result`, `error`, `scanner` events, each with
+ *                           its sequence number as `id`; `?station=` / `?scanner=` filter; a
+ *                           reconnect with `Last-Event-ID` (or `?lastEventId=`) replays what was
+ *                           missed from the ring, and a `gap` event says when more was missed than the
+ *                           ring holds. Results carry the same fields as the /v1/verify answer (the
+ *                           stream is authenticated like /v1/verify).
+ *   GET  /v1/scanners       scanners, their ids, state and reading-terminal numbers
+ *   POST /v1/scans/inject   {text, scanner?, station?}: a scan from a virtual scanner (demos)
+ * Auth: the app's Bearer middleware, passed in as `auth`, is applied to these paths.
+ */
+import type { Hono, MiddlewareHandler } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import AjvModule from 'ajv';
+import { matches, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
+import type { HisExtension } from './app.ts';
+
+const Ajv = AjvModule as unknown as typeof AjvModule.default;
+
+export interface InjectRequest {
+  text: string;
+  scanner?: string;
+  station?: string;
+}
+
+export interface ScanRouteDeps {
+  hub: ScanHub;
+  /** Bearer auth middleware of the HIS app; applied to every route here when given */
+  auth?: MiddlewareHandler;
+  scanners?: () => unknown[];
+  inject?: (req: InjectRequest) => Promise<{ status: string; scanEventId?: number; resultEventId?: number }>;
+  /** keep-alive comment interval (default 15 s) */
+  keepAliveMs?: number;
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validateInject = ajv.compile({
+  type: 'object',
+  additionalProperties: false,
+  required: ['text'],
+  properties: {
+    text: { type: 'string', minLength: 1, maxLength: 4096 },
+    scanner: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
+    station: { type: 'string', minLength: 1, maxLength: 64 },
+  },
+});
+
+/** One SSE message; JSON.stringify never emits a raw newline, so `data` is a single line. */
+function formatSSE(ev: StreamEvent): string {
+  return `id: ${ev.id}\nevent: ${ev.type}\ndata: ${JSON.stringify({ id: ev.id, ...ev.data })}\n\n`;
+}
+
+
+export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
+  const { hub } = deps;
+  if (deps.auth) {
+    // '/v1/scans/*' also matches '/v1/scans' itself: one registration each, so auth runs once per request
+    app.use('/v1/scans/*', deps.auth);
+    app.use('/v1/scanners', deps.auth);
+  }
+
+  app.get('/v1/scans', (c) => {
+    const filter: StreamFilter = {};
+    const station = c.req.query('station');
+    const scanner = c.req.query('scanner');
+    if (station) filter.station = station;
+    if (scanner) filter.scanner = scanner;
+    const lastRaw = c.req.header('Last-Event-ID') ?? c.req.query('lastEventId');
+    const lastId = lastRaw !== undefined && /^\d{1,15}$/.test(lastRaw) ? Number(lastRaw) : undefined;
+    c.header('Cache-Control', 'no-store');
+    c.header('X-Accel-Buffering', 'no');
+    return streamSSE(c, async (stream) => {
+      const queue: Array<StreamEvent | 'keep-alive'> = [];
+      let wake: (() => void) | undefined;
+      // subscribe first, then read the ring: nothing published in between can be missed
+      let done = false;
+      const unsubscribe = hub.subscribe((ev) => {
+        if (!matches(ev, filter)) return;
+        // a client that cannot keep up is cut off rather than buffered without bound; it reconnects
+        // with Last-Event-ID and gets the ring (or a gap event)
+        if (queue.length >= hub.capacity) return stop();
+        queue.push(ev);
+        wake?.();
+      });
+      function stop(): void {
+        done = true;
+        unsubscribe();
+        wake?.();
+      }
+      stream.onAbort(stop);
+      const keepAlive = setInterval(() => {
+        queue.push('keep-alive');
+        wake?.();
+      }, deps.keepAliveMs ?? 15000);
+      try {
+        let sentUpTo = 0;
+        if (lastId !== undefined) {
+          const { events, gap } = hub.since(lastId, filter);
+          if (gap) await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: lastId, oldestAvailable: hub.oldestId }) });
+          if (events.length) {
+            await stream.write(events.map(formatSSE).join(''));
+            sentUpTo = events.at(-1)!.id;
+          }
+        } else {
+          await stream.write(': connected\n\n');
+        }
+        while (!done) {
+          if (queue.length === 0) {
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = undefined;
+            continue;
+          }
+          // everything queued goes out in one write (one chunk on the socket under bursts)
+          let chunk = '';
+          for (const ev of queue.splice(0, queue.length)) {
+            if (ev === 'keep-alive') chunk += ': keep-alive\n\n';
+            else if (ev.id > sentUpTo) chunk += formatSSE(ev);
+          }
+          if (chunk) await stream.write(chunk);
+        }
+      } finally {
+        clearInterval(keepAlive);
+        stop();
+      }
+    });
+  });
+
+  app.get('/v1/scanners', (c) => c.json({ scanners: deps.scanners?.() ?? [] }));
+
+  app.post('/v1/scans/inject', async (c) => {
+    if (!deps.inject) return c.json({ ret_code: '9005', ret_msg: 'scan injection is not available' }, 501);
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ ret_code: '9001', ret_msg: 'body must be JSON' }, 400);
+    }
+    if (!validateInject(body)) {
+      const e = validateInject.errors?.[0];
+      return c.json({ ret_code: '9001', ret_msg: `bad request: ${e?.instancePath || '(body)'} ${e?.message ?? 'invalid'}` }, 400);
+    }
+    const out = await deps.inject(body as InjectRequest);
+    return c.json({ ret_code: '0000', ...out });
+  });
+}
+
+/** The scan routes as a HIS extension, documented for the OpenAPI document. */
+export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
+  const secured = [{ apiKey: [] as string[] }];
+  return {
+    paths: {
+      '/v1/scans': {
+        get: {
+          summary: 'Live stream (Server-Sent Events) of scans and their verification results; Last-Event-ID replays missed events from a bounded ring',
+          security: secured,
+          parameters: [
+            { name: 'station', in: 'query', schema: { type: 'string' } },
+            { name: 'scanner', in: 'query', schema: { type: 'string' } },
+            { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
+          ],
+          responses: { 200: { description: 'text/event-stream: events scan, result, error, scanner' }, 401: { description: 'no or unknown API key' } },
+        },
+      },
+      '/v1/scanners': { get: { summary: 'Scanners with their scannerId, name, station, STM number and state', security: secured, responses: { 200: { description: '{scanners: [...]}' } } } },
+      '/v1/scans/inject': { post: { summary: 'Inject a scan as a virtual scanner (demos, tests)', security: secured, responses: { 200: { description: 'the pipeline outcome' }, 400: { description: 'bad parameters (9001)' } } } },
+    },
+    install: (app, { auth }) => registerScanRoutes(app, { ...deps, auth }),
+  };
+}

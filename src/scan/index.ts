@@ -1,0 +1,148 @@
+/**
+ * Scanning, assembled: scanner manager (drivers + hotplug) → pipeline (dedupe, Verifier with the
+ * scanner's STM number) → hub (live stream ring). main calls startScanning once and hands the result
+ * to registerScanRoutes:
+ *
+ *   const scanning = await startScanning(config, { verifier, log, stateDir: config.stateDir });
+ *   registerScanRoutes(app, { ...scanning.routeDeps, auth: bearerAuth });
+ *   … on shutdown: await scanning.stop();
+ */
+import type { ApplianceConfig, ScannerConfig } from '../config/types.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Verifier } from '../verify/types.ts';
+import { ScannerManager, type ScannerStatus } from '../../drivers/manager.ts';
+import type { ScanEvent } from '../../drivers/types.ts';
+import type { SysfsRoots } from '../../drivers/registry.ts';
+import { openStateStore, type StateStore } from '../store/state.ts';
+import { ScanHub } from './hub.ts';
+import { ScanPipeline, type PipelineOutcome, type ScannerIdentity } from './pipeline.ts';
+import { createTerminalRegistry, type TerminalRegistry } from './terminals.ts';
+import type { InjectRequest, ScanRouteDeps } from '../his/scans-route.ts';
+
+export interface ScannerView extends Omit<ScannerStatus, 'config'> {
+  name?: string;
+  station?: string;
+  termId?: string;
+}
+
+export interface Scanning {
+  hub: ScanHub;
+  pipeline: ScanPipeline;
+  manager: ScannerManager;
+  terminals: TerminalRegistry;
+  scanners(): ScannerView[];
+  inject(req: InjectRequest): Promise<PipelineOutcome>;
+  /** what registerScanRoutes needs (add `auth`) */
+  routeDeps: Omit<ScanRouteDeps, 'auth'>;
+  /** resolves when the pipeline has finished with every scan received so far */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StartScanningOptions {
+  verifier: Verifier;
+  log: Logger;
+  stateDir: string;
+  /** an already open state store (shared with other parts); opened from stateDir otherwise */
+  store?: StateStore;
+  pollMs?: number;
+  retryMs?: number;
+  roots?: SysfsRoots;
+}
+
+export const VIRTUAL_PREFIX = 'virtual:';
+
+export async function startScanning(
+  config: Pick<ApplianceConfig, 'site' | 'scanners' | 'scannerAutoDetect' | 'scan'> & { verify?: { treatmentCode?: string } },
+  options: StartScanningOptions,
+): Promise<Scanning> {
+  const log = options.log.child({ component: 'scan' });
+  const store = options.store ?? (await openStateStore(options.stateDir));
+  const terminals = createTerminalRegistry(config, store);
+  const hub = new ScanHub(config.scan.streamBuffer);
+  const manager = new ScannerManager({
+    scanners: config.scanners,
+    autoDetect: config.scannerAutoDetect,
+    log,
+    pollMs: options.pollMs,
+    retryMs: options.retryMs,
+    roots: options.roots,
+  });
+  const configOf = new Map<string, ScannerConfig | undefined>();
+  const virtualStations = new Map<string, string | undefined>();
+  const identity = async (scannerId: string): Promise<ScannerIdentity> => {
+    const conf = configOf.get(scannerId);
+    const termId = conf?.stmCode ?? (await terminals.termIdFor(scannerId));
+    const station = virtualStations.has(scannerId) ? virtualStations.get(scannerId) : conf?.station;
+    return { termId, station, name: conf?.name ?? (virtualStations.has(scannerId) ? scannerId.slice(VIRTUAL_PREFIX.length) : undefined) };
+  };
+  const pipeline = new ScanPipeline({
+    verifier: options.verifier,
+    hub,
+    log,
+    dedupeWindowMs: config.scan.dedupeWindowMs,
+    identity,
+    treatmentCode: config.verify?.treatmentCode,
+  });
+
+  const inflight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p)).catch(() => {});
+    return p;
+  };
+  const onScan = (ev: ScanEvent) => void track(pipeline.ingest(ev)).catch((err) => log.error('scan pipeline failed', { err }));
+  manager.on('scan', onScan);
+  const publishState = (s: ScannerStatus, extra: Record<string, unknown> = {}) => {
+    configOf.set(s.scannerId, s.config);
+    void identity(s.scannerId)
+      .then((who) => hub.publish('scanner', s.scannerId, who.station, { ...view(s), ...who, ...extra }))
+      .catch((err) => log.error('scanner identity failed', { err }));
+  };
+  manager.on('attached', (s) => publishState(s));
+  manager.on('detached', (s, reason) => publishState(s, { reason }));
+  manager.on('refused', (s) => publishState(s));
+
+  const view = (s: ScannerStatus): ScannerView => {
+    const { config: _c, ...rest } = s;
+    return rest;
+  };
+  await manager.start();
+  // allocate numbers for scanners found at start, so the listing shows them
+  for (const s of manager.list()) {
+    configOf.set(s.scannerId, s.config);
+    if (s.state !== 'refused') await terminals.termIdFor(s.scannerId).catch(() => undefined);
+  }
+
+  const scanners = (): ScannerView[] => {
+    const known = terminals.known();
+    return manager.list().map((s) => ({
+      ...view(s),
+      name: s.config?.name,
+      station: s.config?.station,
+      termId: s.config?.stmCode ?? known[s.scannerId],
+    }));
+  };
+  const inject = (req: InjectRequest): Promise<PipelineOutcome> => {
+    const scannerId = VIRTUAL_PREFIX + (req.scanner ?? 'inject');
+    virtualStations.set(scannerId, req.station);
+    return track(pipeline.ingest({ scannerId, text: req.text, at: Date.now() }));
+  };
+  return {
+    hub,
+    pipeline,
+    manager,
+    terminals,
+    scanners,
+    inject,
+    routeDeps: { hub, scanners, inject },
+    async idle() {
+      while (inflight.size) await Promise.allSettled([...inflight]);
+    },
+    async stop() {
+      manager.off('scan', onScan);
+      await manager.stop();
+      await Promise.allSettled([...inflight]);
+    },
+  };
+}

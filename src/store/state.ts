@@ -1,0 +1,86 @@
+/**
+ * The appliance's small state store (registered terminal numbers and the like): one JSON document in
+ * `<stateDir>/state.json`, held by lowdb.
+ *
+ * lowdb's own JSONFile writes through steno, which renames a temp file into place but never fsyncs:
+ * after a power cut the rename can survive while the data does not (an empty or truncated file). The
+ * adapter below keeps lowdb's model and makes each write durable: write temp → fsync(temp) →
+ * rename → fsync(folder). Writes are serialised. The state is small (a few KB), so a full rewrite
+ * per change is cheap.
+ */
+import { open, readFile, rename, mkdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Low, type Adapter } from 'lowdb';
+
+export class FsyncJSONFile<T> implements Adapter<T> {
+  readonly #file: string;
+  readonly #tmp: string;
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(file: string) {
+    this.#file = file;
+    this.#tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  }
+
+  async read(): Promise<T | null> {
+    let text: string;
+    try {
+      text = await readFile(this.#file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    return JSON.parse(text) as T;
+  }
+
+  write(data: T): Promise<void> {
+    const text = JSON.stringify(data, null, 2) + '\n';
+    const run = this.#queue.then(() => this.#writeDurably(text));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #writeDurably(text: string): Promise<void> {
+    const fh = await open(this.#tmp, 'w', 0o640);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(this.#tmp, this.#file);
+    } catch (err) {
+      await unlink(this.#tmp).catch(() => {});
+      throw err;
+    }
+    const dir = await open(path.dirname(this.#file), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
+
+export interface TerminalRecord {
+  /** 识读终端 registration number, 17 chars */
+  stm: string;
+  allocatedAt: string;
+}
+
+export interface ApplianceState {
+  version: 1;
+  /** scannerId → its registered reading-terminal number; allocated once, never reused */
+  terminals: Record<string, TerminalRecord>;
+}
+
+export type StateStore = Low<ApplianceState>;
+
+export async function openStateStore(stateDir: string): Promise<StateStore> {
+  await mkdir(stateDir, { recursive: true });
+  const db = new Low<ApplianceState>(new FsyncJSONFile<ApplianceState>(path.join(stateDir, 'state.json')), { version: 1, terminals: {} });
+  await db.read();
+  db.data.terminals ??= {};
+  return db;
+}
