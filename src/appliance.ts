@@ -13,7 +13,8 @@ import { openCard } from './crypto/open-card.ts';
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import type { Logger } from './ops/log.ts';
-import { createRegistry, snapshotGauges, verifyMetrics } from './ops/metrics.ts';
+import { createRegistry, verifyMetrics } from './ops/metrics.ts';
+import { registerOutboxMetrics } from './store/metrics.ts';
 import { startOps } from './ops/wire.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
@@ -89,7 +90,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       onDeferredResult: (ovn, answer) => deferredListeners.forEach((l) => l(ovn, answer)),
     });
     stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
-    snapshotGauges(registry, () => replay.metrics(), 'outbox and replay');
+    registerOutboxMetrics(registry, replay);
 
     const ops = await startOps({ config, card, upstream, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
     stops.push(() => ops.close());
