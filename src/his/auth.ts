@@ -30,41 +30,13 @@ export function matchesKey(token: string, digests: readonly Buffer[]): boolean {
 export interface AuthOptions {
   keys: readonly string[];
   realm?: string;
-  onFailure?: (c: Context, reason: 'missing' | 'invalid') => void;
+  onFailure?: (c: Context, why: AuthFailure, presented: string | undefined) => void;
 }
 
+/** The HIS API-key middleware of the app (`his.apiKeys`); failures go to `onFailure` (audit, log). */
 export function apiKeyAuth(o: AuthOptions): MiddlewareHandler {
-  const digests = keyDigests(o.keys);
-  const body = (msg: string) => ({ ret_code: '1010', ret_msg: msg });
-  return bearerAuth({
-    realm: o.realm ?? 'ehc-edge',
-    verifyToken: (token, c) => {
-      const ok = matchesKey(token, digests);
-      if (!ok) o.onFailure?.(c, 'invalid');
-      return ok;
-    },
-    noAuthenticationHeaderMessage: (c: Context) => {
-      o.onFailure?.(c, 'missing');
-      return body('no permission: send Authorization: Bearer <api key>');
-    },
-    invalidAuthenticationHeaderMessage: body('no permission: malformed Authorization header'),
-    invalidTokenMessage: body('no permission: unknown api key'),
-  });
+  return bearerCheck({ keys: o.keys, realm: o.realm ?? 'ehc-edge', onFailure: o.onFailure ?? (() => {}) });
 }
-
-// ---- audited HIS auth (issue 7) ----
-/*
- * HIS API key authentication: `Authorization: Bearer <key>` checked by Hono's bearerAuth middleware
- * against `his.apiKeys` (each a key, or `sm3:<64 hex>` of one so the file need not hold the key).
- * Both sides are compared as SM3 digests with crypto.timingSafeEqual over every configured key (no
- * early exit), so timing says nothing about which key or how much of it matched.
- *
- * Failed attempts are audited (kind `security`, action `auth.failed`) with the client address and the
- * first 8 hex of the SM3 of what was presented (never the key). A client that keeps failing cannot flood
- * the trail: per client, the first 10 failures a minute are recorded one by one, the rest are counted and
- * reported as one `auth.failed.suppressed` record with that client's next failure after the minute
- * (FailureTracker); the log line is written for every failure.
- */
 
 /** What auth needs of the audit trail. */
 export interface AuditSink {
@@ -170,29 +142,7 @@ export interface HisAuthOptions {
 /** Middleware for every HIS route (`app.use('/v1/*', hisAuth({ apiKeys: config.his.apiKeys, audit, logger }))`). */
 export function hisAuth(options: HisAuthOptions): MiddlewareHandler {
   if (options.apiKeys.length === 0) throw new Error('his.apiKeys is empty: the HIS port cannot run without a key');
-  const tracker = new FailureTracker(options.failuresAuditedPerMinute ?? 10, options.clock);
-  return bearerCheck({
-    keys: options.apiKeys,
-    realm: 'ehc-edge',
-    onFailure(c, why, presented) {
-      const client = clientAddress(c);
-      const { audit, suppressedBefore } = tracker.note(client);
-      options.logger?.warn('HIS authentication failed', { client, why, path: c.req.path });
-      if (suppressedBefore > 0) {
-        options.audit?.record({ kind: 'security', action: 'auth.failed.suppressed', client, retCode: '1010', detail: { count: suppressedBefore } });
-      }
-      if (audit) {
-        options.audit?.record({
-          kind: 'security',
-          action: 'auth.failed',
-          route: c.req.path,
-          client,
-          retCode: '1010',
-          detail: { why, method: c.req.method, ...(presented ? { key_tag: keyTag(presented) } : {}) },
-        });
-      }
-    },
-  });
+  return apiKeyAuth({ keys: options.apiKeys, onFailure: auditAuthFailures({ audit: options.audit, logger: options.logger, perMinute: options.failuresAuditedPerMinute, clock: options.clock }) });
 }
 
 /**
@@ -200,24 +150,23 @@ export function hisAuth(options: HisAuthOptions): MiddlewareHandler {
  * does (client address, path, reason; at most `perMinute` records per client and minute).
  * `createHisApp({ …, onAuthFailure: auditAuthFailures({ audit, logger }) })`.
  */
-export function auditAuthFailures(options: { audit?: AuditSink; logger?: Logger; perMinute?: number; clock?: () => number }): (c: Context, reason: 'missing' | 'invalid') => void {
+export function auditAuthFailures(options: { audit?: AuditSink; logger?: Logger; perMinute?: number; clock?: () => number }): (c: Context, why: AuthFailure, presented: string | undefined) => void {
   const tracker = new FailureTracker(options.perMinute ?? 10, options.clock);
-  return (c, reason) => {
+  return (c, why, presented) => {
     const client = clientAddress(c);
     const { audit, suppressedBefore } = tracker.note(client);
-    options.logger?.warn('HIS authentication failed', { client, why: reason, path: c.req.path });
+    options.logger?.warn('HIS authentication failed', { client, why, path: c.req.path });
     if (suppressedBefore > 0) {
       options.audit?.record({ kind: 'security', action: 'auth.failed.suppressed', client, retCode: '1010', detail: { count: suppressedBefore } });
     }
     if (!audit) return;
-    const presented = c.req.header('Authorization')?.replace(/^Bearer\s+/i, '');
     options.audit?.record({
       kind: 'security',
       action: 'auth.failed',
       route: c.req.path,
       client,
       retCode: '1010',
-      detail: { why: reason, method: c.req.method, ...(presented ? { key_tag: keyTag(presented) } : {}) },
+      detail: { why, method: c.req.method, ...(presented ? { key_tag: keyTag(presented) } : {}) },
     });
   };
 }

@@ -21,7 +21,7 @@ import type { OutboxStats } from '../store/outbox.ts';
 import type { VerifyObserver } from '../verify/verifier.ts';
 import type { HisExtension } from '../his/app.ts';
 import { adminAuth } from '../his/admin-auth.ts';
-import { auditAuthFailures } from '../his/auth.ts';
+import { auditAuthFailures, type AuthFailure } from '../his/auth.ts';
 import { opsExtensions } from '../his/ops-routes.ts';
 import { AuditTrail } from './audit.ts';
 import type { Logger } from './log.ts';
@@ -42,7 +42,7 @@ export interface Ops {
   audit: AuditTrail;
   stats: UsageStats;
   observer: VerifyObserver;
-  onAuthFailure: (c: Context, reason: 'missing' | 'invalid') => void;
+  onAuthFailure: (c: Context, why: AuthFailure, presented: string | undefined) => void;
   /** guard for state-changing routes: `app.post('/v1/admin/…', ops.adminGuard, handler)` */
   adminGuard: MiddlewareHandler;
   extensions: HisExtension[];
