@@ -12,7 +12,7 @@ export interface Child<T> {
 }
 
 export function startChild<T>(script: string, args: string[] = []): Promise<Child<T>> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! });
     rl.once('line', (line) => {

@@ -42,15 +42,21 @@ function load(url: string, bodies: string[], opts: { connections: number; overal
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const cfg = benchConfig((doc) => {
-    doc.simulator.listen = '127.0.0.1:0';
-    doc.upstream.url = 'http://127.0.0.1:0/ehc';
-  });
-  const appliance = await startChild<{ url: string; keyFile: string }>(path.join(here, 'fixtures/appliance-server.ts'), [cfg.file]);
+  // The home card system is another machine on site: the simulator runs in its own process here,
+  // so the appliance's figures do not include serving its own usage records.
+  const cfg = benchConfig();
+  const keyFile = path.join(cfg.dir, 'state', 'soft-card.keys.json');
+  const keys = { ...DEFAULT_KEY_INDEXES };
+  const card = new ProfiledCard(await SoftCard.open(keyFile, keys), keys); // creates the key file both sides use
+  const sim = await startChild<{ url: string }>(path.join(here, '../tools/simulator/main.ts'), ['--listen', '127.0.0.1:0', '--key-file', keyFile]);
+  const cfgFile = benchConfig((doc) => {
+    doc.stateDir = path.join(cfg.dir, 'state');
+    doc.simulator.enabled = false;
+    doc.upstream.url = sim.info.url;
+  }).file;
+  const appliance = await startChild<{ url: string; keyFile: string }>(path.join(here, 'fixtures/appliance-server.ts'), [cfgFile]);
   const bare = await startChild<{ url: string }>(path.join(here, 'fixtures/bare-server.ts'));
   try {
-    const keys = { ...DEFAULT_KEY_INDEXES };
-    const card = new ProfiledCard(await SoftCard.open(appliance.info.keyFile, keys), keys);
     const expiresAt = new Date(Date.now() + 3600_000);
     const bodies: string[] = [];
     for (let n = 0; n < CODES; n++) {
@@ -73,6 +79,7 @@ export async function run(): Promise<Record<string, unknown>> {
   } finally {
     await appliance.stop();
     await bare.stop();
+    await sim.stop();
   }
 }
 

@@ -13,7 +13,10 @@ import { openCard } from './crypto/open-card.ts';
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import type { Logger } from './ops/log.ts';
-import { createRegistry, snapshotGauges, verifyMetrics } from './ops/metrics.ts';
+import { createRegistry, verifyMetrics } from './ops/metrics.ts';
+import { registerOutboxMetrics } from './store/metrics.ts';
+import { startOps } from './ops/wire.ts';
+import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
@@ -21,6 +24,9 @@ import type { Verifier } from './verify/types.ts';
 import { startEmbeddedSimulator, type EmbeddedSimulator } from './simulator-embed.ts';
 import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store/index.ts';
 import { deferredRoute } from './his/deferred-route.ts';
+import { startScanning, type Scanning } from './scan/index.ts';
+import { scanExtension } from './his/scans-route.ts';
+import { EhcError } from './errors.ts';
 import type { DeferredResultListener } from './store/replay.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
@@ -36,6 +42,7 @@ export interface Appliance {
   registry: Registry;
   simulator?: EmbeddedSimulator;
   outbox: SqliteOutbox;
+  scanning: Scanning;
   replay: Replay;
   /** answers to deferred verifications as they arrive */
   deferredListeners: DeferredResultListener[];
@@ -83,9 +90,13 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       onDeferredResult: (ovn, answer) => deferredListeners.forEach((l) => l(ovn, answer)),
     });
     stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
-    snapshotGauges(registry, () => replay.metrics(), 'outbox and replay');
+    registerOutboxMetrics(registry, replay);
 
-    const observers: VerifyObserver[] = [verifyMetrics(registry)];
+    const ops = await startOps({ config, card, upstream, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
+    stops.push(() => ops.close());
+    ops.setOutbox(() => outbox.stats());
+
+    const observers: VerifyObserver[] = [verifyMetrics(registry), ops.observer];
     const verifier = new RoutingVerifier({
       card,
       upstream,
@@ -94,17 +105,30 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       observers,
     });
 
+    const scanning = await startScanning(config, { verifier, log, stateDir: config.stateDir });
+    stops.push(() => scanning.stop());
+    // answers to deferred verifications go out on the live stream too
+    deferredListeners.push((ovn, answer) => {
+      const data = answer instanceof EhcError ? { out_verify_no: ovn, ...answer.toJSON() } : { ...answer, ret_code: '0000', out_verify_no: ovn, decided_by: 'deferred' };
+      scanning.hub.publish(answer instanceof EhcError ? 'error' : 'result', 'deferred', undefined, data);
+    });
+    const lastScanAt = new Map<string, string>();
+    scanning.hub.subscribe((ev) => {
+      if (ev.type === 'scan') lastScanAt.set(ev.scannerId, new Date().toISOString());
+    });
+    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'error', failed: 'error' };
+    ops.setScanners(
+      () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, driver: v.driver, state: opsState[v.state] ?? 'error', lastScanAt: lastScanAt.get(v.scannerId) ?? null, scans: v.scans, detail: v.message })),
+      () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
+    );
+
     const status = async (): Promise<Record<string, unknown>> => ({
-      version: VERSION,
-      uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
-      site: { org_code: config.site.orgCode, term_id: config.site.termId, local_ehcins: config.site.localEhcins },
+      ...(await ops.status()),
       policy: config.verify.policy,
-      card: await card.health(),
-      upstream: await upstream.health(),
       outbox: replay.status(),
       simulator: simulator ? { url: simulator.url } : undefined,
     });
-    const extensions: HisExtension[] = [deferredRoute((ovn) => outbox.lookup(ovn))];
+    const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
@@ -116,13 +140,14 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         const c = await card.health();
         return { ok: c.ok, checks: { card: c.ok } };
       },
+      onAuthFailure: ops.onAuthFailure,
       extensions,
     });
     const his: HisServer = await startHisServer(app, config.his);
     stops.push(() => his.close());
     log.info('HIS port listening', { url: his.url });
 
-    return { config, url: his.url, app, card, upstream, verifier, registry, simulator, outbox, replay, deferredListeners, status, stop };
+    return { config, url: his.url, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, deferredListeners, status, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -8,6 +8,7 @@ import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { formatCst, parseCst, pkcs7Pad, pkcs7Unpad } from '../src/crypto/profile.ts';
 import { EhcError } from '../src/errors.ts';
+import { pooledRandomBytes } from '../src/crypto/random-pool.ts';
 import { tempDir } from './helpers/tmp.ts';
 
 const keys = { ...DEFAULT_KEY_INDEXES };
@@ -143,6 +144,22 @@ test('SM3 and HMAC-SM3 through the card match the GB/T 32905 example', async () 
   } finally {
     cleanup();
   }
+});
+
+test('pooled random bytes: right lengths, fresh copies, no repeats across refills', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 2000; i++) {
+    const b = pooledRandomBytes(16);
+    assert.is(b.length, 16);
+    const hex = b.toString('hex');
+    assert.not.ok(seen.has(hex), 'a 16-byte draw repeated');
+    seen.add(hex);
+  }
+  const a = pooledRandomBytes(8);
+  const copy = Buffer.from(a);
+  pooledRandomBytes(4096); // large draws bypass the pool
+  for (let i = 0; i < 600; i++) pooledRandomBytes(8); // force a refill
+  assert.equal(a, copy, 'a returned buffer is not overwritten by later refills');
 });
 
 test.run();

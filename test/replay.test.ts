@@ -68,7 +68,7 @@ test('upstream down: records wait, the breaker probes with backoff, then all are
   assert.is(done.delivered, 30);
   assert.is(done.breaker, 'closed');
   assert.is(done.state, 'stopped');
-  assert.is(replay.metrics().ehc_replay_delivered_total, 30);
+  assert.is(replay.metrics().ehc_edge_replay_delivered_total, 30);
   assert.ok(log.lines.some((l) => l.includes('upstream answers again')));
   await ob.close();
 });

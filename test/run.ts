@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const pattern = process.argv[2] ?? '\\.test\\.ts$';
+const pattern = process.argv[2] ? `(${process.argv[2]})[^/]*\\.test\\.ts$` : '\\.test\\.ts$';
 const uvuBin = path.join(root, 'node_modules', 'uvu', 'bin.js');
 const child = spawn(process.execPath, ['--import', 'tsx', uvuBin, 'test', pattern], {
   cwd: root,

@@ -144,6 +144,24 @@ test('non-health-card payloads are passed through as raw scans, never verified, 
   assert.not.ok(logs.includes('张三丰'));
 });
 
+test('a scanner without a terminal number gets an error event, not a silent drop', async () => {
+  const hub = new ScanHub(16);
+  const p = new ScanPipeline({
+    verifier: new FakeVerifier(),
+    hub,
+    log: memoryLogger(),
+    dedupeWindowMs: 0,
+    identity: async () => {
+      throw new Error('no free reading-terminal number');
+    },
+  });
+  const out = await p.ingest({ scannerId: 'serial:/z', text: healthCode(3), at: 1 });
+  assert.is(out.status, 'failed');
+  const [ev] = hub.since(0).events;
+  assert.is(ev?.type, 'error');
+  assert.is(ev?.data.ret_code, '1009');
+});
+
 test('a code the verifier rejects becomes an error event with its return code', async () => {
   const { verifier, hub, p } = pipelineWith();
   const bad = healthCode(11);

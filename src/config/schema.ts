@@ -201,12 +201,16 @@ export const configSchema = {
       properties: {
         apiKeys: { type: 'array', items: { type: 'string', minLength: 16 } },
         maxFailedAttempts: { type: 'integer', minimum: 1 },
+        lockoutSeconds: { type: 'integer', minimum: 10, maximum: 86400, description: 'failure window and lockout length per client address' },
       },
     },
     log: {
       type: 'object',
       additionalProperties: false,
-      properties: { level: { enum: ['debug', 'info', 'warn', 'error'] } },
+      properties: {
+        level: { enum: ['debug', 'info', 'warn', 'error'] },
+        pii: { enum: ['mask', 'refuse'], description: 'refuse: throw on a clear identity reaching the logger (development)' },
+      },
     },
     systemd: {
       type: 'object',

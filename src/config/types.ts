@@ -1,5 +1,6 @@
 import type { VerifyPolicy } from '../verify/types.ts';
 import type { KeyMap } from '../crypto/card.ts';
+import type { DeviceOptions } from '../../drivers/types.ts';
 
 export interface DialectConfig {
   name?: string;
@@ -11,17 +12,12 @@ export interface DialectConfig {
   secretSuffix?: 'app_secret' | 'bare';
 }
 
-export interface ScannerConfig {
+/** One `scanners[]` entry: the serial framing options are the drivers' own DeviceOptions. */
+export interface ScannerConfig extends Pick<DeviceOptions, 'baudRate' | 'dataBits' | 'parity' | 'stopBits' | 'suffix' | 'interCharTimeoutMs'> {
   driver: 'serial' | 'hid-pos' | 'hid-keyboard';
   path?: string;
   vendorId?: number;
   productId?: number;
-  baudRate?: number;
-  dataBits?: 5 | 6 | 7 | 8;
-  parity?: 'none' | 'even' | 'odd' | 'mark' | 'space';
-  stopBits?: 1 | 1.5 | 2;
-  suffix?: 'CR' | 'LF' | 'CRLF' | 'none';
-  interCharTimeoutMs?: number;
   station?: string;
   name?: string;
   stmCode?: string;
@@ -82,7 +78,7 @@ export interface ApplianceConfig {
   scan: { dedupeWindowMs: number; streamBuffer: number };
   outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number };
   audit: { retainDays: number; maxBytes: number };
-  admin: { apiKeys: string[]; maxFailedAttempts: number };
-  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };
+  log: { level: 'debug' | 'info' | 'warn' | 'error'; pii: 'mask' | 'refuse' };
   systemd: { watchdog: boolean };
 }

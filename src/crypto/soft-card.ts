@@ -13,6 +13,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writ
 import path from 'node:path';
 import { sm2 } from 'sm-crypto-v2';
 import { EhcError } from '../errors.ts';
+import { pooledRandomBytes } from './random-pool.ts';
 import type { CardHealth, CardPrimitives, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
 import { MAC_KEY_LABEL } from './mac-key.ts';
 
@@ -146,7 +147,7 @@ export class SoftCard implements CardPrimitives {
     return createHmac('sm3', this.sm4('enc', key, MAC_KEY_LABEL, 'ecb')).update(data).digest();
   }
   async random(length: number) {
-    return randomBytes(length);
+    return pooledRandomBytes(length);
   }
   async sm2Sign(key: KeyIndex, message: Uint8Array) {
     const k = this.sm2Key(key);

@@ -15,7 +15,7 @@ import type { Registry } from 'prom-client';
 import { EhcError, asEhcError } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Verifier, VerifyResult } from '../verify/types.ts';
-import { apiKeyAuth } from './auth.ts';
+import { apiKeyAuth, type AuthFailure } from './auth.ts';
 import { httpStatusFor } from './http-status.ts';
 import { parseVerifyBody } from './verify-body.ts';
 import { openApiDocument, type OpenApiPaths } from './openapi.ts';
@@ -43,7 +43,7 @@ export interface HisDeps {
   status: () => Promise<Record<string, unknown>>;
   /** readiness for /v1/health: false → 503 */
   ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
-  onAuthFailure?: (c: Context, reason: 'missing' | 'invalid') => void;
+  onAuthFailure?: (c: Context, why: AuthFailure, presented: string | undefined) => void;
   extensions?: HisExtension[];
 }
 

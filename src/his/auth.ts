@@ -4,8 +4,12 @@
  * Uses Hono's bearerAuth middleware; failed attempts are reported to `onFailure` (audit, metrics).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
+import { HTTPException } from 'hono/http-exception';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { AuditEvent } from '../ops/audit.ts';
+import type { Logger } from '../ops/log.ts';
 
 export function sm3Hex(text: string): string {
   return createHash('sm3').update(text, 'utf8').digest('hex');
@@ -26,24 +30,143 @@ export function matchesKey(token: string, digests: readonly Buffer[]): boolean {
 export interface AuthOptions {
   keys: readonly string[];
   realm?: string;
-  onFailure?: (c: Context, reason: 'missing' | 'invalid') => void;
+  onFailure?: (c: Context, why: AuthFailure, presented: string | undefined) => void;
 }
 
+/** The HIS API-key middleware of the app (`his.apiKeys`); failures go to `onFailure` (audit, log). */
 export function apiKeyAuth(o: AuthOptions): MiddlewareHandler {
-  const digests = keyDigests(o.keys);
-  const body = (msg: string) => ({ ret_code: '1010', ret_msg: msg });
-  return bearerAuth({
-    realm: o.realm ?? 'ehc-edge',
-    verifyToken: (token, c) => {
-      const ok = matchesKey(token, digests);
-      if (!ok) o.onFailure?.(c, 'invalid');
-      return ok;
-    },
-    noAuthenticationHeaderMessage: (c: Context) => {
-      o.onFailure?.(c, 'missing');
-      return body('no permission: send Authorization: Bearer <api key>');
-    },
-    invalidAuthenticationHeaderMessage: body('no permission: malformed Authorization header'),
-    invalidTokenMessage: body('no permission: unknown api key'),
+  return bearerCheck({ keys: o.keys, realm: o.realm ?? 'ehc-edge', onFailure: o.onFailure ?? (() => {}) });
+}
+
+/** What auth needs of the audit trail. */
+export interface AuditSink {
+  record(event: AuditEvent): void;
+}
+
+/** A constant-time matcher over configured keys (`key` or `sm3:<hex>`). */
+export function keyMatcher(keys: readonly string[]): (presented: string) => boolean {
+  const digests = keyDigests(keys);
+  return (presented) => matchesKey(presented, digests);
+}
+
+/** Short non-reversible tag of a presented key, for the audit trail (never the key itself). */
+export function keyTag(presented: string): string {
+  return sm3Hex(presented).slice(0, 8);
+}
+
+/** The caller's address as the socket sees it ('unknown' when not served by @hono/node-server). */
+export function clientAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Counts failures per client in a sliding minute and decides which to write to the audit trail. */
+export class FailureTracker {
+  private readonly byClient = new Map<string, { windowStart: number; count: number; suppressed: number }>();
+  constructor(
+    private readonly perMinute = 10,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Returns whether to audit this failure, and a count of earlier suppressed ones to report now. */
+  note(client: string): { audit: boolean; suppressedBefore: number } {
+    const now = this.clock();
+    let s = this.byClient.get(client);
+    let suppressedBefore = 0;
+    if (!s || now - s.windowStart >= 60_000) {
+      suppressedBefore = s?.suppressed ?? 0;
+      s = { windowStart: now, count: 0, suppressed: 0 };
+      this.byClient.set(client, s);
+      if (this.byClient.size > 10_000) this.byClient.delete(this.byClient.keys().next().value!);
+    }
+    s.count++;
+    const audit = s.count <= this.perMinute;
+    if (!audit) s.suppressed++;
+    return { audit, suppressedBefore };
+  }
+}
+
+export type AuthFailure = 'missing' | 'malformed' | 'invalid';
+
+export interface BearerCheckOptions {
+  keys: readonly string[];
+  realm: string;
+  /** called on every failure, before the 401/400 answer goes out */
+  onFailure(c: Context, why: AuthFailure, presented: string | undefined): void;
+}
+
+const DENIED = (why: string) => ({ ret_code: '1010', ret_msg: `无权限 no permission: ${why}` });
+
+/**
+ * Bearer check as a plain middleware: the answer to a failure is returned (not thrown), so it does not
+ * depend on the app's onError; errors from later handlers pass through untouched.
+ */
+export function bearerCheck(options: BearerCheckOptions): MiddlewareHandler {
+  const matches = keyMatcher(options.keys);
+  const inner = bearerAuth({
+    realm: options.realm,
+    verifyToken: async (token) => matches(token),
+    noAuthenticationHeader: { message: DENIED('missing Authorization: Bearer <key>') },
+    invalidAuthenticationHeader: { message: DENIED('malformed Authorization header') },
+    invalidToken: { message: DENIED('unknown key') },
   });
+  return async (c: Context, next: Next) => {
+    let passed = false;
+    try {
+      await inner(c, async () => {
+        passed = true;
+        await next();
+      });
+    } catch (err) {
+      if (passed || !(err instanceof HTTPException)) throw err;
+      const header = c.req.header('Authorization');
+      const presented = header?.replace(/^Bearer\s+/i, '');
+      options.onFailure(c, !header ? 'missing' : err.status === 400 ? 'malformed' : 'invalid', presented);
+      return err.getResponse();
+    }
+  };
+}
+
+export interface HisAuthOptions {
+  /** config his.apiKeys */
+  apiKeys: readonly string[];
+  audit?: AuditSink;
+  logger?: Logger;
+  failuresAuditedPerMinute?: number;
+  clock?: () => number;
+}
+
+/** Middleware for every HIS route (`app.use('/v1/*', hisAuth({ apiKeys: config.his.apiKeys, audit, logger }))`). */
+export function hisAuth(options: HisAuthOptions): MiddlewareHandler {
+  if (options.apiKeys.length === 0) throw new Error('his.apiKeys is empty: the HIS port cannot run without a key');
+  return apiKeyAuth({ keys: options.apiKeys, onFailure: auditAuthFailures({ audit: options.audit, logger: options.logger, perMinute: options.failuresAuditedPerMinute, clock: options.clock }) });
+}
+
+/**
+ * For the HIS app's own `apiKeyAuth({ onFailure })`: audits and logs each failure the same way hisAuth
+ * does (client address, path, reason; at most `perMinute` records per client and minute).
+ * `createHisApp({ …, onAuthFailure: auditAuthFailures({ audit, logger }) })`.
+ */
+export function auditAuthFailures(options: { audit?: AuditSink; logger?: Logger; perMinute?: number; clock?: () => number }): (c: Context, why: AuthFailure, presented: string | undefined) => void {
+  const tracker = new FailureTracker(options.perMinute ?? 10, options.clock);
+  return (c, why, presented) => {
+    const client = clientAddress(c);
+    const { audit, suppressedBefore } = tracker.note(client);
+    options.logger?.warn('HIS authentication failed', { client, why, path: c.req.path });
+    if (suppressedBefore > 0) {
+      options.audit?.record({ kind: 'security', action: 'auth.failed.suppressed', client, retCode: '1010', detail: { count: suppressedBefore } });
+    }
+    if (!audit) return;
+    options.audit?.record({
+      kind: 'security',
+      action: 'auth.failed',
+      route: c.req.path,
+      client,
+      retCode: '1010',
+      detail: { why, method: c.req.method, ...(presented ? { key_tag: keyTag(presented) } : {}) },
+    });
+  };
 }

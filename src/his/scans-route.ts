@@ -14,6 +14,7 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
 import { matches, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
+import type { HisExtension } from './app.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
@@ -142,4 +143,28 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     const out = await deps.inject(body as InjectRequest);
     return c.json({ ret_code: '0000', ...out });
   });
+}
+
+/** The scan routes as a HIS extension, documented for the OpenAPI document. */
+export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
+  const secured = [{ apiKey: [] as string[] }];
+  return {
+    paths: {
+      '/v1/scans': {
+        get: {
+          summary: 'Live stream (Server-Sent Events) of scans and their verification results; Last-Event-ID replays missed events from a bounded ring',
+          security: secured,
+          parameters: [
+            { name: 'station', in: 'query', schema: { type: 'string' } },
+            { name: 'scanner', in: 'query', schema: { type: 'string' } },
+            { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
+          ],
+          responses: { 200: { description: 'text/event-stream: events scan, result, error, scanner' }, 401: { description: 'no or unknown API key' } },
+        },
+      },
+      '/v1/scanners': { get: { summary: 'Scanners with their scannerId, name, station, STM number and state', security: secured, responses: { 200: { description: '{scanners: [...]}' } } } },
+      '/v1/scans/inject': { post: { summary: 'Inject a scan as a virtual scanner (demos, tests)', security: secured, responses: { 200: { description: 'the pipeline outcome' }, 400: { description: 'bad parameters (9001)' } } } },
+    },
+    install: (app, { auth }) => registerScanRoutes(app, { ...deps, auth }),
+  };
 }

@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client) of one appliance instance. Each component registers its own
  * metrics on the registry it is given; `/metrics` serves `registry.metrics()`.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { VerifyObserver } from '../verify/verifier.ts';
 
 export function createRegistry(withDefaults = true): Registry {
@@ -36,21 +36,4 @@ export function verifyMetrics(registry: Registry): VerifyObserver {
       seconds.observe({ decided_by: 'rejected' }, ms / 1000);
     },
   };
-}
-
-/**
- * Expose a component's own counters (a `name → number` snapshot) as gauges read at scrape time.
- * Names must already be Prometheus names; each is registered once.
- */
-export function snapshotGauges(registry: Registry, snapshot: () => Record<string, number>, help: string): void {
-  for (const name of Object.keys(snapshot())) {
-    new Gauge({
-      name,
-      help: `${help}: ${name}`,
-      registers: [registry],
-      collect() {
-        this.set(snapshot()[name] ?? 0);
-      },
-    });
-  }
 }

@@ -4,14 +4,14 @@
  * restart cannot repeat an earlier one) + 15 hex digits of randomness (60 bits, so two processes in
  * the same millisecond do not collide) = exactly 32 characters.
  */
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../crypto/random-pool.ts';
 import { formatCst } from '../crypto/profile.ts';
 
 export const OUT_VERIFY_NO_MAX = 32;
 
 export function newOutVerifyNo(now: Date = new Date()): string {
   const ms = String(now.getUTCMilliseconds()).padStart(3, '0');
-  return formatCst(now) + ms + randomBytes(8).toString('hex').slice(0, 15);
+  return formatCst(now) + ms + pooledRandomBytes(8).toString('hex').slice(0, 15);
 }
 
 /** `out_verify_time`: yyyyMMddHHmmss in China Standard Time. */

@@ -12,10 +12,9 @@ import type { Logger } from '../ops/log.ts';
 import type { Verifier } from '../verify/types.ts';
 import type { ScanHub } from './hub.ts';
 
-/** Shape test for an electronic health card QR payload; full parsing is the Verifier's job. */
-export function looksLikeHealthCode(text: string): boolean {
-  return /^[0-9A-Fa-f]{64}:[01]:/.test(text);
-}
+// Shape test for a health-card QR payload (full parsing is the Verifier's job).
+import { looksLikeHealthCode } from '../code/parse.ts';
+export { looksLikeHealthCode };
 
 /** A short, non-reversible tag of a scanned text, to correlate log lines without the text. */
 export function fingerprint(text: string): string {
@@ -86,7 +85,17 @@ export class ScanPipeline {
       log.debug('duplicate scan suppressed', { scannerId: ev.scannerId, code: looksLikeHealthCode(ev.text) ? maskCode(ev.text) : fingerprint(ev.text) });
       return { status: 'duplicate' };
     }
-    const who = await this.#deps.identity(ev.scannerId);
+    let who: ScannerIdentity;
+    try {
+      who = await this.#deps.identity(ev.scannerId);
+    } catch (err) {
+      // no terminal number (e.g. none left to allocate): the scan cannot be verified, say so on the stream
+      const e = asEhcError(err, '1009', 'reading terminal');
+      this.#counts.failed++;
+      const out = hub.publish('error', ev.scannerId, undefined, { ...e.toJSON(), scannerId: ev.scannerId });
+      log.error('scan without a terminal number', { scannerId: ev.scannerId, ret_code: e.code, reason: e.message });
+      return { status: 'failed', resultEventId: out.id };
+    }
     const isCode = looksLikeHealthCode(ev.text);
     const base = { scannerId: ev.scannerId, station: who.station, name: who.name, termId: who.termId };
     const scanEv = hub.publish('scan', ev.scannerId, who.station, {

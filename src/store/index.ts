@@ -15,6 +15,7 @@ import { SqliteOutbox } from './sqlite-outbox.ts';
 
 export { SqliteOutbox } from './sqlite-outbox.ts';
 export { Replay, classify } from './replay.ts';
+export { registerOutboxMetrics } from './metrics.ts';
 export type { ReplayStatus, DeferredResultListener } from './replay.ts';
 export type * from './outbox.ts';
 

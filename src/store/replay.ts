@@ -13,7 +13,7 @@
  */
 import { EhcError, asEhcError, isReturnCode } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
-import type { Upstream, UpstreamIdentity } from '../protocol/upstream.ts';
+import type { Upstream, UpstreamHealth, UpstreamIdentity } from '../protocol/upstream.ts';
 import type { DeferredAnswer, DeliveryOutcome, Outbox, StoredOutboxEntry } from './outbox.ts';
 
 export type ReplayState = 'idle' | 'sending' | 'backoff' | 'probing' | 'stopped';
@@ -158,21 +158,21 @@ export class Replay {
     const st = this.status();
     const oc = this.opts.outbox.counters ?? {};
     return {
-      ehc_outbox_depth: st.depth,
-      ehc_outbox_bytes: this.opts.outbox.stats().bytes,
-      ehc_outbox_dead: st.dead,
-      ehc_outbox_full: st.full ? 1 : 0,
-      ehc_outbox_oldest_age_seconds: st.oldestAgeSeconds ?? 0,
-      ehc_outbox_appended_total: oc.appended ?? 0,
-      ehc_outbox_rejected_full_total: oc.rejectedFull ?? 0,
-      ehc_outbox_write_errors_total: oc.writeErrors ?? 0,
-      ehc_replay_sent_total: st.sent,
-      ehc_replay_delivered_total: st.delivered,
-      ehc_replay_duplicates_total: st.duplicates,
-      ehc_replay_dead_total: st.deadLettered,
-      ehc_replay_retries_total: st.retries,
-      ehc_replay_probes_total: st.probes,
-      ehc_replay_breaker_open: st.breaker === 'open' ? 1 : 0,
+      ehc_edge_outbox_depth: st.depth,
+      ehc_edge_outbox_bytes: this.opts.outbox.stats().bytes,
+      ehc_edge_outbox_dead: st.dead,
+      ehc_edge_outbox_full: st.full ? 1 : 0,
+      ehc_edge_outbox_oldest_age_seconds: st.oldestAgeSeconds ?? 0,
+      ehc_edge_outbox_appended_total: oc.appended ?? 0,
+      ehc_edge_outbox_rejected_full_total: oc.rejectedFull ?? 0,
+      ehc_edge_outbox_write_errors_total: oc.writeErrors ?? 0,
+      ehc_edge_replay_sent_total: st.sent,
+      ehc_edge_replay_delivered_total: st.delivered,
+      ehc_edge_replay_duplicates_total: st.duplicates,
+      ehc_edge_replay_dead_total: st.deadLettered,
+      ehc_edge_replay_retries_total: st.retries,
+      ehc_edge_replay_probes_total: st.probes,
+      ehc_edge_replay_breaker_open: st.breaker === 'open' ? 1 : 0,
     };
   }
 
@@ -204,8 +204,10 @@ export class Replay {
     this.stateV = 'probing';
     let timer: NodeJS.Timeout | undefined;
     try {
+      // an upstream that can probe on demand (HttpUpstream.probe) is asked afresh; health() may be cached
+      const u = this.opts.upstream as Upstream & { probe?: () => Promise<UpstreamHealth> };
       const h = await Promise.race([
-        this.opts.upstream.health(),
+        typeof u.probe === 'function' ? u.probe() : u.health(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new EhcError('8004', 'health probe timed out')), this.o.probeTimeoutMs);
         }),

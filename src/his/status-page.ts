@@ -1,0 +1,64 @@
+/**
+ * The status page: a static HTML/JS/CSS page (src/his/status-page/, no framework) served at `/status`.
+ * The page itself holds no data and needs no key; it polls the authenticated `GET /v1/status` with an
+ * HIS API key that the operator types once and that stays in the tab's sessionStorage (gone when the tab
+ * closes; no cookie, so no CSRF surface). A refused key brings the form back.
+ *
+ * Served with a strict Content-Security-Policy (self only, no inline script or style), no-store, and
+ * frame-ancestors 'none'. The page writes text only (textContent), and the JSON it shows is masked
+ * (collectStatus in src/ops/status.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { Hono, type Context } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
+import { collectStatus, type StatusSources } from '../ops/status.ts';
+
+const dir = new URL('./status-page/', import.meta.url);
+const ASSETS = {
+  html: readFileSync(new URL('index.html', dir), 'utf8'),
+  js: readFileSync(new URL('status.js', dir), 'utf8'),
+  css: readFileSync(new URL('status.css', dir), 'utf8'),
+};
+
+function asset(c: Context, body: string, type: string) {
+  c.header('Content-Type', type);
+  c.header('Cache-Control', 'no-store');
+  return c.body(body);
+}
+
+/** Routes `/status`, `/status/`, `/status/status.js`, `/status/status.css`: mount with `app.route('/', statusPage())`. */
+export function statusPage(): Hono {
+  const app = new Hono();
+  const headers = secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'none'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'"],
+      connectSrc: ["'self'"],
+      imgSrc: ["'self'", 'data:'],
+      formAction: ["'none'"],
+      frameAncestors: ["'none'"],
+      baseUri: ["'none'"],
+    },
+    referrerPolicy: 'no-referrer',
+  });
+  app.use('/status', headers);
+  app.use('/status/*', headers);
+  app.get('/status', (c) => asset(c, ASSETS.html, 'text/html; charset=utf-8'));
+  app.get('/status/', (c) => asset(c, ASSETS.html, 'text/html; charset=utf-8'));
+  app.get('/status/status.js', (c) => asset(c, ASSETS.js, 'text/javascript; charset=utf-8'));
+  app.get('/status/status.css', (c) => asset(c, ASSETS.css, 'text/css; charset=utf-8'));
+  return app;
+}
+
+/**
+ * A ready `GET /v1/status` handler over collectStatus, for the HIS app to mount behind hisAuth:
+ * `app.get('/v1/status', statusHandler(sources))`. The lead's own route may replace it; the page only
+ * needs the StatusReport shape.
+ */
+export function statusHandler(sources: StatusSources) {
+  return async (c: Context) => {
+    c.header('Cache-Control', 'no-store');
+    return c.json(await collectStatus(sources));
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * Operations for the composition root, in one call: the audit trail (MAC key on the crypto card), usage
+ * statistics, the verifier observer feeding both, audited HIS auth failures, the admin guard, the status
+ * report and the HIS extensions (status page, stats routes).
+ *
+ *   const ops = await startOps({ config, card, upstream, log, version: VERSION, startedAt });
+ *   stops.push(() => ops.close());
+ *   observers.push(ops.observer);
+ *   createHisApp({ …, status: ops.status, onAuthFailure: ops.onAuthFailure, extensions: [...ops.extensions] });
+ *
+ * Components that land later plug in through the setters (scanner registry, outbox).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Context, MiddlewareHandler } from 'hono';
+import type { ApplianceConfig } from '../config/types.ts';
+import type { CardHealth, CardPrimitives } from '../crypto/card.ts';
+import type { Upstream } from '../protocol/upstream.ts';
+import type { OutboxStats } from '../store/outbox.ts';
+import type { VerifyObserver } from '../verify/verifier.ts';
+import type { HisExtension } from '../his/app.ts';
+import { adminAuth } from '../his/admin-auth.ts';
+import { auditAuthFailures, type AuthFailure } from '../his/auth.ts';
+import { opsExtensions } from '../his/ops-routes.ts';
+import { AuditTrail } from './audit.ts';
+import type { Logger } from './log.ts';
+import { opsObserver } from './observer.ts';
+import { UsageStats, type ScannerInfo } from './stats.ts';
+import { collectStatus, type ScannerStatus, type StatusReport } from './status.ts';
+
+export interface OpsDeps {
+  config: ApplianceConfig;
+  card: Pick<CardPrimitives, 'hmacSm3'> & { health(): Promise<CardHealth> };
+  upstream: Pick<Upstream, 'health'>;
+  log: Logger;
+  version: string;
+  startedAt: Date;
+}
+
+export interface Ops {
+  audit: AuditTrail;
+  stats: UsageStats;
+  observer: VerifyObserver;
+  onAuthFailure: (c: Context, why: AuthFailure, presented: string | undefined) => void;
+  /** guard for state-changing routes: `app.post('/v1/admin/…', ops.adminGuard, handler)` */
+  adminGuard: MiddlewareHandler;
+  extensions: HisExtension[];
+  status(): Promise<StatusReport>;
+  /** the scanner registry, when it lands: live states for the status page, identities for read_term_list */
+  setScanners(states: () => ScannerStatus[], infos: () => ScannerInfo[]): void;
+  setOutbox(stats: () => OutboxStats): void;
+  close(): Promise<void>;
+}
+
+export async function startOps(deps: OpsDeps): Promise<Ops> {
+  const { config, log } = deps;
+  const audit = await AuditTrail.open({
+    dir: path.join(config.stateDir, 'audit'),
+    card: deps.card,
+    macKey: config.card.keys.mac,
+    retainDays: config.audit.retainDays,
+    maxBytes: config.audit.maxBytes,
+    logger: log.child({ component: 'audit' }),
+  });
+  let stats: UsageStats;
+  try {
+    stats = await UsageStats.open({
+      file: path.join(config.stateDir, 'stats', 'usage.json'),
+      site: config.site,
+      defaultScene: config.verify.treatmentCode,
+      logger: log.child({ component: 'stats' }),
+    });
+  } catch (err) {
+    await audit.close();
+    throw err;
+  }
+  // a configuration change shows in the trail as a new digest of the file at start
+  let configSm3 = '';
+  try {
+    configSm3 = createHash('sm3').update(readFileSync(config.configPath)).digest('hex');
+  } catch {
+    configSm3 = 'unreadable';
+  }
+  audit.record({ kind: 'config', action: 'config.loaded', detail: { file: config.configPath, sm3: configSm3, policy: config.verify.policy, card: config.card.driver } });
+
+  let scannerStates: () => ScannerStatus[] = () => [];
+  let scannerInfos: () => ScannerInfo[] = () => [];
+  let outbox: () => OutboxStats = () => ({ depth: 0, bytes: 0, oldestAgeSeconds: null, dead: 0, full: false });
+  const adminLog = log.child({ component: 'admin' });
+
+  return {
+    audit,
+    stats,
+    observer: opsObserver({ audit, stats, defaultOperator: config.verify.operatorId }),
+    onAuthFailure: auditAuthFailures({ audit, logger: log.child({ component: 'his' }) }),
+    adminGuard: adminAuth({ ...config.admin, hisApiKeys: config.his.apiKeys, audit, logger: adminLog }),
+    extensions: opsExtensions({ stats, site: config.site, scanners: () => scannerInfos() }),
+    status: () =>
+      collectStatus({
+        version: deps.version,
+        startedAt: deps.startedAt,
+        site: config.site,
+        scanners: () => scannerStates(),
+        card: () => deps.card.health(),
+        upstream: () => deps.upstream.health(),
+        outbox: () => outbox(),
+        errors: (w) => stats.recentErrors(w),
+        audit: () => audit.state(),
+        recent: (n) => audit.recentVerifications(n),
+      }),
+    setScanners(states, infos) {
+      scannerStates = states;
+      scannerInfos = infos;
+    },
+    setOutbox(fn) {
+      outbox = fn;
+    },
+    async close() {
+      await stats.close();
+      await audit.close();
+    },
+  };
+}

@@ -1,0 +1,302 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync, existsSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AuditTrail, localDay, type AuditEvent } from '../src/ops/audit.ts';
+import { verifyAuditChain } from '../src/ops/audit-verify.ts';
+import { macCard } from './helpers/mac-card.ts';
+import { auditOffline } from '../src/ops/audit-offline.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { population, findClearPii } from './helpers/population.ts';
+
+const people = population(20, 11);
+const card = macCard();
+
+function tmp(): string {
+  return mkdtempSync(path.join(tmpdir(), 'ehc-audit-'));
+}
+
+function verification(i: number): AuditEvent {
+  const p = people[i % people.length]!;
+  return {
+    kind: 'verify',
+    action: 'verify',
+    route: i % 3 === 0 ? 'offline-local' : 'local',
+    terminal: '3502A0001STMA0001',
+    scanner: `serial:/dev/ttyS${i % 2}`,
+    operator: 'op-07',
+    retCode: '0000',
+    subject: { name: p.name, idType: p.idType, idNo: p.idNo, phone: p.phone, ehealthCode: 'A1B2C3D4E5F60718293A4B5C6D7E8F90:0:00' },
+  };
+}
+
+async function writeChain(dir: string, n: number, clock?: () => Date): Promise<void> {
+  const trail = await AuditTrail.open({ dir, card, macKey: card.index, clock });
+  await Promise.all(Array.from({ length: n }, (_, i) => trail.append(verification(i))));
+  await trail.close();
+}
+
+function dayFile(dir: string): string {
+  const f = readdirSync(dir).filter((n) => n.startsWith('audit-')).sort();
+  return path.join(dir, f[f.length - 1]!);
+}
+
+function lines(file: string): string[] {
+  return readFileSync(file, 'utf8').trimEnd().split('\n');
+}
+
+test('records are chained, numbered in order, durable, and hold only masked subjects', async () => {
+  const dir = tmp();
+  await writeChain(dir, 30);
+  const ls = lines(dayFile(dir));
+  assert.is(ls.length, 30);
+  const recs = ls.map((l) => JSON.parse(l));
+  assert.equal(recs.map((r) => r.seq), Array.from({ length: 30 }, (_, i) => i + 1));
+  assert.is(recs[0].prev, '0'.repeat(64));
+  assert.is(recs[1].prev, recs[0].mac);
+  const p = people[0]!;
+  assert.is(recs[0].subject.id_no, p.idNo.slice(0, 4) + '*'.repeat(10) + p.idNo.slice(-4));
+  assert.is(Array.from(recs[0].subject.name as string)[1], '*');
+  assert.is(recs[0].route, 'offline-local');
+  assert.is(recs[0].terminal, '3502A0001STMA0001');
+  assert.is(recs[0].ret_code, '0000');
+  assert.equal(findClearPii(readFileSync(dayFile(dir), 'utf8'), people), []);
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok, JSON.stringify(report.broken));
+  assert.is(report.records, 30);
+  assert.is(report.lastSeq, 30);
+});
+
+test('an edited record is detected and named', async () => {
+  const dir = tmp();
+  await writeChain(dir, 12);
+  const file = dayFile(dir);
+  const ls = lines(file);
+  ls[6] = ls[6]!.replace('"ret_code":"0000"', '"ret_code":"2001"');
+  writeFileSync(file, ls.join('\n') + '\n');
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.not.ok(report.ok);
+  assert.is(report.broken?.problem, 'edited');
+  assert.is(report.broken?.seq, 7);
+  assert.is(report.broken?.line, 7);
+  assert.match(report.broken!.message, /seq 7 .*altered/);
+});
+
+test('a deleted record is detected and named', async () => {
+  const dir = tmp();
+  await writeChain(dir, 12);
+  const file = dayFile(dir);
+  const ls = lines(file);
+  ls.splice(4, 1); // seq 5
+  writeFileSync(file, ls.join('\n') + '\n');
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.is(report.broken?.problem, 'deleted');
+  assert.is(report.broken?.seq, 5);
+  assert.match(report.broken!.message, /seq 5 is missing/);
+});
+
+test('reordered records are detected and named', async () => {
+  const dir = tmp();
+  await writeChain(dir, 12);
+  const file = dayFile(dir);
+  const ls = lines(file);
+  [ls[8], ls[9]] = [ls[9]!, ls[8]!]; // seq 9 and 10 swapped
+  writeFileSync(file, ls.join('\n') + '\n');
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.is(report.broken?.problem, 'reordered');
+  assert.is(report.broken?.seq, 10);
+  assert.is(report.broken?.line, 9);
+  assert.match(report.broken!.message, /seq 10 .*out of order: seq 9 was expected/);
+});
+
+test('a cut tail is detected through the sealed head, a forged head through its MAC', async () => {
+  const dir = tmp();
+  await writeChain(dir, 10);
+  const file = dayFile(dir);
+  const ls = lines(file);
+  writeFileSync(file, ls.slice(0, 8).join('\n') + '\n');
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.is(report.broken?.problem, 'truncated');
+  assert.is(report.broken?.seq, 9);
+  const head = JSON.parse(readFileSync(path.join(dir, 'head.json'), 'utf8'));
+  head.doc.seq = 8;
+  writeFileSync(path.join(dir, 'head.json'), JSON.stringify(head));
+  assert.is((await verifyAuditChain(dir, card, card.index)).broken?.problem, 'anchor');
+});
+
+test('another key does not verify (edited at the first record)', async () => {
+  const dir = tmp();
+  await writeChain(dir, 3);
+  const other = macCard();
+  const report = await verifyAuditChain(dir, other, other.index);
+  assert.is(report.broken?.problem, 'edited');
+  assert.is(report.broken?.seq, 1);
+});
+
+test('the chain continues across restarts and day files, and the clock stepping back never reopens an old day', async () => {
+  const dir = tmp();
+  let now = new Date(2026, 0, 10, 23, 59, 0);
+  const clock = () => now;
+  await writeChain(dir, 5, clock);
+  now = new Date(2026, 0, 11, 0, 1, 0);
+  await writeChain(dir, 5, clock);
+  now = new Date(2026, 0, 10, 23, 58, 0); // NTP stepped back across midnight
+  await writeChain(dir, 2, clock);
+  const files = readdirSync(dir).filter((n) => n.startsWith('audit-')).sort();
+  assert.equal(files, ['audit-20260110.jsonl', 'audit-20260111.jsonl']);
+  assert.is(lines(path.join(dir, files[0]!)).length, 5);
+  assert.is(lines(path.join(dir, files[1]!)).length, 7);
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok, JSON.stringify(report.broken));
+  assert.is(report.lastSeq, 12);
+  // deleting a whole day in the middle is a deletion
+  writeFileSync(path.join(dir, 'audit-20260111.jsonl'), '');
+  const cut = await verifyAuditChain(dir, card, card.index);
+  assert.is(cut.broken?.problem, 'truncated');
+});
+
+test('retention deletes days past retainDays, anchors the kept chain, and deleting the oldest kept day is still caught', async () => {
+  const dir = tmp();
+  let now = new Date(2025, 0, 1, 12);
+  const clock = () => now;
+  for (const d of [1, 2, 3]) {
+    now = new Date(2025, 0, d, 12);
+    await writeChain(dir, 3, clock);
+  }
+  now = new Date(2026, 1, 2, 12); // 397 days after Jan 1, 2025
+  const trail = await AuditTrail.open({ dir, card, macKey: card.index, clock, retainDays: 395 });
+  await trail.append(verification(1));
+  await trail.close();
+  const files = readdirSync(dir).filter((n) => n.startsWith('audit-')).sort();
+  assert.equal(files, ['audit-20250103.jsonl', 'audit-20260202.jsonl']);
+  assert.ok(existsSync(path.join(dir, 'anchor.json')));
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok, JSON.stringify(report.broken));
+  assert.is(report.firstSeq, 7);
+  const pruned = lines(path.join(dir, 'audit-20260202.jsonl')).map((l) => JSON.parse(l)).find((r) => r.action === 'audit.pruned');
+  assert.ok(pruned, 'an audit.pruned record says what went');
+  writeFileSync(path.join(dir, 'audit-20250103.jsonl'), '');
+  assert.is((await verifyAuditChain(dir, card, card.index)).broken?.problem, 'deleted');
+});
+
+test('the size cap deletes the oldest days (never today) and records it', async () => {
+  const dir = tmp();
+  let now = new Date(2026, 2, 1, 12);
+  const clock = () => now;
+  for (const d of [1, 2, 3, 4]) {
+    now = new Date(2026, 2, d, 12);
+    await writeChain(dir, 20, clock);
+  }
+  const size = readFileSync(path.join(dir, 'audit-20260301.jsonl')).length;
+  const trail = await AuditTrail.open({ dir, card, macKey: card.index, clock, maxBytes: Math.floor(size * 2.5) });
+  await trail.append(verification(2));
+  await trail.close();
+  const files = readdirSync(dir).filter((n) => n.startsWith('audit-')).sort();
+  assert.equal(files, ['audit-20260303.jsonl', 'audit-20260304.jsonl']);
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok, JSON.stringify(report.broken));
+});
+
+test('a torn last line from a crash is cut on open, noted in the trail, and the chain verifies', async () => {
+  const dir = tmp();
+  await writeChain(dir, 4);
+  appendFileSync(dayFile(dir), '{"seq":5,"time":"2026-');
+  const progress: number[] = [];
+  const torn = await verifyAuditChain(dir, card, card.index, { onProgress: (p) => progress.push(p.fileIndex) });
+  assert.ok(torn.ok, 'an unterminated tail is a write in progress, not a record');
+  assert.is(torn.unterminatedTail, true);
+  assert.is(torn.lastSeq, 4);
+  await writeChain(dir, 1);
+  const recs = lines(dayFile(dir)).map((l) => JSON.parse(l));
+  assert.ok(recs.some((r) => r.action === 'audit.torn-tail-removed'));
+  const report = await verifyAuditChain(dir, card, card.index, { onProgress: (p) => progress.push(p.fileIndex) });
+  assert.ok(report.ok, JSON.stringify(report.broken));
+  assert.is(report.lastSeq, 6);
+  assert.not.ok(report.unterminatedTail);
+  assert.ok(progress.length >= 1);
+  // garbage that is a whole line is not a record
+  appendFileSync(dayFile(dir), 'not a record\n');
+  const bad = await verifyAuditChain(dir, card, card.index);
+  assert.is(bad.broken?.problem, 'malformed');
+  assert.is(bad.broken?.line, 7);
+});
+
+test('a card failure rejects that append and leaves the chain intact', async () => {
+  const dir = tmp();
+  let fail = false;
+  const flaky = { async hmacSm3(k: number, d: Uint8Array) { if (fail) throw new Error('card removed'); return card.hmacSm3(k, d); } };
+  const trail = await AuditTrail.open({ dir, card: flaky, macKey: card.index });
+  await trail.append(verification(0));
+  fail = true;
+  await trail.append(verification(1)).then(() => assert.unreachable('should reject'), (e: Error) => assert.match(e.message, /card removed/));
+  fail = false;
+  await trail.append(verification(2));
+  assert.is(trail.state().failures, 1);
+  await trail.close();
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok);
+  assert.is(report.lastSeq, 2);
+});
+
+test('one writer: a second open is refused while the first is open; a dead writer\'s lock is taken over', async () => {
+  const dir = tmp();
+  const first = await AuditTrail.open({ dir, card, macKey: card.index });
+  await AuditTrail.open({ dir, card, macKey: card.index }).then(
+    () => assert.unreachable('second writer admitted'),
+    (e: Error) => assert.match(e.message, /in use by process \d+: one writer only/),
+  );
+  await first.append(verification(0));
+  await first.close();
+  writeFileSync(path.join(dir, 'writer.lock'), '999999999\n'); // no such process
+  const again = await AuditTrail.open({ dir, card, macKey: card.index });
+  await again.append(verification(1));
+  await again.close();
+  assert.not.ok(existsSync(path.join(dir, 'writer.lock')));
+  assert.ok((await verifyAuditChain(dir, card, card.index)).ok);
+});
+
+test('verifying while the appliance appends never reports a false break', async () => {
+  const dir = tmp();
+  const trail = await AuditTrail.open({ dir, card, macKey: card.index });
+  let writing = true;
+  const writer = (async () => {
+    for (let i = 0; i < 150; i++) {
+      await Promise.all([trail.append(verification(i)), trail.append(verification(i + 1))]);
+    }
+    writing = false;
+  })();
+  const reports = [];
+  while (writing) reports.push(await verifyAuditChain(dir, card, card.index));
+  await writer;
+  await trail.close();
+  reports.push(await verifyAuditChain(dir, card, card.index));
+  assert.ok(reports.length >= 2);
+  for (const r of reports) assert.ok(r.ok, JSON.stringify(r.broken));
+  assert.is(reports[reports.length - 1]!.lastSeq, 300);
+});
+
+test('a tool audits a key operation while the appliance is stopped, and is refused while it runs', async () => {
+  const dir = tmp();
+  const doc = JSON.parse(readFileSync(new URL('../appliance.config.json', import.meta.url), 'utf8'));
+  doc.stateDir = dir;
+  const config = parseConfig(doc, path.join(dir, 'appliance.config.json'));
+  const key = { ...macCard(card.key, config.card.keys.mac) };
+  const [rec] = await auditOffline(config, key, [{ kind: 'key', action: 'key.import', detail: { roles: ['ehcid', 'validity'] } }]);
+  assert.is(rec!.kind, 'key');
+  assert.is(rec!.seq, 1);
+  const running = await AuditTrail.open({ dir: path.join(dir, 'audit'), card: key, macKey: config.card.keys.mac });
+  await auditOffline(config, key, [{ kind: 'key', action: 'key.import' }]).then(
+    () => assert.unreachable('second writer'),
+    (e: Error) => assert.match(e.message, /in use by process/),
+  );
+  await running.append(verification(0));
+  await running.close();
+  assert.is((await verifyAuditChain(path.join(dir, 'audit'), key, config.card.keys.mac)).lastSeq, 2);
+});
+
+test('localDay is the local calendar day', () => {
+  assert.is(localDay(new Date(2026, 10, 5, 0, 0, 1)), '20261105');
+});
+
+test.run();

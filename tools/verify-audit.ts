@@ -1,0 +1,47 @@
+/**
+ * ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet]
+ * Checks the audit chain (src/ops/audit.ts) with the card's MAC key, from its anchor to its head, reading
+ * the day files directly (the appliance may be running or not). Reports the first broken record: edited,
+ * deleted, reordered, malformed, cut from the end, or a forged anchor/head.
+ * Exit 0 intact, 1 broken (the record is named), 2 usage/config (no key file, unreadable config).
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { verifyAuditChain } from '../src/ops/audit-verify.ts';
+import { COMMON_OPTIONS, CliError, EXIT, isEntry, loadCliConfig, progress, runCommand } from './lib/cli.ts';
+import { openToolCard } from './lib/card.ts';
+
+const USAGE = 'usage: ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet]';
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand('verify-audit', async () => {
+    const { values } = parseArgs({
+      args: argv,
+      options: { ...COMMON_OPTIONS, dir: { type: 'string' }, 'key-file': { type: 'string' } },
+      strict: true,
+    });
+    if (values.help) {
+      console.log(USAGE);
+      return EXIT.OK;
+    }
+    const config = loadCliConfig(argv);
+    const dir = path.resolve(values.dir ?? path.join(config.stateDir, 'audit'));
+    const card = await openToolCard(config, values['key-file'] ? path.resolve(values['key-file']) : undefined);
+    const bar = progress(!values.quiet);
+    try {
+      const report = await verifyAuditChain(dir, card, config.card.keys.mac, {
+        onProgress: (p) => bar.update(`verify-audit: ${p.fileIndex}/${p.files} day files, ${p.records} records checked (${p.file})`),
+      });
+      bar.done();
+      if (report.files === 0) throw new CliError(EXIT.USAGE, `no audit files in ${dir}`);
+      if (values.json) console.log(JSON.stringify(report, null, 2));
+      else if (report.ok) console.log(`audit chain intact: ${report.records} records, seq ${report.firstSeq}..${report.lastSeq}, ${report.files} day files in ${dir}`);
+      else console.log(`AUDIT CHAIN BROKEN (${report.broken!.problem}): ${report.broken!.message}\n  checked ${report.records} intact records before it, in ${dir}`);
+      return report.ok ? EXIT.OK : EXIT.FAILURE;
+    } finally {
+      await card.close();
+    }
+  });
+}
+
+if (isEntry(import.meta.url)) main(process.argv.slice(2)).then((code) => process.exit(code));
