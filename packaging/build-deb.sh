@@ -110,6 +110,10 @@ fi
 # build intermediates of the app's own addons
 find "$app" \( -path '*/build/Release/obj.target' -o -path '*/build/Release/.deps' -o -path '*/build/*.mk' -o -path '*/build/Makefile' \
   -o -path '*/build/config.gypi' \) -prune -exec rm -rf {} +
+# the app's own .ts entry points run through /usr/bin/ehc-edge (node --import tsx), not their #! line
+find "$app" -path "$nm" -prune -o -type f -name '*.ts' -exec grep -l -m1 '^#!' {} + 2>/dev/null | while IFS= read -r f; do
+  head -c2 "$f" | grep -q '#!' && sed -i '1s|^#!.*$|// (#! line removed in the package: /usr/bin/ehc-edge runs this file)|' "$f"
+done
 # developer notes of the app's folders: the operator docs go to /usr/share/doc/ehc-edge
 find "$app" -path "$nm" -prune -o -type f -name '*.md' -exec rm -f {} +
 find "$app" -type d -empty -delete

@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load.ts';
+import { STM_PATTERN } from '../src/scan/terminals.ts';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'packaging');
 const unit = readFileSync(path.join(pkg, 'ehc-edge.service'), 'utf8');
@@ -26,6 +27,8 @@ test('the shipped site config validates, keeps state in /var/lib and sends nothi
   assert.is(c.card.keyFile, '/var/lib/ehc-edge/soft-card.keys.json');
   assert.match(c.his.listen, /^127\.0\.0\.1:/);
   assert.is(new URL(c.upstream.url).hostname, '127.0.0.1');
+  // scanners are numbered from site.termId when there is no local EHCIN: it must be an STM number
+  assert.ok(c.site.localEhcins.length > 0 || STM_PATTERN.test(c.site.termId), 'site.termId is an STM number');
 });
 
 test('the unit is Type=notify with NotifyAccess=main, a watchdog and a bounded stop', () => {

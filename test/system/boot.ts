@@ -268,7 +268,7 @@ async function scenario(g: Guest, root: string, d: { v1: string; v2: string; deb
   writeFileSync(path.join(root, 'etc', 'ehc-edge', 'system-test.config.json'), testConfig());
   mkdirSync(path.join(root, 'etc', 'systemd', 'system', 'ehc-edge.service.d'), { recursive: true });
   writeFileSync(path.join(root, 'etc', 'systemd', 'system', 'ehc-edge.service.d', '50-system-test.conf'), '[Service]\nEnvironment=EHC_EDGE_CONFIG=/etc/ehc-edge/system-test.config.json\n');
-  g.sh('chown root:ehc-edge /etc/ehc-edge/system-test.config.json && chmod 0640 /etc/ehc-edge/system-test.config.json && systemctl daemon-reload && systemctl restart ehc-edge');
+  g.sh('chown root:ehc-edge /etc/ehc-edge/system-test.config.json && chmod 0640 /etc/ehc-edge/system-test.config.json && systemctl daemon-reload && systemctl reset-failed ehc-edge; systemctl restart ehc-edge');
   s = await until(g, (x) => x.ActiveState === 'active' || x.ActiveState === 'failed', 60);
   must('restart with test config: active', s.ActiveState === 'active', brief(s));
   record('READY=1 via sd_notify (Type=notify, NotifyAccess=main) and STATUS= text', s.Type === 'notify' && s.NotifyAccess === 'main' && s.SubState === 'running' && s.StatusText.length > 0, `Type=${s.Type} NotifyAccess=${s.NotifyAccess} WatchdogUSec=${s.WatchdogUSec} StatusText="${s.StatusText}"`);
@@ -303,6 +303,8 @@ async function scenario(g: Guest, root: string, d: { v1: string; v2: string; deb
     const unauth = http(g, 'POST', `http://${HIS}/v1/verify`, { ehealth_code: code });
     record('POST /v1/verify without a key is refused', unauth.status === 401 || unauth.status === 403, String(unauth.status));
   }
+  const cli = g.run(['runuser', '-u', 'ehc-edge', '--', 'env', 'EHC_EDGE_CONFIG=/etc/ehc-edge/system-test.config.json', 'ehc-edge', 'status']);
+  record('operator CLI: `ehc-edge status` against the running service', cli.status === 0, `exit ${cli.status}: ${(cli.stdout || cli.stderr).trim().split('\n').slice(0, 3).join(' | ').slice(0, 200)}`);
   const keyFile = '/var/lib/ehc-edge/soft-card.keys.json';
   const keyStat = g.run(['stat', '-c', '%U:%G %a', keyFile], { quiet: true }).stdout.trim();
   record('soft-card keys in the state dir, ehc-edge 0600', keyStat === 'ehc-edge:ehc-edge 600', `${keyFile}: ${keyStat || 'missing'}`);
