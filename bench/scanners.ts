@@ -3,8 +3,8 @@
  *  1. Throughput/latency: 8 simulated serial scanners (socat pty pairs) at 20 scans/s each for
  *     EHC_BENCH_SECONDS (default 10) through the real drivers, pipeline, Hono SSE route and HTTP
  *     server; latency = last byte written → `result` event received on /v1/scans. Lost and duplicated
- *     scans are counted (must be 0). The Verifier is the test stand-in (answers at once), so this
- *     measures the appliance's scan path, not verification.
+ *     scans are counted (must be 0). The Verifier is the real one: the SoftCard decides local dynamic
+ *     codes and each usage record goes into the fsync'd SQLite outbox before the result is published.
  *  2. Hotplug: EHC_PLUG_CYCLES (default 1000) plug/unplug cycles of one scanner: plug → open latency,
  *     and fds / listeners before and after (must not grow).
  * Run: `node --import tsx bench/scanners.ts` (or through bench/run.ts, which calls run()).
@@ -18,11 +18,18 @@ import { Hono } from 'hono';
 import { serve } from '@hono/node-server';
 import { PtyPair, socatMissing } from '../test/helpers/pty-pair.ts';
 import { openSse } from '../test/helpers/sse.ts';
-import { FakeVerifier, healthCode } from '../test/helpers/fake-verifier.ts';
 import { startScanning } from '../src/scan/index.ts';
 import { registerScanRoutes } from '../src/his/scans-route.ts';
 import { ScannerManager } from '../drivers/manager.ts';
 import { createLogger } from '../src/ops/log.ts';
+import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
+import { ProfiledCard } from '../src/crypto/profiled-card.ts';
+import { SoftCard } from '../src/crypto/soft-card.ts';
+import { issueHealthCode } from '../src/crypto/issue-code.ts';
+import { RoutingVerifier } from '../src/verify/verifier.ts';
+import { openOutbox } from '../src/store/index.ts';
+import type { Upstream } from '../src/protocol/upstream.ts';
+import { EhcError } from '../src/errors.ts';
 
 const site = { orgCode: 'bench', localEhcins: ['3502A0001'], termId: '3502A0001STMA0001' };
 
@@ -36,9 +43,27 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function latency(dir: string, scanners: number, ratePerSec: number, seconds: number) {
   const pairs = Array.from({ length: scanners }, (_, i) => new PtyPair(path.join(dir, `scanner-${i}`), path.join(dir, `host-${i}`)));
   await Promise.all(pairs.map((p) => p.plug()));
+  // the real verifier: local dynamic codes decided by the SoftCard, usage records into the real outbox
+  const log = createLogger({ level: 'warn' });
+  const keys = { ...DEFAULT_KEY_INDEXES };
+  const card = new ProfiledCard(await SoftCard.open(path.join(dir, 'state', 'keys.json'), keys), keys);
+  const outbox = await openOutbox({ stateDir: path.join(dir, 'state'), outbox: { maxRecords: 1_000_000, maxBytes: 1 << 30, maxAgeHours: 24, whenFull: 'reject-new', replayBatch: 64 }, card: { driver: 'soft', keyFile: '', keys } }, card, log);
+  const upstream: Upstream = {
+    call: async () => {
+      throw new EhcError('8004', 'bench: no home system');
+    },
+    health: async () => ({ reachable: false, url: 'none' }),
+    close: async () => {},
+  };
+  const verifier = new RoutingVerifier({ card, upstream, outbox, settings: { localEhcins: site.localEhcins, policy: 'local-first', clockSkewSeconds: 30, treatmentCode: '010101', operatorId: 'bench', operatorName: 'bench', termId: site.termId } });
+  const expiresAt = new Date(Date.now() + 3600_000);
+  const codes: string[] = [];
+  for (let n = 0; n < scanners * ratePerSec * seconds; n++) {
+    codes.push(await issueHealthCode(card, { identity: { idType: '01', idNo: `3503221990${String(n).padStart(8, '0')}` }, ehcappid: '3502A0001APPA0001', expiresAt }));
+  }
   const scanning = await startScanning(
     { site, scanners: pairs.map((p, i) => ({ driver: 'serial' as const, path: p.devicePath, station: `desk-${i}`, baudRate: 115200 })), scannerAutoDetect: false, scan: { dedupeWindowMs: 1500, streamBuffer: 1000 } },
-    { verifier: new FakeVerifier(), log: createLogger({ level: 'warn' }), stateDir: path.join(dir, 'state') },
+    { verifier, log, stateDir: path.join(dir, 'state') },
   );
   const app = new Hono();
   registerScanRoutes(app, scanning.routeDeps);
@@ -91,7 +116,7 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
       await sleep((interval / scanners) * i); // stagger the scanners
       const start = performance.now();
       for (let k = 0; k < perScanner; k++) {
-        const code = healthCode(++seq * 16 + i);
+        const code = codes[seq++]!;
         p.write(`]Q1${code}\r`);
         written.set(code, performance.now());
         const next = start + (k + 1) * interval;
@@ -107,6 +132,9 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
   server.close();
   (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
   await scanning.stop();
+  const usageRecords = outbox.stats().depth;
+  await outbox.close();
+  await card.close();
   await Promise.all(pairs.map((p) => p.unplug()));
   latencies.sort((a, b) => a - b);
   if (process.env.EHC_BENCH_DEBUG) console.error(series.filter(([, l]) => l > 20).map(([t, l]) => `${r2(t)}:${r2(l)}`).join(' '));
@@ -116,6 +144,7 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
     seconds,
     written: total,
     verifiedReceived: got.size,
+    usageRecordsQueued: usageRecords,
     lost: total - got.size,
     duplicated: duplicates,
     latencyMs: { p50: r2(pct(latencies, 50)), p99: r2(pct(latencies, 99)), max: r2(latencies.at(-1) ?? NaN) },
@@ -199,7 +228,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const plug = await hotplug(dir, cycles);
     return {
       name: 'scanners',
-      verifier: 'test stand-in (answers at once)',
+      verifier: 'RoutingVerifier: SoftCard, local dynamic codes, usage records into the SQLite outbox',
       machine: { cpus: cpus().length, loadavg1Before: r2(loadBefore ?? NaN), loadavg1After: r2(loadavg()[0] ?? NaN) },
       stream,
       hotplug: plug,
