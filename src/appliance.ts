@@ -125,7 +125,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const status = async (): Promise<Record<string, unknown>> => ({
       ...(await ops.status()),
       policy: config.verify.policy,
-      outbox: replay.status(),
+      outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
     });
     const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];

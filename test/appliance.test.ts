@@ -51,6 +51,9 @@ test('a real appliance on embedded defaults: local, static, cross-domain, expire
     const status = (await (await fetch(`${a.appliance.url}/v1/status`, { headers: { authorization: 'Bearer demo-his-key-change-me-0001' } })).json()) as any;
     assert.is(status.card.ok, true);
     assert.is(status.policy, 'local-first');
+    assert.type(status.outbox.bytes, 'number', 'outbox sizes (the status page shows KiB)');
+    assert.type(status.outbox.depth, 'number');
+    assert.type(status.outbox.state, 'string', 'replay state');
     assert.ok(!a.log.lines.join('\n').includes(person.idNo), 'no clear ID number in the appliance log');
     assert.ok(!a.log.lines.join('\n').includes('陈俊海'), 'no clear name in the appliance log');
   } finally {
