@@ -10,7 +10,7 @@ import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { createLogger } from '../src/ops/log.ts';
 import { maskIdNo, maskName } from '../src/code/mask.ts';
 import { SimCardSystem, makePopulation, DEFAULT_FOREIGN_EHCIN } from './simulator/index.ts';
-import { isMain, toolConfig } from './cli-config.ts';
+import { isEntry, loadCliConfig, runCommand } from './lib/cli.ts';
 
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -32,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write('usage: ehc-edge codes [--static] [--foreign] [--expired] [--count N] [--ttl SECONDS] [--json]\n');
     return 2;
   }
-  const config = toolConfig(argv);
+  const config = loadCliConfig(argv);
   const people = makePopulation();
   const local = config.site.localEhcins[0];
   if (!values.foreign && !local) {
@@ -57,4 +57,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (isMain(import.meta.url)) process.exitCode = await main(process.argv.slice(2));
+if (isEntry(import.meta.url)) process.exitCode = await runCommand('codes', () => main(process.argv.slice(2)));

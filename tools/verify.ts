@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { maskDeep } from '../src/code/mask.ts';
-import { hisKey, hisUrl, isMain, toolConfig } from './cli-config.ts';
+import { hisKey, hisUrl, isEntry, loadCliConfig, runCommand } from './lib/cli.ts';
 
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, defer: { type: 'boolean', default: false }, config: { type: 'string' } }, allowPositionals: true });
@@ -13,7 +13,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write('usage: ehc-edge verify <code> [--defer] [--json]\n');
     return 2;
   }
-  const config = toolConfig(argv);
+  const config = loadCliConfig(argv);
   let res: Response;
   try {
     res = await fetch(`${hisUrl(config)}/v1/verify`, {
@@ -31,4 +31,4 @@ export async function main(argv: string[]): Promise<number> {
   return body.ret_code === '0000' ? 0 : 1;
 }
 
-if (isMain(import.meta.url)) process.exitCode = await main(process.argv.slice(2));
+if (isEntry(import.meta.url)) process.exitCode = await runCommand('verify', () => main(process.argv.slice(2)));

@@ -9,7 +9,6 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, configPathFrom, loadConfig } from '../../src/config/load.ts';
 import type { ApplianceConfig } from '../../src/config/types.ts';
-import { hisKey, hisUrl } from '../cli-config.ts';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
@@ -30,6 +29,18 @@ export function loadCliConfig(argv: string[]): ApplianceConfig {
     if (err instanceof ConfigError) throw new CliError(EXIT.USAGE, err.message);
     throw err;
   }
+}
+
+/** Base URL of the running appliance's HIS port (a wildcard listen address is reached on loopback). */
+export function hisUrl(config: ApplianceConfig): string {
+  const scheme = config.his.tls ? 'https' : 'http';
+  const listen = config.his.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:');
+  return `${scheme}://${listen}`;
+}
+
+/** EHC_EDGE_API_KEY, else the first plain API key of the config (an sm3: entry cannot be used to call). */
+export function hisKey(config: ApplianceConfig): string | undefined {
+  return process.env.EHC_EDGE_API_KEY ?? config.his.apiKeys.find((k) => !k.startsWith('sm3:'));
 }
 
 export interface HisTarget {
