@@ -53,6 +53,25 @@ function digestsEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/**
+ * Check an envelope's digest; 9003 when it does not match (never trusted). When the dialect digests
+ * the plaintext, the body is decrypted first (a body that does not decrypt is a digest failure too)
+ * and the decrypted JSON is returned so the caller need not decrypt it again.
+ */
+function checkDigest(env: { biz_content?: string }, digest: string, content: string | undefined, secret: string, dialect: Dialect, failure: string): string | undefined {
+  let bizJson: string | undefined;
+  if (dialect.digestOver === 'plaintext' && content !== undefined) {
+    try {
+      bizJson = decryptBiz(content, secret, dialect);
+    } catch {
+      throw new EhcError('9003', `${failure} (biz_content does not decrypt)`);
+    }
+  }
+  const expected = digestOf(digestFields(env, bizJson, dialect), secret, dialect);
+  if (!digestsEqual(digest, expected)) throw new EhcError('9003', failure);
+  return bizJson;
+}
+
 export interface SealRequestInput {
   method: string;
   appId: string;
@@ -116,17 +135,7 @@ export function openRequest(body: unknown, lookup: AppLookup): OpenedRequest {
   const content = str(b.biz_content);
   if (!content) throw new EhcError('9001', 'biz_content is empty');
   const digest = str(b.digest) ?? '';
-  // decrypt first only when the dialect digests the plaintext; a failure there is still a digest failure
-  let bizJson: string | undefined;
-  if (dialect.digestOver === 'plaintext') {
-    try {
-      bizJson = decryptBiz(content, app.secret, dialect);
-    } catch {
-      throw new EhcError('9003', 'digest check failed (biz_content does not decrypt)');
-    }
-  }
-  const expected = digestOf(digestFields(b as { biz_content?: string }, bizJson, dialect), app.secret, dialect);
-  if (!digestsEqual(digest, expected)) throw new EhcError('9003', 'digest check failed');
+  let bizJson = checkDigest(b as { biz_content?: string }, digest, content, app.secret, dialect, 'digest check failed');
   bizJson ??= decryptBiz(content, app.secret, dialect);
   let biz: unknown;
   try {
@@ -205,16 +214,7 @@ export function openResponse(body: unknown, opts: { secret: string; dialect?: Di
     if (retCode !== '0000' && UNSIGNED_FAILURES.has(retCode)) throw failure();
     throw new EhcError('9003', `response carries no digest (ret_code ${retCode})`);
   }
-  let bizJson: string | undefined;
-  if (dialect.digestOver === 'plaintext' && content !== undefined) {
-    try {
-      bizJson = decryptBiz(content, opts.secret, dialect);
-    } catch {
-      throw new EhcError('9003', 'response digest check failed (biz_content does not decrypt)');
-    }
-  }
-  const expected = digestOf(digestFields(b as { biz_content?: string }, bizJson, dialect), opts.secret, dialect);
-  if (!digestsEqual(digest, expected)) throw new EhcError('9003', 'response digest check failed: not trusted');
+  let bizJson = checkDigest(b as { biz_content?: string }, digest, content, opts.secret, dialect, 'response digest check failed: not trusted');
   if (retCode !== '0000') throw failure();
   if (content === undefined) return { retCode, retMsg, biz: {}, envelope: b };
   bizJson ??= decryptBiz(content, opts.secret, dialect);

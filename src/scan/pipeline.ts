@@ -14,7 +14,6 @@ import type { ScanHub } from './hub.ts';
 
 // Shape test for a health-card QR payload (full parsing is the Verifier's job).
 import { looksLikeHealthCode } from '../code/parse.ts';
-export { looksLikeHealthCode };
 
 /** A short, non-reversible tag of a scanned text, to correlate log lines without the text. */
 export function fingerprint(text: string): string {
