@@ -47,7 +47,7 @@ async function latency(dir: string, scanners: number, ratePerSec: number, second
   const log = createLogger({ level: 'warn' });
   const keys = { ...DEFAULT_KEY_INDEXES };
   const card = new ProfiledCard(await SoftCard.open(path.join(dir, 'state', 'keys.json'), keys), keys);
-  const outbox = await openOutbox({ stateDir: path.join(dir, 'state'), outbox: { maxRecords: 1_000_000, maxBytes: 1 << 30, maxAgeHours: 24, whenFull: 'reject-new', replayBatch: 64 }, card: { driver: 'soft', keyFile: '', keys } }, card, log);
+  const outbox = await openOutbox({ stateDir: path.join(dir, 'state'), outbox: { maxRecords: 1_000_000, maxBytes: 1 << 30, maxAgeHours: 24, whenFull: 'reject-new', replayBatch: 64, replayYieldAbove: 0.9, replayMaxYieldMs: 5000 }, card: { driver: 'soft', keyFile: '', keys } }, card, log);
   const upstream: Upstream = {
     call: async () => {
       throw new EhcError('8004', 'bench: no home system');

@@ -16,6 +16,7 @@ import type { Logger } from './ops/log.ts';
 import { createRegistry, verifyMetrics } from './ops/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
 import { startOps } from './ops/wire.ts';
+import { EventLoopLoad } from './ops/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import type { Upstream } from './protocol/upstream.ts';
@@ -81,11 +82,16 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const outbox = await openOutbox(config, card, log);
     stops.push(() => outbox.close());
     const deferredListeners: DeferredResultListener[] = [];
+    const load = new EventLoopLoad().start();
+    stops.push(async () => load.stop());
     const replay = startReplay({
       outbox,
       upstream,
       log,
       batch: config.outbox.replayBatch,
+      // foreground first: the desks' verifications go before usage records while the port is saturated
+      busy: () => load.utilization > config.outbox.replayYieldAbove,
+      maxYieldMs: config.outbox.replayMaxYieldMs,
       callTimeoutMs: config.upstream.timeoutMs,
       onDeferredResult: (ovn, answer) => deferredListeners.forEach((l) => l(ovn, answer)),
     });

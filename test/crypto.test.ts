@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { MAC_KEY_LABEL } from '../src/crypto/mac-key.ts';
 import path from 'node:path';
 import { sm2 } from 'sm-crypto-v2';
 import { SoftCard, writeKeyFile, generateSoftKeys } from '../src/crypto/soft-card.ts';
@@ -141,6 +143,42 @@ test('SM3 and HMAC-SM3 through the card match the GB/T 32905 example', async () 
     await card.close();
     await rejects(card.sm4Encrypt(keys.ehcid, Buffer.alloc(16)), '8008');
     assert.is((await card.health()).ok, false);
+  } finally {
+    cleanup();
+  }
+});
+
+test('SoftCard reuses one SM4-ECB context per key: answers equal fresh contexts, odd inputs never disturb it', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const file = path.join(dir, 'k.json');
+    const card = await SoftCard.open(file, keys);
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    const fresh = (role: string, data: Buffer, decrypt = false) => {
+      const c = (decrypt ? createDecipheriv : createCipheriv)('sm4-ecb', Buffer.from(doc[role]!, 'hex'), null);
+      c.setAutoPadding(false);
+      return Buffer.concat([c.update(data), c.final()]).toString('hex');
+    };
+    for (let i = 0; i < 50; i++) {
+      const data = pooledRandomBytes(16 * (1 + (i % 4)));
+      const enc = await card.sm4Encrypt(keys.ehcid, data);
+      assert.is(enc.toString('hex'), fresh('ehcid', data));
+      assert.is((await card.sm4Decrypt(keys.validity, data)).toString('hex'), fresh('validity', data, true));
+      assert.equal(await card.sm4Decrypt(keys.ehcid, enc), data);
+      // a partial block is refused before it reaches the shared context…
+      await rejects(card.sm4Decrypt(keys.ehcid, Buffer.concat([data, Buffer.alloc(1 + (i % 15))])), "8008");
+    }
+    // …so the next whole-block call still gets exactly its own blocks back
+    const block = Buffer.alloc(16, 7);
+    assert.is((await card.sm4Encrypt(keys.ehcid, block)).toString('hex'), fresh('ehcid', block));
+    // HMAC-SM3 under the derived key stays the same across calls (the derived key is cached)
+    const derived = Buffer.from(fresh('mac', Buffer.from(MAC_KEY_LABEL)), 'hex');
+    const expected = createHmac('sm3', derived).update('abc').digest('hex');
+    assert.is((await card.hmacSm3(keys.mac, Buffer.from('abc'))).toString('hex'), expected);
+    assert.is((await card.hmacSm3(keys.mac, Buffer.from('abc'))).toString('hex'), expected);
+    await card.close();
+    await rejects(card.hmacSm3(keys.mac, Buffer.from('abc')), '8008');
+    await rejects(card.sm4Decrypt(keys.ehcid, block), '8008');
   } finally {
     cleanup();
   }

@@ -43,8 +43,9 @@ async function setup() {
     fetch(`${srv.url}/v1/verify`, {
       method: 'POST',
       headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', ...headers },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
+      body: typeof body === 'string' || body instanceof ReadableStream ? body : JSON.stringify(body),
+      ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
+    } as RequestInit);
   const inFive = new Date(Date.now() + 300_000);
   return {
     ...t,
@@ -117,6 +118,23 @@ test('code rejections are 422 with the spec code; malformed bodies 400/9001; siz
     assert.is(notJson.status, 400);
     const big = await s.post({ ehealth_code: 'x'.repeat(5000) });
     assert.is(big.status, 413);
+    assert.is(((await big.json()) as { ret_code: string }).ret_code, '9001');
+    // without Content-Length (chunked) the limit is counted on the stream instead of read from the header
+    const chunked = (text: string) =>
+      s.post(
+        new ReadableStream({
+          start(c) {
+            for (let i = 0; i < text.length; i += 700) c.enqueue(new TextEncoder().encode(text.slice(i, i + 700)));
+            c.close();
+          },
+        }),
+      );
+    const bigChunked = await chunked(JSON.stringify({ ehealth_code: 'x'.repeat(5000) }));
+    assert.is(bigChunked.status, 413);
+    assert.is(((await bigChunked.json()) as { ret_code: string }).ret_code, '9001');
+    const okChunked = await chunked(JSON.stringify({ ehealth_code: await s.local() }));
+    assert.is(okChunked.status, 200);
+    assert.is(((await okChunked.json()) as { ret_code: string }).ret_code, '0000');
   } finally {
     await s.done();
   }

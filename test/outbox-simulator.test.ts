@@ -60,7 +60,7 @@ test('upstream down: local code verifies offline-local, deferred foreign code qu
   const outbox = await openOutbox(
     {
       stateDir: path.join(tmp.dir, 'state'),
-      outbox: { maxRecords: 1000, maxBytes: 1 << 20, maxAgeHours: 24, whenFull: 'reject-new', replayBatch: 64 },
+      outbox: { maxRecords: 1000, maxBytes: 1 << 20, maxAgeHours: 24, whenFull: 'reject-new', replayBatch: 64, replayYieldAbove: 0.9, replayMaxYieldMs: 5000 },
       card: { driver: 'soft', keyFile, keys },
     },
     card,

@@ -185,6 +185,8 @@ export const configSchema = {
         maxAgeHours: { type: 'number', minimum: 1 },
         whenFull: { enum: ['reject-new'] },
         replayBatch: { type: 'integer', minimum: 1, maximum: 10000 },
+        replayYieldAbove: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+        replayMaxYieldMs: { type: 'integer', minimum: 0, maximum: 600000 },
       },
     },
     audit: {

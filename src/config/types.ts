@@ -76,7 +76,7 @@ export interface ApplianceConfig {
   scannerAutoDetect: boolean;
   scanners: ScannerConfig[];
   scan: { dedupeWindowMs: number; streamBuffer: number };
-  outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number };
+  outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number; replayYieldAbove: number; replayMaxYieldMs: number };
   audit: { retainDays: number; maxBytes: number };
   admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error'; pii: 'mask' | 'refuse' };

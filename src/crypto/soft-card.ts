@@ -8,7 +8,7 @@
  * fresh random keys on first start. Roles map to key indexes through the config's KeyMap, the same
  * indexes an SDF card would use, so callers address keys by index only.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, type Cipher, type Decipher } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { sm2 } from 'sm-crypto-v2';
@@ -124,11 +124,35 @@ export class SoftCard implements CardPrimitives {
     return k;
   }
 
+  /**
+   * One long-lived SM4-ECB context per key and direction. ECB has no chaining state and padding is
+   * off, so `update` on whole blocks returns exactly those blocks and leaves the context as it was:
+   * the same context serves every call (creating one per call was a third of a verification's crypto
+   * time). Inputs that are not whole blocks are refused before they reach it.
+   */
+  private readonly ecbContexts = new Map<string, Cipher | Decipher>();
+  /** HMAC keys derived from the MAC keys (deterministic, see mac-key.ts), per key index */
+  private readonly derivedMacKeys = new Map<KeyIndex, Buffer>();
+
+  private ecb(op: 'enc' | 'dec', index: KeyIndex): Cipher | Decipher {
+    const id = `${op}:${index}`;
+    let c = this.ecbContexts.get(id);
+    if (!c) {
+      c = op === 'enc' ? createCipheriv('sm4-ecb', this.key(index), null) : createDecipheriv('sm4-ecb', this.key(index), null);
+      c.setAutoPadding(false);
+      this.ecbContexts.set(id, c);
+    }
+    return c;
+  }
+
   private sm4(op: 'enc' | 'dec', index: KeyIndex, data: Uint8Array, mode: Sm4Mode, iv?: Uint8Array): Buffer {
     if (data.length % 16 !== 0) throw new EhcError('8008', `SM4 works on whole 16-byte blocks (got ${data.length} bytes)`);
     if (mode === 'cbc' && (!iv || iv.length !== 16)) throw new EhcError('8008', 'SM4-CBC needs a 16-byte IV');
-    const algo = mode === 'ecb' ? 'sm4-ecb' : 'sm4-cbc';
-    const c = op === 'enc' ? createCipheriv(algo, this.key(index), mode === 'ecb' ? null : iv!) : createDecipheriv(algo, this.key(index), mode === 'ecb' ? null : iv!);
+    if (mode === 'ecb') {
+      this.key(index); // refuses after close and for unknown indexes
+      return this.ecb(op, index).update(data);
+    }
+    const c = op === 'enc' ? createCipheriv('sm4-cbc', this.key(index), iv!) : createDecipheriv('sm4-cbc', this.key(index), iv!);
     c.setAutoPadding(false);
     return Buffer.concat([c.update(data), c.final()]);
   }
@@ -144,7 +168,13 @@ export class SoftCard implements CardPrimitives {
   }
   /** HMAC-SM3 under the key derived from the mac key, as every card does (see mac-key.ts). */
   async hmacSm3(key: KeyIndex, data: Uint8Array) {
-    return createHmac('sm3', this.sm4('enc', key, MAC_KEY_LABEL, 'ecb')).update(data).digest();
+    let derived = this.derivedMacKeys.get(key);
+    if (!derived) {
+      derived = this.sm4('enc', key, MAC_KEY_LABEL, 'ecb');
+      this.derivedMacKeys.set(key, derived);
+    }
+    this.key(key); // refuses after close
+    return createHmac('sm3', derived).update(data).digest();
   }
   async random(length: number) {
     return pooledRandomBytes(length);
@@ -168,5 +198,7 @@ export class SoftCard implements CardPrimitives {
   }
   async close() {
     this.closed = true;
+    this.ecbContexts.clear();
+    this.derivedMacKeys.clear();
   }
 }

@@ -9,7 +9,7 @@
  * `extensions`, sharing the same auth middleware.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { bodyLimit } from './body-limit.ts';
 import { HTTPException } from 'hono/http-exception';
 import type { Registry } from 'prom-client';
 import { EhcError, asEhcError } from '../errors.ts';

@@ -16,7 +16,7 @@ import type { Logger } from '../ops/log.ts';
 import type { Upstream, UpstreamHealth, UpstreamIdentity } from '../protocol/upstream.ts';
 import type { DeferredAnswer, DeliveryOutcome, Outbox, StoredOutboxEntry } from './outbox.ts';
 
-export type ReplayState = 'idle' | 'sending' | 'backoff' | 'probing' | 'stopped';
+export type ReplayState = 'idle' | 'sending' | 'yielding' | 'backoff' | 'probing' | 'stopped';
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** What the replay needs of an outbox; SqliteOutbox also emits `append` so replay starts at once. */
@@ -43,6 +43,14 @@ export interface ReplayOptions {
   probeTimeoutMs?: number;
   callTimeoutMs?: number;
   random?: () => number;
+  /**
+   * Foreground first: while this says the process is busy serving desks (config
+   * outbox.replayYieldAbove), replay waits before each send — but never longer than `maxYieldMs` in
+   * a row; after that it sends a whole batch without yielding, so a saturated port slows replay
+   * down and never stops it.
+   */
+  busy?: () => boolean;
+  maxYieldMs?: number;
 }
 
 export interface ReplayStatus {
@@ -58,6 +66,8 @@ export interface ReplayStatus {
   sent: number;
   retries: number;
   probes: number;
+  /** times replay waited for the HIS port to calm down before a send */
+  yields: number;
   consecutiveFailures: number;
   lastError?: { code: string; message: string; at: string };
   lastDeliveredAt?: string;
@@ -74,7 +84,7 @@ export function classify(code: string): Classification {
 }
 
 export class Replay {
-  private readonly o: Required<Pick<ReplayOptions, 'batch' | 'idlePollMs' | 'probeTimeoutMs' | 'callTimeoutMs' | 'random'>> & {
+  private readonly o: Required<Pick<ReplayOptions, 'batch' | 'idlePollMs' | 'probeTimeoutMs' | 'callTimeoutMs' | 'random' | 'maxYieldMs'>> & {
     baseMs: number;
     maxMs: number;
   };
@@ -84,7 +94,7 @@ export class Replay {
   private stopping = false;
   private loopDone?: Promise<void>;
   private wake?: () => void;
-  private readonly counts = { delivered: 0, duplicates: 0, deadLettered: 0, sent: 0, retries: 0, probes: 0 };
+  private readonly counts = { delivered: 0, duplicates: 0, deadLettered: 0, sent: 0, retries: 0, probes: 0, yields: 0 };
   private lastError?: ReplayStatus['lastError'];
   private lastDeliveredAt?: string;
   private nextAttemptAt?: string;
@@ -97,6 +107,7 @@ export class Replay {
       probeTimeoutMs: opts.probeTimeoutMs ?? 5000,
       callTimeoutMs: opts.callTimeoutMs ?? 60_000,
       random: opts.random ?? Math.random,
+      maxYieldMs: opts.maxYieldMs ?? 5000,
       baseMs: opts.backoff?.baseMs ?? 500,
       maxMs: opts.backoff?.maxMs ?? 60_000,
     };
@@ -172,6 +183,7 @@ export class Replay {
       ehc_edge_replay_dead_total: st.deadLettered,
       ehc_edge_replay_retries_total: st.retries,
       ehc_edge_replay_probes_total: st.probes,
+      ehc_edge_replay_yields_total: st.yields,
       ehc_edge_replay_breaker_open: st.breaker === 'open' ? 1 : 0,
     };
   }
@@ -257,7 +269,18 @@ export class Replay {
       this.stateV = 'sending';
       const decided: Decision[] = [];
       try {
+        let yielded = 0;
         for (const rec of batch) {
+          // foreground first: wait while the HIS port is saturated, at most maxYieldMs before a batch
+          while (yielded < this.o.maxYieldMs && !this.stopping && this.opts.busy?.()) {
+            if (yielded === 0) this.counts.yields++;
+            this.stateV = 'yielding';
+            await this.commit(decided.splice(0)); // what is decided is acked before waiting
+            await this.sleep(YIELD_STEP_MS);
+            yielded += YIELD_STEP_MS;
+          }
+          if (this.stopping) break;
+          this.stateV = 'sending';
           const d = await this.deliver(rec);
           if (!d) break; // retryable failure: breaker is open, keep the order
           decided.push(d);
@@ -349,6 +372,9 @@ export class Replay {
     }
   }
 }
+
+/** how long replay sleeps between looks at the foreground load while yielding */
+const YIELD_STEP_MS = 50;
 
 interface Decision {
   seq: number;
