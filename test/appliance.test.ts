@@ -90,4 +90,41 @@ test('a tampered answer from the home system is rejected with 9003, end to end',
   }
 });
 
+test('the simulator as its own process: --population N makes it know exactly the first N people of makePopulation', async () => {
+  const { spawn } = await import('node:child_process');
+  const { createInterface } = await import('node:readline');
+  const { makePopulation } = await import('../tools/simulator/population.ts');
+  const main = new URL('../tools/simulator/main.ts', import.meta.url).pathname;
+  const bad = spawn(process.execPath, ['--import', 'tsx', main, '--listen', '127.0.0.1:0', '--population', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let badErr = '';
+  bad.stderr.on('data', (d) => (badErr += d));
+  assert.is(await new Promise((r) => bad.once('exit', r)), 2);
+  assert.match(badErr, /--population must be a whole number/);
+
+  const child = spawn(process.execPath, ['--import', 'tsx', main, '--listen', '127.0.0.1:0', '--population', '300'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const ready = JSON.parse(await new Promise<string>((r) => createInterface({ input: child.stdout }).once('line', r))) as { url: string; cardSystems: string[] };
+    const a = await testAppliance((doc) => {
+      doc.simulator.enabled = false;
+      doc.upstream.url = ready.url;
+    });
+    try {
+      const foreignEhcin = ready.cardSystems.find((e) => e !== a.config.site.localEhcins[0])!;
+      const system = new SimCardSystem({ ehcin: foreignEhcin });
+      const known = makePopulation(300)[299]!;
+      const r1 = await a.post({ ehealth_code: system.issueCode(known, { expiresAt: soon() }) });
+      assert.is(r1.status, 200, JSON.stringify(r1.body));
+      assert.is(r1.body.decided_by, 'cross-domain');
+      assert.is(r1.body.id_no, known.idNo);
+      const unknown = makePopulation(400)[399]!;
+      const r2 = await a.post({ ehealth_code: system.issueCode(unknown, { expiresAt: soon() }) });
+      assert.is(r2.body.ret_code, '3001', 'a person beyond the first 300 is not known');
+    } finally {
+      await a.stop();
+    }
+  } finally {
+    child.kill('SIGTERM');
+  }
+});
+
 test.run();
