@@ -70,6 +70,8 @@ test('local-first usage records are delivered with the original serial; deferred
     const answer = await get();
     assert.is(answer.body.ret_code, '0000');
     assert.is(answer.body.user_name, '陈俊海');
+    // the answer row is readable once committed; listeners hear it once its fsync resolved the ack
+    await until('listeners hear the answer', () => heard.includes(ovn));
     assert.ok(heard.includes(ovn), 'listeners hear the answer');
     const missing = await fetch(`${a.appliance.url}/v1/verify/nope`, { headers: { authorization: `Bearer ${API_KEY}` } });
     assert.is(missing.status, 404);
