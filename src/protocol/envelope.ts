@@ -137,14 +137,20 @@ export function openRequest(body: unknown, lookup: AppLookup): OpenedRequest {
   const digest = str(b.digest) ?? '';
   let bizJson = checkDigest(b as { biz_content?: string }, digest, content, app.secret, dialect, 'digest check failed');
   bizJson ??= decryptBiz(content, app.secret, dialect);
-  let biz: unknown;
+  const biz = jsonObject(bizJson, '9001', 'biz_content');
+  return { envelope: b as unknown as RequestEnvelope, appId, secret: app.secret, dialect, biz, bizJson };
+}
+
+/** Decrypted biz_content as a JSON object; anything else is `code` (9001 for requests, 9008 for answers). */
+function jsonObject(json: string, code: '9001' | '9008', what: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    biz = JSON.parse(bizJson);
+    value = JSON.parse(json);
   } catch {
-    throw new EhcError('9001', 'biz_content is not JSON');
+    throw new EhcError(code, `${what} is not JSON`);
   }
-  if (typeof biz !== 'object' || biz === null || Array.isArray(biz)) throw new EhcError('9001', 'biz_content is not a JSON object');
-  return { envelope: b as unknown as RequestEnvelope, appId, secret: app.secret, dialect, biz: biz as Record<string, unknown>, bizJson };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new EhcError(code, `${what} is not a JSON object`);
+  return value as Record<string, unknown>;
 }
 
 export interface SealResponseInput {
@@ -218,12 +224,5 @@ export function openResponse(body: unknown, opts: { secret: string; dialect?: Di
   if (retCode !== '0000') throw failure();
   if (content === undefined) return { retCode, retMsg, biz: {}, envelope: b };
   bizJson ??= decryptBiz(content, opts.secret, dialect);
-  let biz: unknown;
-  try {
-    biz = JSON.parse(bizJson);
-  } catch {
-    throw new EhcError('9008', 'response biz_content is not JSON');
-  }
-  if (typeof biz !== 'object' || biz === null || Array.isArray(biz)) throw new EhcError('9008', 'response biz_content is not a JSON object');
-  return { retCode, retMsg, biz: biz as Record<string, unknown>, envelope: b };
+  return { retCode, retMsg, biz: jsonObject(bizJson, '9008', 'response biz_content'), envelope: b };
 }
