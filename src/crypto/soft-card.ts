@@ -135,10 +135,11 @@ export class SoftCard implements CardPrimitives {
   private readonly derivedMacKeys = new Map<KeyIndex, Buffer>();
 
   private ecb(op: 'enc' | 'dec', index: KeyIndex): Cipher | Decipher {
+    const key = this.key(index); // refuses after close and for unknown indexes, cached or not
     const id = `${op}:${index}`;
     let c = this.ecbContexts.get(id);
     if (!c) {
-      c = op === 'enc' ? createCipheriv('sm4-ecb', this.key(index), null) : createDecipheriv('sm4-ecb', this.key(index), null);
+      c = op === 'enc' ? createCipheriv('sm4-ecb', key, null) : createDecipheriv('sm4-ecb', key, null);
       c.setAutoPadding(false);
       this.ecbContexts.set(id, c);
     }
@@ -148,10 +149,7 @@ export class SoftCard implements CardPrimitives {
   private sm4(op: 'enc' | 'dec', index: KeyIndex, data: Uint8Array, mode: Sm4Mode, iv?: Uint8Array): Buffer {
     if (data.length % 16 !== 0) throw new EhcError('8008', `SM4 works on whole 16-byte blocks (got ${data.length} bytes)`);
     if (mode === 'cbc' && (!iv || iv.length !== 16)) throw new EhcError('8008', 'SM4-CBC needs a 16-byte IV');
-    if (mode === 'ecb') {
-      this.key(index); // refuses after close and for unknown indexes
-      return this.ecb(op, index).update(data);
-    }
+    if (mode === 'ecb') return this.ecb(op, index).update(data);
     const c = op === 'enc' ? createCipheriv('sm4-cbc', this.key(index), iv!) : createDecipheriv('sm4-cbc', this.key(index), iv!);
     c.setAutoPadding(false);
     return Buffer.concat([c.update(data), c.final()]);
@@ -168,12 +166,12 @@ export class SoftCard implements CardPrimitives {
   }
   /** HMAC-SM3 under the key derived from the mac key, as every card does (see mac-key.ts). */
   async hmacSm3(key: KeyIndex, data: Uint8Array) {
+    this.key(key); // refuses after close and for unknown indexes, cached or not
     let derived = this.derivedMacKeys.get(key);
     if (!derived) {
       derived = this.sm4('enc', key, MAC_KEY_LABEL, 'ecb');
       this.derivedMacKeys.set(key, derived);
     }
-    this.key(key); // refuses after close
     return createHmac('sm3', derived).update(data).digest();
   }
   async random(length: number) {
