@@ -2,8 +2,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import type { AddressInfo } from 'node:net';
 import { SimCardSystem, startSimulator } from '../tools/simulator/index.ts';
+import { makePopulation } from '../tools/simulator/population.ts';
 import { testAppliance } from './helpers/appliance.ts';
 import { assertOpenApiInSync } from './helpers/openapi.ts';
 
@@ -91,9 +94,6 @@ test('a tampered answer from the home system is rejected with 9003, end to end',
 });
 
 test('the simulator as its own process: --population N makes it know exactly the first N people of makePopulation', async () => {
-  const { spawn } = await import('node:child_process');
-  const { createInterface } = await import('node:readline');
-  const { makePopulation } = await import('../tools/simulator/population.ts');
   const main = new URL('../tools/simulator/main.ts', import.meta.url).pathname;
   const bad = spawn(process.execPath, ['--import', 'tsx', main, '--listen', '127.0.0.1:0', '--population', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let badErr = '';

@@ -133,22 +133,28 @@ test('foreground first: while busy() says the HIS port is saturated replay waits
   for (let i = 0; i < 6; i++) await ob.append(entry(i));
   let busy = true;
   const replay = new Replay({ outbox: ob, upstream: new FakeUpstreamClient(up.url), log: memoryLogger(), batch: 3, busy: () => busy, maxYieldMs: 60_000 }).start();
-  await until(() => replay.status().state === 'yielding', 'replay yields to the busy port');
-  await new Promise((r) => setTimeout(r, 300));
-  assert.is(up.hits.size, 0, 'nothing sent while the port is busy');
-  assert.is(replay.status().depth, 6);
-  assert.is(replay.metrics().ehc_edge_replay_yields_total, 1);
-  busy = false;
-  await until(() => replay.status().depth === 0, 'drained once the port calms down');
-  await replay.stop();
+  try {
+    await until(() => replay.status().state === 'yielding', 'replay yields to the busy port');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.is(up.hits.size, 0, 'nothing sent while the port is busy');
+    assert.is(replay.status().depth, 6);
+    assert.is(replay.metrics().ehc_edge_replay_yields_total, 1);
+    busy = false;
+    await until(() => replay.status().depth === 0, 'drained once the port calms down');
+  } finally {
+    await replay.stop(); // also when an assertion failed, so the suite ends instead of replaying on
+  }
   assert.equal(up.order, Array.from({ length: 6 }, (_, i) => entry(i).biz.out_verify_no));
 
   // a port that never calms down slows replay but cannot stop it: after maxYieldMs a batch goes anyway
   for (let i = 6; i < 12; i++) await ob.append(entry(i));
   const starved = new Replay({ outbox: ob, upstream: new FakeUpstreamClient(up.url), log: memoryLogger(), batch: 3, busy: () => true, maxYieldMs: 100 }).start();
-  await until(() => starved.status().depth === 0, 'drained in spite of a port that is always busy');
-  assert.ok(starved.status().yields >= 2, `yielded before each batch (${starved.status().yields})`);
-  await starved.stop();
+  try {
+    await until(() => starved.status().depth === 0, 'drained in spite of a port that is always busy');
+    assert.ok(starved.status().yields >= 2, `yielded before each batch (${starved.status().yields})`);
+  } finally {
+    await starved.stop();
+  }
   assert.equal(up.order.slice(6), Array.from({ length: 6 }, (_, i) => entry(i + 6).biz.out_verify_no));
   await ob.close();
 });
