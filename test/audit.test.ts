@@ -256,6 +256,29 @@ test('one writer: a second open is refused while the first is open; a dead write
   assert.ok((await verifyAuditChain(dir, card, card.index)).ok);
 });
 
+test('a record queued in any microtask after the chain or the writer last looked is still written, and flush() waits for it', async () => {
+  const dir = tmp();
+  const trail = await AuditTrail.open({ dir, card, macKey: card.index });
+  let expected = 0;
+  for (let ticks = 0; ticks < 60; ticks++) {
+    // the chain (MAC) winds down a few microtasks after a record is queued, the writer a few after a
+    // write is durable: queue the next record 0…59 microtasks after each
+    const durable = ticks % 2 === 1;
+    const first = durable ? trail.append(verification(ticks)) : (trail.record(verification(ticks)), Promise.resolve());
+    await first;
+    for (let t = 0; t < ticks / 2; t++) await Promise.resolve();
+    trail.record(verification(ticks + 1));
+    expected += 2;
+    const flushed = await Promise.race([trail.flush().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]);
+    assert.ok(flushed, `flush() did not finish (second record queued after ${ticks} microtasks)`);
+    assert.is(lines(dayFile(dir)).length, expected, `after ${ticks} microtasks`);
+  }
+  await trail.close();
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok, JSON.stringify(report.broken));
+  assert.is(report.lastSeq, expected);
+});
+
 test('verifying while the appliance appends never reports a false break', async () => {
   const dir = tmp();
   const trail = await AuditTrail.open({ dir, card, macKey: card.index });

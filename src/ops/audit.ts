@@ -118,12 +118,11 @@ export function maskSubject(s: AuditSubject): MaskedSubject {
 /** The record body (everything but `mac`) as the exact JSON text that is MACed. Field order is fixed. */
 function bodyText(seq: number, prev: string, e: AuditEvent, time: Date): string {
   const body: Record<string, unknown> = { seq, time: time.toISOString(), kind: e.kind, action: maskText(e.action) };
-  const text = (v: string | undefined) => (v === undefined ? undefined : maskText(v));
-  if (e.route !== undefined) body.route = text(e.route);
-  if (e.terminal !== undefined) body.terminal = text(e.terminal);
-  if (e.scanner !== undefined) body.scanner = text(e.scanner);
-  if (e.operator !== undefined) body.operator = text(e.operator);
-  if (e.client !== undefined) body.client = text(e.client);
+  if (e.route !== undefined) body.route = maskText(e.route);
+  if (e.terminal !== undefined) body.terminal = maskText(e.terminal);
+  if (e.scanner !== undefined) body.scanner = maskText(e.scanner);
+  if (e.operator !== undefined) body.operator = maskText(e.operator);
+  if (e.client !== undefined) body.client = maskText(e.client);
   if (e.retCode !== undefined) body.ret_code = e.retCode;
   if (e.subject) body.subject = maskSubject(e.subject);
   if (e.detail !== undefined) body.detail = maskForLog(e.detail);
@@ -134,8 +133,15 @@ function bodyText(seq: number, prev: string, e: AuditEvent, time: Date): string 
 /** Domain separation: the card's `mac` key also protects outbox records; audit MACs can never be swapped with those. */
 const MAC_DOMAIN = 'ehc-edge audit v1\n';
 
+const MAC_DOMAIN_BYTES = Buffer.byteLength(MAC_DOMAIN);
+
+/** The bytes a record's MAC covers: the domain, then the body text. */
+function macInput(text: string): Buffer {
+  return Buffer.from(MAC_DOMAIN + text, 'utf8');
+}
+
 export async function macOf(card: AuditMacCard, key: KeyIndex, text: string): Promise<string> {
-  return (await card.hmacSm3(key, Buffer.from(MAC_DOMAIN + text, 'utf8'))).toString('hex');
+  return (await card.hmacSm3(key, macInput(text))).toString('hex');
 }
 
 /** Split a stored line into the MACed body text and the stored MAC; undefined when it is not that shape. */
@@ -242,12 +248,26 @@ export interface AuditState {
   lastError: string | null;
 }
 
+/** An event waiting for its place in the chain (seq, prev, MAC), in arrival order. */
+interface Queued {
+  event: AuditEvent;
+  /** called with the stored line once it is durable; record() passes none (nobody reads it back) */
+  done?: (line: string) => void;
+  fail: (e: unknown) => void;
+}
+
+/** A chained record waiting for its write + fsync. */
 interface Pending {
   line: string;
+  /** the line's UTF-8 bytes with its newline, in pieces */
+  bytes: Buffer[];
   day: string;
-  record: AuditRecord;
-  resolve: (r: AuditRecord) => void;
-  reject: (e: unknown) => void;
+  seq: number;
+  mac: string;
+  time: string;
+  kind: AuditKind;
+  done?: (line: string) => void;
+  fail: (e: unknown) => void;
 }
 
 export class AuditTrail {
@@ -257,9 +277,13 @@ export class AuditTrail {
   private durableSeq = 0;
   private durableMac = GENESIS;
   private durableTime: string | null = null;
-  private sequencer: Promise<unknown> = Promise.resolve();
+  /** events not yet chained; one loop (`chaining`) gives them seq and MAC in arrival order */
+  private queued: Queued[] = [];
+  private chaining: Promise<void> = Promise.resolve();
+  private chainBusy = false;
   private pending: Pending[] = [];
-  private flushing: Promise<void> | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private flushBusy = false;
   private handle: FileHandle | null = null;
   private handleDay = '';
   /** newest day file in use: records never go into an older one */
@@ -271,8 +295,8 @@ export class AuditTrail {
   private headTimer: NodeJS.Timeout | null = null;
   private headChain: Promise<void> = Promise.resolve();
   private closed = false;
-  /** last durable verification records (already masked), newest last, for the status page */
-  private readonly recent: AuditRecord[] = [];
+  /** last durable verification records' lines (already masked), newest last, for the status page */
+  private readonly recent: string[] = [];
   private readonly retainDays: number;
   private readonly maxBytes: number;
   private readonly clock: () => Date;
@@ -398,38 +422,76 @@ export class AuditTrail {
   /** Append one record; resolves with it once it is fsync'd. */
   append(event: AuditEvent): Promise<AuditRecord> {
     if (this.closed) return Promise.reject(new Error('audit trail is closed'));
-    const result = new Promise<AuditRecord>((resolve, reject) => {
-      this.sequencer = this.sequencer.then(async () => {
-        const time = event.time ?? this.clock();
-        const seq = this.seq + 1;
-        const body = bodyText(seq, this.prev, event, time);
-        let mac: string;
-        try {
-          mac = await macOf(this.opts.card, this.opts.macKey, body);
-        } catch (err) {
-          this.noteFailure(err);
-          reject(err);
-          return;
-        }
-        this.seq = seq;
-        this.prev = mac;
-        this.lastTime = time.toISOString();
-        const line = body.slice(0, -1) + `,"mac":"${mac}"}`;
-        const record = JSON.parse(line) as AuditRecord;
-        // never write into an older day's file, even if the clock steps back
-        const today = localDay(time);
-        const day = today > this.minDay ? today : this.minDay;
-        this.minDay = day;
-        this.pending.push({ line, day, record, resolve, reject });
-        this.kick();
-      });
-    });
-    return result;
+    return new Promise<AuditRecord>((resolve, reject) => this.enqueue({ event, done: (line) => resolve(JSON.parse(line) as AuditRecord), fail: reject }));
   }
 
   /** Append without waiting; a failure is logged (and counted in state()), never thrown. */
   record(event: AuditEvent): void {
-    this.append(event).catch((err) => this.opts.logger?.error('audit append failed', { err: err as Error, action: event.action }));
+    if (this.closed) return void this.opts.logger?.error('audit append failed', { err: new Error('audit trail is closed'), action: event.action });
+    this.enqueue({ event, fail: (err) => this.opts.logger?.error('audit append failed', { err: err as Error, action: event.action }) });
+  }
+
+  private enqueue(q: Queued): void {
+    this.queued.push(q);
+    if (!this.chainBusy) {
+      this.chainBusy = true;
+      this.chaining = this.chainLoop();
+    }
+  }
+
+  /**
+   * Gives queued events their seq, prev and MAC strictly one after another (the card call is async,
+   * and each MAC covers the previous one), then hands them to the writer.
+   */
+  private async chainLoop(): Promise<void> {
+    // the busy flag is cleared in this function, right after the last look at the queue finds it
+    // empty: an event queued after that starts a new loop (an await in between would strand it)
+    while (this.queued.length > 0) {
+      const items = this.queued.splice(0);
+      for (const { event, done, fail } of items) {
+        const time = event.time ?? this.clock();
+        const seq = this.seq + 1;
+        let body: string;
+        let input: Buffer;
+        let mac: string;
+        try {
+          body = bodyText(seq, this.prev, event, time);
+          input = macInput(body);
+          mac = (await this.opts.card.hmacSm3(this.opts.macKey, input)).toString('hex');
+        } catch (err) {
+          this.noteFailure(err);
+          fail(err);
+          continue;
+        }
+        this.seq = seq;
+        this.prev = mac;
+        const iso = time.toISOString();
+        this.lastTime = iso;
+        const tail = `,"mac":"${mac}"}`;
+        const line = body.slice(0, -1) + tail;
+        // the stored bytes: the body as already encoded for the MAC, without its closing brace, then the MAC
+        const bytes = [input.subarray(MAC_DOMAIN_BYTES, input.length - 1), Buffer.from(tail + '\n', 'latin1')];
+        // never write into an older day's file, even if the clock steps back
+        const today = this.dayOf(time);
+        const day = today > this.minDay ? today : this.minDay;
+        this.minDay = day;
+        this.pending.push({ line, bytes, day, seq, mac, time: iso, kind: event.kind, done, fail });
+      }
+      this.kick();
+    }
+    this.chainBusy = false;
+  }
+
+  /** localDay() of a time, remembering the current day's bounds so most records skip the formatting */
+  private dayCache = { from: 0, to: -1, day: '' };
+  private dayOf(t: Date): string {
+    const ms = t.getTime();
+    const c = this.dayCache;
+    if (ms >= c.from && ms < c.to) return c.day;
+    const from = new Date(t.getFullYear(), t.getMonth(), t.getDate()).getTime();
+    const to = new Date(t.getFullYear(), t.getMonth(), t.getDate() + 1).getTime();
+    this.dayCache = { from, to, day: localDay(t) };
+    return this.dayCache.day;
   }
 
   private noteFailure(err: unknown): void {
@@ -438,9 +500,12 @@ export class AuditTrail {
   }
 
   private kick(): void {
-    if (!this.flushing) this.flushing = this.flushLoop().finally(() => (this.flushing = null));
+    if (this.flushBusy) return;
+    this.flushBusy = true;
+    this.flushing = this.flushLoop();
   }
 
+  /** Writes pending records, a day's group at a time (write + fsync); clears flushBusy as chainLoop does. */
   private async flushLoop(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0);
@@ -452,31 +517,32 @@ export class AuditTrail {
         const group = batch.slice(i, j);
         try {
           const rotated = await this.ensureHandle(day);
-          const buf = Buffer.from(group.map((p) => p.line + '\n').join(''), 'utf8');
+          const buf = Buffer.concat(group.flatMap((p) => p.bytes));
           await this.handle!.write(buf);
           await this.handle!.sync();
           this.bytes += buf.length;
-          const last = group[group.length - 1]!.record;
+          const last = group[group.length - 1]!;
           this.durableSeq = last.seq;
           this.durableMac = last.mac;
           this.durableTime = last.time;
           for (const p of group) {
-            if (p.record.kind === 'verify') {
-              this.recent.push(p.record);
+            if (p.kind === 'verify') {
+              this.recent.push(p.line);
               if (this.recent.length > 50) this.recent.shift();
             }
-            p.resolve(p.record);
+            p.done?.(p.line);
           }
           if (rotated || this.bytes > this.maxBytes) await this.prune();
         } catch (err) {
           this.noteFailure(err);
           this.opts.logger?.error('audit write failed', { err: err as Error });
-          for (const p of group) p.reject(err);
+          for (const p of group) p.fail(err);
         }
         i = j;
       }
       this.scheduleHead();
     }
+    this.flushBusy = false;
   }
 
   private async ensureHandle(day: string): Promise<boolean> {
@@ -560,13 +626,16 @@ export class AuditTrail {
 
   /** Wait until everything appended so far is on disk. */
   async flush(): Promise<void> {
-    await this.sequencer;
-    while (this.flushing) await this.flushing;
+    for (;;) {
+      if (this.chainBusy) await this.chaining;
+      else if (this.flushBusy) await this.flushing;
+      else return;
+    }
   }
 
   /** The last `n` durable verification records (masked), newest first. */
   recentVerifications(n = 20): AuditRecord[] {
-    return this.recent.slice(-n).reverse();
+    return this.recent.slice(-n).reverse().map((line) => JSON.parse(line) as AuditRecord);
   }
 
   state(): AuditState {
