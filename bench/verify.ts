@@ -28,6 +28,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CODES = 20_000;
 const PEOPLE = 5_000;
+/** which phases to run (all by default): BENCH_VERIFY_PHASES=saturation,fixed,quota */
+const PHASES = new Set((process.env.BENCH_VERIFY_PHASES ?? 'saturation,fixed,quota').split(','));
 
 interface Run { rps: number; p50: number; p99: number; errors: number; non2xx: number; total: number }
 
@@ -144,15 +146,17 @@ export async function run(): Promise<Record<string, unknown>> {
     await autocannonRun(a, bodies, { connections: 50 }, auth);
     await autocannonRun(bare.info.url, bodies, { connections: 50 }, {});
     await drained(a, auth);
-    const satVerify = await saturation(a, appliance.proc.pid!, bodies, auth);
-    const afterSaturation = await drained(a, auth);
-    const satBare = await saturation(bare.info.url, bare.proc.pid!, bodies, {});
-    const evenVerify = await loadtestRun(a, bodies, 1000, auth);
-    const afterEven = await drained(a, auth);
-    const evenBare = await loadtestRun(bare.info.url, bodies, 1000, {});
-    const burstVerify = await autocannonRun(a, bodies, { connections: 100, overallRate: 1000 }, auth);
-    const afterBurst = await drained(a, auth);
-    const burstBare = await autocannonRun(bare.info.url, bodies, { connections: 100, overallRate: 1000 }, {});
+    const none: Run = { rps: 0, p50: 0, p99: 0, errors: 0, non2xx: 0, total: 0 };
+    const noDrain = { records: 0, seconds: 0 };
+    const satVerify = PHASES.has('saturation') ? await saturation(a, appliance.proc.pid!, bodies, auth) : none;
+    const afterSaturation = PHASES.has('saturation') ? await drained(a, auth) : noDrain;
+    const satBare = PHASES.has('saturation') ? await saturation(bare.info.url, bare.proc.pid!, bodies, {}) : none;
+    const evenVerify = PHASES.has('fixed') ? await loadtestRun(a, bodies, 1000, auth) : none;
+    const afterEven = PHASES.has('fixed') ? await drained(a, auth) : noDrain;
+    const evenBare = PHASES.has('fixed') ? await loadtestRun(bare.info.url, bodies, 1000, {}) : none;
+    const burstVerify = PHASES.has('quota') ? await autocannonRun(a, bodies, { connections: 100, overallRate: 1000 }, auth) : none;
+    const afterBurst = PHASES.has('quota') ? await drained(a, auth) : noDrain;
+    const burstBare = PHASES.has('quota') ? await autocannonRun(bare.info.url, bodies, { connections: 100, overallRate: 1000 }, {}) : none;
     const ratio = (x: number, y: number) => +(x / Math.max(y, 1)).toFixed(3);
     return {
       seconds_per_run: SECONDS,
