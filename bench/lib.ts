@@ -11,8 +11,11 @@ export interface Child<T> {
   stop(): Promise<void>;
 }
 
-export function startChild<T>(script: string, args: string[] = []): Promise<Child<T>> {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** node flags the appliance runs with (package.json `start`, packaging/ehc-edge-daemon) */
+export const APPLIANCE_NODE_FLAGS = ['--max-semi-space-size=32'];
+
+export function startChild<T>(script: string, args: string[] = [], nodeFlags: string[] = []): Promise<Child<T>> {
+  const proc = spawn(process.execPath, [...nodeFlags, ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! });
     rl.once('line', (line) => {

@@ -21,7 +21,7 @@ import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
-import { benchConfig, startChild } from './lib.ts';
+import { APPLIANCE_NODE_FLAGS, benchConfig, startChild } from './lib.ts';
 import { makePopulation } from '../tools/simulator/population.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -131,7 +131,7 @@ export async function run(): Promise<Record<string, unknown>> {
     doc.simulator.enabled = false;
     doc.upstream.url = sim.info.url;
   }).file;
-  const appliance = await startChild<{ url: string; keyFile: string }>(path.join(here, 'fixtures/appliance-server.ts'), [cfgFile]);
+  const appliance = await startChild<{ url: string; keyFile: string }>(path.join(here, 'fixtures/appliance-server.ts'), [cfgFile], APPLIANCE_NODE_FLAGS);
   const bare = await startChild<{ url: string }>(path.join(here, 'fixtures/bare-server.ts'));
   try {
     const expiresAt = new Date(Date.now() + 3600_000);

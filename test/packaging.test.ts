@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load.ts';
 import { STM_PATTERN } from '../src/scan/terminals.ts';
+import { APPLIANCE_NODE_FLAGS } from '../bench/lib.ts';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'packaging');
 const unit = readFileSync(path.join(pkg, 'ehc-edge.service'), 'utf8');
@@ -72,6 +73,16 @@ test('maintainer scripts and launchers are executable shell scripts', () => {
     if (f !== 'build-deb.sh') assert.ok((statSync(p).mode & 0o111) !== 0, `${f} is executable`);
   }
   assert.match(readFileSync(path.join(pkg, 'ehc-edge-daemon'), 'utf8'), /\nexec \/usr\/bin\/node /, 'exec keeps node the main PID');
+});
+
+test('the service, npm start and the benchmark run node with the same flags', () => {
+  const daemon = readFileSync(path.join(pkg, 'ehc-edge-daemon'), 'utf8').match(/\nexec \/usr\/bin\/node (.*)/)![1]!;
+  const start = (JSON.parse(readFileSync(path.join(pkg, '..', 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  assert.ok(APPLIANCE_NODE_FLAGS.length > 0);
+  for (const flag of APPLIANCE_NODE_FLAGS) {
+    assert.ok(daemon.split(' ').includes(flag), `ehc-edge-daemon runs node with ${flag}`);
+    assert.ok(start.split(' ').includes(flag), `npm start runs node with ${flag}`);
+  }
 });
 
 test.run();
