@@ -16,7 +16,7 @@ import type { Logger } from './ops/log.ts';
 import { createRegistry, verifyMetrics } from './ops/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
 import { startOps } from './ops/wire.ts';
-import { EventLoopLoad } from './ops/load-gauge.ts';
+import { EventLoopLoad, ForegroundActivity, desksBusy } from './ops/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import type { Upstream } from './protocol/upstream.ts';
@@ -84,13 +84,14 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const deferredListeners: DeferredResultListener[] = [];
     const load = new EventLoopLoad().start();
     stops.push(async () => load.stop());
+    const desks = new ForegroundActivity();
     const replay = startReplay({
       outbox,
       upstream,
       log,
       batch: config.outbox.replayBatch,
-      // foreground first: the desks' verifications go before usage records while the port is saturated
-      busy: () => load.utilization > config.outbox.replayYieldAbove,
+      // foreground first: the desks' verifications go before usage records while they keep the loop busy
+      busy: desksBusy(load, desks, config.outbox.replayYieldAbove),
       maxYieldMs: config.outbox.replayMaxYieldMs,
       callTimeoutMs: config.upstream.timeoutMs,
       onDeferredResult: (ovn, answer) => deferredListeners.forEach((l) => l(ovn, answer)),
@@ -102,7 +103,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     stops.push(() => ops.close());
     ops.setOutbox(() => outbox.stats());
 
-    const observers: VerifyObserver[] = [verifyMetrics(registry), ops.observer];
+    const observers: VerifyObserver[] = [verifyMetrics(registry), ops.observer, { verified: () => desks.note(), rejected: () => desks.note() }];
     const verifier = new RoutingVerifier({
       card,
       upstream,

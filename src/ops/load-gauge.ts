@@ -33,3 +33,28 @@ export class EventLoopLoad {
     this.timer = undefined;
   }
 }
+
+/** When the desks last had a verification answered: replay only gives way while they are active. */
+export class ForegroundActivity {
+  private last = -Infinity;
+
+  constructor(private readonly clock: () => number = () => performance.now()) {}
+
+  /** one verification answered (or refused) for a desk, kiosk or HIS caller */
+  note(): void {
+    this.last = this.clock();
+  }
+
+  activeWithin(ms: number): boolean {
+    return this.clock() - this.last <= ms;
+  }
+}
+
+/**
+ * Replay's `busy`: the loop is more than `above` utilized AND desks were served within `activeMs`.
+ * Replay's own work also raises the utilization; without the second condition it would slow itself
+ * down when nothing else runs.
+ */
+export function desksBusy(load: Pick<EventLoopLoad, 'utilization'>, desks: Pick<ForegroundActivity, 'activeWithin'>, above: number, activeMs = 1000): () => boolean {
+  return () => load.utilization > above && desks.activeWithin(activeMs);
+}
