@@ -279,6 +279,32 @@ test('a record queued in any microtask after the chain or the writer last looked
   assert.is(report.lastSeq, expected);
 });
 
+test('a record that cannot be built (bad time, failing clock) is refused alone; the chain goes on without a gap', async () => {
+  const dir = tmp();
+  let clockFails = false;
+  const clock = () => {
+    if (clockFails) throw new Error('clock unavailable');
+    return new Date();
+  };
+  const trail = await AuditTrail.open({ dir, card, macKey: card.index, clock });
+  await trail.append(verification(1));
+  await trail.append({ ...verification(2), time: new Date(Number.NaN) }).then(
+    () => assert.unreachable('an invalid time is refused'),
+    (e: Error) => assert.instance(e, RangeError),
+  );
+  clockFails = true;
+  await trail.append(verification(3)).then(
+    () => assert.unreachable('no time, no record'),
+    (e: Error) => assert.match(e.message, /clock unavailable/),
+  );
+  clockFails = false;
+  const after = await trail.append(verification(4));
+  assert.is(after.seq, 2, 'the refused records took no seq');
+  await trail.close();
+  assert.is(lines(dayFile(dir)).length, 2);
+  assert.ok((await verifyAuditChain(dir, card, card.index)).ok);
+});
+
 test('verifying while the appliance appends never reports a false break', async () => {
   const dir = tmp();
   const trail = await AuditTrail.open({ dir, card, macKey: card.index });

@@ -449,12 +449,14 @@ export class AuditTrail {
     while (this.queued.length > 0) {
       const items = this.queued.splice(0);
       for (const { event, done, fail } of items) {
-        const time = event.time ?? this.clock();
         const seq = this.seq + 1;
+        let time: Date;
         let body: string;
         let input: Buffer;
         let mac: string;
         try {
+          // nothing in this loop may throw past here: the busy flag below must always be cleared
+          time = event.time ?? this.clock();
           body = bodyText(seq, this.prev, event, time);
           input = macInput(body);
           mac = (await this.opts.card.hmacSm3(this.opts.macKey, input)).toString('hex');
