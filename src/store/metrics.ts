@@ -20,7 +20,7 @@ const HELP: Record<string, string> = {
   ehc_edge_replay_dead_total: 'Records turned into dead letters by a business rejection',
   ehc_edge_replay_retries_total: 'Sends that failed for a network or busy reason',
   ehc_edge_replay_probes_total: 'Health probes while the breaker was open',
-  ehc_edge_replay_yields_total: 'Times replay waited because the HIS port was saturated (outbox.replayYieldAbove)',
+  ehc_edge_replay_yields_total: 'Times replay waited for busy desks (a verification answered within the last second and event-loop utilization above outbox.replayYieldAbove)',
   ehc_edge_replay_breaker_open: '1 while the replay circuit breaker is open',
 };
 

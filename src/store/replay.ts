@@ -44,10 +44,10 @@ export interface ReplayOptions {
   callTimeoutMs?: number;
   random?: () => number;
   /**
-   * Foreground first: while this says the process is busy serving desks (config
-   * outbox.replayYieldAbove), replay waits before each send — but never longer than `maxYieldMs` in
-   * a row; after that it sends a whole batch without yielding, so a saturated port slows replay
-   * down and never stops it.
+   * Foreground first: while this says the process is busy serving desks (the appliance passes
+   * desksBusy() from src/ops/load-gauge.ts), replay waits before each send — but never longer than
+   * `maxYieldMs` in a row; after that it sends a whole batch without yielding, so busy desks slow
+   * replay down and never stop it.
    */
   busy?: () => boolean;
   maxYieldMs?: number;
@@ -66,7 +66,7 @@ export interface ReplayStatus {
   sent: number;
   retries: number;
   probes: number;
-  /** times replay waited for the HIS port to calm down before a send */
+  /** times replay waited for busy desks before a send */
   yields: number;
   consecutiveFailures: number;
   lastError?: { code: string; message: string; at: string };
@@ -271,7 +271,7 @@ export class Replay {
       try {
         let yielded = 0;
         for (const rec of batch) {
-          // foreground first: wait while the HIS port is saturated, at most maxYieldMs before a batch
+          // foreground first: wait while the desks keep the loop busy, at most maxYieldMs before a batch
           while (yielded < this.o.maxYieldMs && !this.stopping && this.opts.busy?.()) {
             if (yielded === 0) this.counts.yields++;
             this.stateV = 'yielding';
