@@ -22,7 +22,7 @@ import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { APPLIANCE_NODE_FLAGS, benchConfig, startChild } from './lib.ts';
-import { makePopulation } from '../tools/simulator/population.ts';
+import { makePopulation } from '../demo/simulator/population.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);

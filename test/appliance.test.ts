@@ -5,8 +5,8 @@ import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { AddressInfo } from 'node:net';
-import { SimCardSystem, startSimulator } from '../tools/simulator/index.ts';
-import { makePopulation } from '../tools/simulator/population.ts';
+import { SimCardSystem, startSimulator } from '../demo/simulator/index.ts';
+import { makePopulation } from '../demo/simulator/population.ts';
 import { testAppliance } from './helpers/appliance.ts';
 import { assertOpenApiInSync } from './helpers/openapi.ts';
 

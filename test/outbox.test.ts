@@ -9,7 +9,7 @@ import { pkcs7Pad, pkcs7Unpad } from '../src/store/seal.ts';
 import { EhcError } from '../src/errors.ts';
 import { entry } from './fixtures/entries.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { testCard } from './fixtures/test-card.ts';
 
 const keys = { storage: DEFAULT_KEY_INDEXES.storage, mac: DEFAULT_KEY_INDEXES.mac };

@@ -22,7 +22,7 @@ import { sm2 } from 'sm-crypto-v2';
 import { DEFAULT_KEY_INDEXES, type KeyMap, type KeyRole } from '../src/crypto/card.ts';
 import { loadConfig, configPathFrom } from '../src/config/load.ts';
 import { SdfCard } from '../src/crypto/sdf-card.ts';
-import { createLogger } from '../src/ops/log.ts';
+import { createLogger } from '../src/platform/log.ts';
 
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 export const SYMMETRIC_ROLES = ['ehcid', 'validity', 'storage', 'mac'] as const;

@@ -7,9 +7,9 @@
 import { parseArgs } from 'node:util';
 import { openCard } from '../src/crypto/open-card.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
-import { createLogger } from '../src/ops/log.ts';
-import { maskIdNo, maskName } from '../src/code/mask.ts';
-import { SimCardSystem, makePopulation, DEFAULT_FOREIGN_EHCIN } from './simulator/index.ts';
+import { createLogger } from '../src/platform/log.ts';
+import { maskIdNo, maskName } from '../src/platform/mask.ts';
+import { SimCardSystem, makePopulation, DEFAULT_FOREIGN_EHCIN } from '../demo/simulator/index.ts';
 import { isEntry, loadCliConfig, runCommand } from './lib/cli.ts';
 
 export async function main(argv: string[]): Promise<number> {

@@ -18,8 +18,8 @@ import type { CardPrimitives } from '../src/crypto/card.ts';
 import { openCard } from '../src/crypto/open-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { EhcError } from '../src/errors.ts';
-import { maskDeep } from '../src/code/mask.ts';
-import { createLogger } from '../src/ops/log.ts';
+import { maskDeep } from '../src/platform/mask.ts';
+import { createLogger } from '../src/platform/log.ts';
 import { outboxPath } from '../src/store/index.ts';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 

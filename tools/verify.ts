@@ -3,7 +3,7 @@
  * answer with personal data masked. Exit 0 for 0000, 1 for a rejection, 3 when the appliance is unreachable.
  */
 import { parseArgs } from 'node:util';
-import { maskDeep } from '../src/code/mask.ts';
+import { maskDeep } from '../src/platform/mask.ts';
 import { hisKey, hisUrl, isEntry, loadCliConfig, runCommand } from './lib/cli.ts';
 
 export async function main(argv: string[]): Promise<number> {

@@ -26,8 +26,8 @@ import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { CardPrimitives, KeyIndex } from '../crypto/card.ts';
-import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../code/mask.ts';
-import { maskForLog, type Logger } from './log.ts';
+import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../platform/mask.ts';
+import { maskForLog, type Logger } from '../platform/log.ts';
 
 export type AuditKind = 'verify' | 'config' | 'key' | 'admin' | 'security' | 'audit';
 

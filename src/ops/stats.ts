@@ -21,7 +21,7 @@ import { JSONFile } from 'lowdb/node';
 import { RETURN_CODES, isReturnCode } from '../errors.ts';
 import type { VerifyResult } from '../verify/types.ts';
 import { localDay } from './audit.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../platform/log.ts';
 
 export type OnlineOrOffline = 'online' | 'offline';
 

@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { ApplianceConfig } from '../config/types.ts';
 import { EhcError, type ReturnCode } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import { resolveDialect, type Dialect } from './dialect.ts';
 import { openResponse, sealRequest } from './envelope.ts';
 import {

@@ -8,7 +8,7 @@
  *   … on shutdown: await scanning.stop();
  */
 import type { ApplianceConfig, ScannerConfig } from '../config/types.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { Verifier } from '../verify/types.ts';
 import { ScannerManager, type ScannerStatus } from '../../drivers/manager.ts';
 import type { ScanEvent } from '../../drivers/types.ts';

@@ -10,7 +10,7 @@ import { Hono } from 'hono';
 import { DEFAULT_KEY_INDEXES } from '../../src/crypto/card.ts';
 import { issueHealthCode } from '../../src/crypto/issue-code.ts';
 import { RoutingVerifier } from '../../src/verify/verifier.ts';
-import { createLogger } from '../../src/ops/log.ts';
+import { createLogger } from '../../src/platform/log.ts';
 import { AuditTrail } from '../../src/ops/audit.ts';
 import { UsageStats, statsRoutes } from '../../src/ops/stats.ts';
 import { opsObserver } from '../../src/ops/observer.ts';

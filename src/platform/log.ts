@@ -11,7 +11,7 @@
  * throws PiiInLogError naming the field — never its value — when a clear identity reaches the logger,
  * so a test or a development run finds the call site that should have masked it.
  */
-import { PII_FIELDS, maskDeep, maskIdNo, maskName, maskPhone, maskText } from '../code/mask.ts';
+import { PII_FIELDS, maskDeep, maskIdNo, maskName, maskPhone, maskText } from './mask.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
