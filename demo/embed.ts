@@ -1,5 +1,5 @@
 /**
- * The demo default: the home-card-system simulator (tools/simulator) started in-process, so that
+ * The demo default: the home-card-system simulator (demo/simulator) started in-process, so that
  * `npm start` works with no network. It reads local codes with the appliance's own SoftCard keys and
  * foreign codes of `simulator.ehcin` with fixed demo keys. When `upstream.url` points at the
  * simulator's listen address with port 0, it is rewritten to the port actually bound. Off on site.

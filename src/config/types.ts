@@ -1,6 +1,20 @@
-import type { VerifyPolicy } from '../verify/types.ts';
-import type { KeyMap } from '../crypto/card.ts';
-import type { DeviceOptions } from '../../drivers/types.ts';
+/** How verifications are routed (src/verify/verifier.ts). */
+export type VerifyPolicy = 'local-first' | 'upstream-first' | 'upstream-only';
+
+/** Key index per role on the crypto card (src/crypto/card.ts `KeyMap`). */
+export type CardKeyIndexes = Record<'ehcid' | 'validity' | 'storage' | 'mac' | 'sign', number>;
+
+/** Serial framing of one scanner; the drivers' DeviceOptions (drivers/types.ts) extend it. */
+export interface SerialFraming {
+  baudRate?: number;
+  dataBits?: 5 | 6 | 7 | 8;
+  parity?: 'none' | 'even' | 'odd' | 'mark' | 'space';
+  stopBits?: 1 | 1.5 | 2;
+  /** how a scan ends on a serial line; 'none' = inter-character timeout only */
+  suffix?: 'CR' | 'LF' | 'CRLF' | 'none';
+  /** serial: a scan ends after this quiet time (always with suffix 'none'; also flushes a stuck partial) */
+  interCharTimeoutMs?: number;
+}
 
 export interface DialectConfig {
   name?: string;
@@ -12,8 +26,8 @@ export interface DialectConfig {
   secretSuffix?: 'app_secret' | 'bare';
 }
 
-/** One `scanners[]` entry: the serial framing options are the drivers' own DeviceOptions. */
-export interface ScannerConfig extends Pick<DeviceOptions, 'baudRate' | 'dataBits' | 'parity' | 'stopBits' | 'suffix' | 'interCharTimeoutMs'> {
+/** One `scanners[]` entry. */
+export interface ScannerConfig extends SerialFraming {
   driver: 'serial' | 'hid-pos' | 'hid-keyboard';
   path?: string;
   vendorId?: number;
@@ -53,7 +67,7 @@ export interface ApplianceConfig {
   card: {
     driver: 'soft' | 'sdf';
     keyFile: string;
-    keys: KeyMap;
+    keys: CardKeyIndexes;
     sdf?: {
       library: string;
       sessions?: number;

@@ -17,7 +17,7 @@ import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import iconv from 'iconv-lite';
 import type { DialectConfig } from '../config/types.ts';
 import { EhcError } from '../errors.ts';
-import { pkcs7Pad, pkcs7Unpad } from '../crypto/profile.ts';
+import { pkcs7Pad, pkcs7Unpad } from '../platform/pkcs7.ts';
 
 export type Dialect = Required<DialectConfig>;
 

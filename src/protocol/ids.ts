@@ -5,7 +5,7 @@
  * the same millisecond do not collide) = exactly 32 characters.
  */
 import { pooledRandomBytes } from '../crypto/random-pool.ts';
-import { formatCst } from '../crypto/profile.ts';
+import { formatCst } from '../platform/time.ts';
 
 export const OUT_VERIFY_NO_MAX = 32;
 
