@@ -30,7 +30,7 @@ export type PiiPolicy = 'mask' | 'refuse';
 export class PiiInLogError extends Error {
   override readonly name = 'PiiInLogError';
   constructor(readonly field: string) {
-    super(`refused to log a clear identity in field '${field}' (mask it with src/code/mask.ts)`);
+    super(`refused to log a clear identity in field '${field}' (mask it with src/platform/mask.ts)`);
   }
 }
 
