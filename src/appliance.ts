@@ -147,7 +147,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         const c = await card.health();
         return { ok: c.ok, checks: { card: c.ok } };
       },
-      onAuthFailure: ops.onAuthFailure,
+      authThrottle: ops.authThrottle,
       extensions,
     });
     const his: HisServer = await startHisServer(app, config.his);

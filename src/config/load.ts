@@ -68,7 +68,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     configDir: dir,
     stateDir,
     site: doc.site,
-    his: { bodyLimitBytes: 16384, ...his },
+    his: { bodyLimitBytes: 16384, ...his, authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) } },
     upstream: {
       connectTimeoutMs: 3000,
       healthIntervalMs: 5000,

@@ -44,6 +44,16 @@ export const configSchema = {
           properties: { cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' } },
         },
         bodyLimitBytes: { type: 'integer', minimum: 256, maximum: 1048576 },
+        authThrottle: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'failed-auth throttle of every key class (src/his/auth-throttle.ts)',
+          properties: {
+            maxFailures: { type: 'integer', minimum: 1, maximum: 10000, description: 'failures per client address within the window before 429' },
+            windowSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
+            globalMaxFailures: { type: 'integer', minimum: 1, maximum: 1000000, description: 'failures of all addresses together within the window before every failing address is limited' },
+          },
+        },
       },
     },
     upstream: {

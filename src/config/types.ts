@@ -35,6 +35,7 @@ export interface ApplianceConfig {
     apiKeys: string[];
     tls?: { cert: string; key: string; ca?: string };
     bodyLimitBytes: number;
+    authThrottle: { maxFailures: number; windowSeconds: number; globalMaxFailures: number };
   };
   upstream: {
     url: string;
