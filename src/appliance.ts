@@ -64,7 +64,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     }
   };
   try {
-    mkdirSync(config.stateDir, { recursive: true, mode: 0o750 });
+    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     const registry = createRegistry();
 
     const card = await openCard(config.card, log.child({ component: 'card' }));

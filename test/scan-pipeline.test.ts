@@ -5,6 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { needs } from './helpers/skip.ts';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -277,12 +278,7 @@ test('POST /v1/scans/inject validates its body and the tool injects; GET /v1/sca
   }
 });
 
-const missing = socatMissing();
-test('end to end: a scan written into a pty scanner arrives verified on /v1/scans with its id and STM number', async () => {
-  if (missing) {
-    console.log(`  skip: ${missing}`);
-    return;
-  }
+needs(socatMissing())('end to end: a scan written into a pty scanner arrives verified on /v1/scans with its id and STM number', async () => {
   const dir = freshDir();
   const pair = new PtyPair(path.join(dir, 'scanner'), path.join(dir, 'host'));
   await import('node:fs').then((fs) => fs.mkdirSync(dir, { recursive: true }));

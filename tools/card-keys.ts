@@ -14,7 +14,7 @@
  * 0600, replaced atomically. A real card is loaded with the vendor's own tool; `show` works on both.
  */
 import { createCipheriv } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ import { DEFAULT_KEY_INDEXES, type KeyMap, type KeyRole } from '../src/crypto/ca
 import { loadConfig, configPathFrom } from '../src/config/load.ts';
 import { SdfCard } from '../src/crypto/sdf-card.ts';
 import { createLogger } from '../src/ops/log.ts';
+import { replaceFileDurablySync } from '../src/platform/durable-write.ts';
 
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 export const SYMMETRIC_ROLES = ['ehcid', 'validity', 'storage', 'mac'] as const;
@@ -58,21 +59,7 @@ export function importKeys(keyFile: string, entries: SoftsdfEntry[]): void {
     return !replaced.has(`${kind} ${index}`);
   });
   const text = [...kept, ...entries.map(lineOf)].join('\n') + '\n';
-  const tmp = `${keyFile}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, keyFile);
-  const dfd = openSync(path.dirname(keyFile), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  replaceFileDurablySync(keyFile, text, { mode: 0o600 });
 }
 
 /** The entries that load a SoftCard key file's keys at the config's indexes. */
