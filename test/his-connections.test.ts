@@ -53,6 +53,8 @@ test('a slow-body flood from 127.0.0.2 takes at most his.connections.perAddress;
     assert.equal(JSON.parse(status.body).his.connections.per_address, LIMITS.perAddress);
   } finally {
     for (const s of flood) s.destroy();
+    // every socket closed on both sides before the next suite counts its descriptors
+    for (let i = 0; i < 200 && t.appliance.his.budget.counts().open > 0; i++) await new Promise((r) => setTimeout(r, 10));
     await t.stop();
   }
 });
@@ -88,6 +90,8 @@ test('past his.connections.max the reserve serves /v1/health and the status page
     assert.is((await verifyFrom(t, '127.0.0.1')).status, 200);
   } finally {
     for (const s of flood) s.destroy();
+    // every socket closed on both sides before the next suite counts its descriptors
+    for (let i = 0; i < 200 && t.appliance.his.budget.counts().open > 0; i++) await new Promise((r) => setTimeout(r, 10));
     await t.stop();
   }
 });
