@@ -11,7 +11,7 @@ import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { formatCst, parseCst } from '../src/platform/time.ts';
 import { pkcs7Pad, pkcs7Unpad } from '../src/platform/pkcs7.ts';
 import { EhcError } from '../src/errors.ts';
-import { pooledRandomBytes } from '../src/crypto/random-pool.ts';
+import { pooledRandomBytes } from '../src/platform/random-pool.ts';
 import { tempDir } from './helpers/tmp.ts';
 
 const keys = { ...DEFAULT_KEY_INDEXES };

@@ -15,10 +15,9 @@ export interface SerialFraming {
   /** serial: a scan ends after this quiet time (always with suffix 'none'; also flushes a stuck partial) */
   interCharTimeoutMs?: number;
 }
-import type { DialectSpec } from '../protocol/dialect.ts';
+import type { DialectConfig, UpstreamSettings } from '../protocol/upstream.ts';
 
-/** `upstream.dialect`: a shipped profile's name (dialects/*.json) or an inline dialect (src/protocol/dialect.ts). */
-export type DialectConfig = string | DialectSpec;
+export type { DialectConfig };
 
 /** One `scanners[]` entry. */
 export interface ScannerConfig extends SerialFraming {
@@ -46,22 +45,7 @@ export interface ApplianceConfig {
     connections: { max: number; perAddress: number; reserve: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };
     authThrottle: { maxFailures: number; windowSeconds: number; globalMaxFailures: number };
   };
-  upstream: {
-    url: string;
-    crossDomainUrl: string;
-    appId: string;
-    appSecret: string;
-    termId: string;
-    version: string;
-    timeoutMs: number;
-    connectTimeoutMs: number;
-    healthIntervalMs: number;
-    insecure: boolean;
-    tls?: { ca?: string; cert?: string; key?: string; servername?: string };
-    dialect: DialectConfig;
-    /** the fixed SM4 key issued with the app (dialects with key: fixed), 32 hex digits */
-    appKey?: string;
-  };
+  upstream: UpstreamSettings;
   card: {
     driver: 'soft' | 'sdf';
     keyFile: string;
