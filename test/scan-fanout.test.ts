@@ -51,18 +51,14 @@ test('stream ids keep growing across a restart with the clock set back an hour; 
   }
 });
 
-test('the hub reserves the next id block in the state file before the current one runs out', async () => {
-  const t = tempDir('ehc-hub-');
-  try {
-    const hub = await persistentHub(t.dir, () => 1_000, 4);
-    const first = hub.oldestId;
-    for (let i = 0; i < ID_BLOCK / 2 + 1; i++) hub.publish('scan', 's', undefined, {});
-    await new Promise((r) => setTimeout(r, 50));
-    const store = await openStateStore(t.dir);
-    assert.is(store.data.stream?.reservedUpTo, first + 2 * ID_BLOCK);
-  } finally {
-    t.cleanup();
-  }
+test('the hub reserves the next id block before the current one runs out, and waits for the first reservation', async () => {
+  const reserved: number[] = [];
+  const hub = await ScanHub.persistent(4, { reservedUpTo: 0, reserve: async (upTo) => void reserved.push(upTo) }, () => 1_000);
+  const first = hub.oldestId;
+  assert.equal(reserved, [first + ID_BLOCK], 'the first block is reserved before the first event');
+  for (let i = 0; i < ID_BLOCK / 2 + 1; i++) hub.publish('scan', 's', undefined, {});
+  await Promise.resolve();
+  assert.equal(reserved, [first + ID_BLOCK, first + 2 * ID_BLOCK], 'the next one when half is spent');
 });
 
 test('fan-out serialises each event once, however many subscribers', async () => {
