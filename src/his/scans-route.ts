@@ -24,10 +24,6 @@ export interface ScanRouteDeps extends ScanRouteSource {
   auth?: MiddlewareHandler;
   /** keep-alive comment interval (default 15 s) */
   keepAliveMs?: number;
-  /** open streams at most (config scan.maxSubscribers); one more is answered 503 */
-  maxSubscribers?: number;
-  /** events queued for one subscriber at most (config scan.subscriberBuffer); a reader further behind is dropped with a gap */
-  subscriberBuffer?: number;
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true });

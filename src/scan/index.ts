@@ -36,6 +36,10 @@ export interface ScanRouteSource {
   hub: ScanHub;
   scanners?: () => unknown[];
   inject?: (req: InjectRequest) => Promise<{ status: string; scanEventId?: number; resultEventId?: number }>;
+  /** open streams at most (config scan.maxSubscribers); one more is answered 503 */
+  maxSubscribers?: number;
+  /** events queued for one subscriber at most (config scan.subscriberBuffer); a reader further behind is dropped with a gap */
+  subscriberBuffer?: number;
 }
 
 export interface Scanning {
