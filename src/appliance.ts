@@ -58,15 +58,18 @@ export interface Appliance {
 export async function startAppliance(config: ApplianceConfig, log: Logger): Promise<Appliance> {
   const startedAt = Date.now();
   const stops: Array<() => Promise<void>> = [];
-  const stop = async () => {
-    for (const s of stops.reverse()) {
-      try {
-        await s();
-      } catch (err) {
-        log.warn('error while stopping', { error: err });
+  // stops run once, in reverse start order; a second stop() answers the first one's promise
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      for (const s of [...stops].reverse()) {
+        try {
+          await s();
+        } catch (err) {
+          log.warn('error while stopping', { error: err });
+        }
       }
-    }
-  };
+    })());
   try {
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     const registry = createRegistry();

@@ -18,6 +18,8 @@ test('audit/admin/log sections: defaults, and wrong values named', () => {
   bad((d) => (d.audit = { retainDays: 30 }), 'audit.retainDays');
   bad((d) => (d.admin.lockoutSeconds = 1), 'admin.lockoutSeconds');
   bad((d) => (d.log = { pii: 'show' }), 'log.pii');
+  // simulator.keys was accepted and never read: now it is refused like any unknown key
+  bad((d) => (d.simulator = { ...d.simulator, keys: { ehcid: '00'.repeat(16), validity: '11'.repeat(16) } }), 'simulator.keys');
 });
 
 test.run();

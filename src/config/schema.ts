@@ -165,7 +165,6 @@ export const configSchema = {
         enabled: { type: 'boolean' },
         listen: hostPort,
         ehcin: ehcin,
-        keys: { type: 'object', additionalProperties: false, properties: { ehcid: hex16, validity: hex16 } },
       },
     },
     scannerAutoDetect: { type: 'boolean' },

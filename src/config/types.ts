@@ -68,7 +68,7 @@ export interface ApplianceConfig {
     operatorId: string;
     operatorName: string;
   };
-  simulator: { enabled: boolean; listen: string; ehcin?: string; keys?: { ehcid: string; validity: string } };
+  simulator: { enabled: boolean; listen: string; ehcin?: string };
   scannerAutoDetect: boolean;
   scanners: ScannerConfig[];
   scan: { dedupeWindowMs: number; streamBuffer: number; maxSubscribers: number; subscriberBuffer: number };
