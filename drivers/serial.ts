@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import { realpathSync } from 'node:fs';
 import { SerialPort, DelimiterParser, InterByteTimeoutParser } from 'serialport';
 import type { Transform } from 'node:stream';
-import { EhcError } from '../src/errors.ts';
+import { ScannerError } from '../src/errors.ts';
 import { SERIAL_DEFAULTS } from './devices.ts';
 import { stripAim, type CloseReason, type DeviceInfo, type Scanner, type ScannerDriver, type ScannerEvents } from './types.ts';
 
@@ -132,7 +132,7 @@ export const serialDriver: ScannerDriver = {
       autoOpen: false,
     });
     await new Promise<void>((resolve, reject) =>
-      port.open((err) => (err ? reject(new EhcError('9005', `cannot open serial scanner ${device.path}: ${err.message}`, { cause: err })) : resolve())),
+      port.open((err) => (err ? reject(new ScannerError(`cannot open serial scanner ${device.path}: ${err.message}`, { cause: err })) : resolve())),
     );
     return new SerialScanner(scannerId, device, port);
   },

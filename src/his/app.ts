@@ -60,7 +60,7 @@ export function verifyAnswer(result: VerifyResult): Record<string, unknown> {
 export function createHisApp(deps: HisDeps): Hono {
   const app = new Hono();
   const log = deps.log;
-  const fail = (c: Context, error: EhcError) => c.json(error.toJSON(), httpStatusFor(error.code));
+  const fail = (c: Context, error: EhcError) => c.json(error.toJSON(), httpStatusFor(error));
   const throttle = deps.authThrottle ?? new AuthThrottle({ ...AUTH_THROTTLE_DEFAULTS, logger: log });
   const auth = throttled(throttle, 'his', apiKeyAuth({ keys: deps.apiKeys, onFailure: deps.onAuthFailure }));
 
