@@ -201,6 +201,8 @@ export const configSchema = {
       properties: {
         dedupeWindowMs: { type: 'integer', minimum: 0, maximum: 600000 },
         streamBuffer: { type: 'integer', minimum: 16, maximum: 100000 },
+        maxSubscribers: { type: 'integer', minimum: 1, maximum: 100000, description: 'open /v1/scans streams at most; one more is answered 503' },
+        subscriberBuffer: { type: 'integer', minimum: 16, maximum: 100000, description: 'events queued for one stream reader; a reader further behind is dropped with a gap event' },
       },
     },
     outbox: {

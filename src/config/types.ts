@@ -76,7 +76,7 @@ export interface ApplianceConfig {
   simulator: { enabled: boolean; listen: string; ehcin?: string; keys?: { ehcid: string; validity: string } };
   scannerAutoDetect: boolean;
   scanners: ScannerConfig[];
-  scan: { dedupeWindowMs: number; streamBuffer: number };
+  scan: { dedupeWindowMs: number; streamBuffer: number; maxSubscribers: number; subscriberBuffer: number };
   outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number; replayYieldAbove: number; replayMaxYieldMs: number };
   audit: { retainDays: number; maxBytes: number };
   admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };
