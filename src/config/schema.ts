@@ -11,6 +11,15 @@ const wrappedHex = { type: 'string', pattern: '^(?:[0-9a-fA-F]{2}){16,512}$' } a
 /** SM2 ciphertext C1 ‖ C3 ‖ C2 of a key: at least 64 + 32 + 16 bytes */
 const envelopeHex = { type: 'string', pattern: '^(?:[0-9a-fA-F]{2}){112,1200}$' } as const;
 
+/** Default key indexes on the crypto card; `card.keys` may remap them to the indexes a real card uses. */
+export const DEFAULT_KEY_INDEXES = {
+  ehcid: 1,
+  validity: 2,
+  storage: 3, // SM4 for personal data at rest (outbox)
+  mac: 4, // HMAC-SM3 for integrity (outbox records, audit chain)
+  sign: 1, // SM2 key pair (signing, registration public key)
+} as const;
+
 export const configSchema = {
   $id: 'https://ehc-edge.local/appliance.config.schema.json',
   type: 'object',

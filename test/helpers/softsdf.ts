@@ -19,7 +19,7 @@ import { DEFAULT_KEY_INDEXES, type KeyMap } from '../../src/crypto/card.ts';
 import type { SdfConfig } from '../../src/crypto/sdf-card.ts';
 import { generateSoftKeys, writeKeyFile, type SoftKeyFile } from '../../src/crypto/soft-card.ts';
 import { importKeys, sealEnvelope, type SoftsdfEntry } from '../../tools/card-keys.ts';
-import { createLogger } from '../../src/ops/log.ts';
+import { createLogger } from '../../src/platform/log.ts';
 
 export const built = ensureBuilt();
 export { SOFTSDF_PATH, SOFTSDF_ECC32_PATH, SOFTSDF_VENDOR_PATH };
