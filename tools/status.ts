@@ -6,7 +6,7 @@
  */
 import { act, defineCommand, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
 import type { ScannerStatus, StatusReport } from '../src/ops/status.ts';
-import { cstShort } from '../src/platform/china-time.ts';
+import { cstShort } from '../src/platform/time.ts';
 
 export type Lang = 'zh' | 'en';
 
