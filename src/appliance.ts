@@ -131,9 +131,21 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     scanning.hub.subscribe((ev) => {
       if (ev.type === 'scan') lastScanAt.set(ev.scannerId, new Date().toISOString());
     });
-    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'error', failed: 'error' };
+    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
     ops.setScanners(
-      () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, driver: v.driver, state: opsState[v.state] ?? 'error', lastScanAt: lastScanAt.get(v.scannerId) ?? null, scans: v.scans, detail: v.message })),
+      () =>
+        scanning.scanners().map((v) => ({
+          id: v.scannerId,
+          name: v.name,
+          station: v.station,
+          driver: v.driver,
+          state: opsState[v.state] ?? 'error',
+          lastScanAt: lastScanAt.get(v.scannerId) ?? null,
+          scans: v.scans,
+          detail: v.message,
+          configured: v.configured,
+          ...(v.state === 'absent' ? { since: v.absentSince, seenBefore: v.seenBefore } : {}),
+        })),
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
 
