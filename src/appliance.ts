@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
+import { deepFreeze } from './config/load.ts';
 import type { CryptoCard } from './crypto/card.ts';
 import { openCard } from './crypto/open-card.ts';
 import type { EmbeddedSimulator } from '../demo/embed.ts'; // a type only: the module is loaded when the config asks for it
@@ -80,9 +81,10 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     let simulator: EmbeddedSimulator | undefined;
     if (config.simulator.enabled) {
       // the demo room is reached only through the config: a site install never loads it
-      const { startEmbeddedSimulator } = await import('../demo/embed.ts');
+      const { startEmbeddedSimulator, upstreamOnSimulator } = await import('../demo/embed.ts');
       simulator = await startEmbeddedSimulator(config, log.child({ component: 'simulator' }));
       stops.push(() => simulator!.close());
+      config = deepFreeze({ ...config, upstream: upstreamOnSimulator(config, simulator) });
     }
 
     const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
