@@ -28,6 +28,8 @@ import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store
 import { deferredRoute } from './his/deferred-route.ts';
 import { startScanning, type Scanning } from './scan/index.ts';
 import { scanExtension } from './his/scans-route.ts';
+import { StreamTickets, streamTicketExtension, ticketOrKey } from './his/stream-tickets.ts';
+import { deskPage } from './his/desk-page.ts';
 import { EhcError } from './errors.ts';
 import type { DeferredResultListener } from './store/replay.ts';
 
@@ -140,7 +142,14 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       simulator: simulator ? { url: simulator.url } : undefined,
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state() },
     });
-    const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
+    const tickets = new StreamTickets(config.his.streamTickets);
+    const extensions: HisExtension[] = [
+      ...ops.extensions,
+      deferredRoute((ovn) => outbox.lookup(ovn)),
+      scanExtension(scanning.routeDeps, (auth, ctx) => ticketOrKey(tickets, auth, ctx.throttle)),
+      streamTicketExtension(tickets),
+      deskPage(),
+    ];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
@@ -154,6 +163,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       },
       authThrottle: ops.authThrottle,
       extensions,
+      cors: config.his.cors,
     });
     his = await startHisServer(app, config.his);
     stops.push(() => his!.close());

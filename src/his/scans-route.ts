@@ -14,7 +14,7 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
 import { matches, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
-import type { HisExtension } from './app.ts';
+import type { HisContext, HisExtension } from './app.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
@@ -146,7 +146,11 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
 }
 
 /** The scan routes as a HIS extension, documented for the OpenAPI document. */
-export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
+export function scanExtension(
+  deps: Omit<ScanRouteDeps, 'auth'>,
+  /** wraps the key check of the scan routes, e.g. to also accept a stream ticket (src/his/stream-tickets.ts) */
+  streamAuth?: (auth: MiddlewareHandler, ctx: HisContext) => MiddlewareHandler,
+): HisExtension {
   const secured = [{ apiKey: [] as string[] }];
   return {
     paths: {
@@ -158,6 +162,7 @@ export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
             { name: 'station', in: 'query', schema: { type: 'string' } },
             { name: 'scanner', in: 'query', schema: { type: 'string' } },
             { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
+            { name: 'ticket', in: 'query', description: 'a stream ticket (POST /v1/stream-tickets) instead of the Authorization header, for browsers', schema: { type: 'string' } },
           ],
           responses: { 200: { description: 'text/event-stream: events scan, result, error, scanner' }, 401: { description: 'no or unknown API key' } },
         },
@@ -165,6 +170,6 @@ export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
       '/v1/scanners': { get: { summary: 'Scanners with their scannerId, name, station, STM number and state', security: secured, responses: { 200: { description: '{scanners: [...]}' } } } },
       '/v1/scans/inject': { post: { summary: 'Inject a scan as a virtual scanner (demos, tests)', security: secured, responses: { 200: { description: 'the pipeline outcome' }, 400: { description: 'bad parameters (9001)' } } } },
     },
-    install: (app, { auth }) => registerScanRoutes(app, { ...deps, auth }),
+    install: (app, ctx) => registerScanRoutes(app, { ...deps, auth: streamAuth ? streamAuth(ctx.auth, ctx) : ctx.auth }),
   };
 }
