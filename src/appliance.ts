@@ -140,7 +140,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       policy: config.verify.policy,
       outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
-      his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state() },
+      his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
     });
     const tickets = new StreamTickets(config.his.streamTickets);
     const extensions: HisExtension[] = [
