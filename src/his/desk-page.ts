@@ -26,6 +26,11 @@ function asset(c: Context, body: string, type: string) {
 
 export function deskPage(): HisExtension {
   return {
+    paths: {
+      '/desk': { get: { summary: 'Desk page of one registration window (?station=): latest verified patient, masked; asks for an HIS key, then follows the scan stream', parameters: [{ name: 'station', in: 'query', required: false, schema: { type: 'string' } }], responses: { 200: { description: 'text/html' } } } },
+      '/desk/desk.js': { get: { summary: 'Desk page asset', responses: { 200: { description: 'static' } } } },
+      '/desk/desk.css': { get: { summary: 'Desk page asset', responses: { 200: { description: 'static' } } } },
+    },
     install(app) {
       const page = new Hono();
       const headers = secureHeaders({
