@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { needs } from './helpers/skip.ts';
 import { testAppliance, API_KEY } from './helpers/appliance.ts';
 import { StreamTickets } from '../src/his/stream-tickets.ts';
-import { SimCardSystem } from '../tools/simulator/index.ts';
+import { SimCardSystem } from '../demo/simulator/index.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHROMIUM = '/usr/bin/chromium';
