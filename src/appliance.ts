@@ -87,7 +87,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
     stops.push(() => upstream.close());
 
-    const outbox = await openOutbox(config, card, log);
+    // a card that is down at start is a degraded state, not a failed start: the outbox checks its keys on first use
+    const cardUp = (await card.health()).ok;
+    const outbox = await openOutbox(config, card, log, { checkKeysNow: cardUp });
     stops.push(() => outbox.close());
     const deferredListeners: DeferredResultListener[] = [];
     const load = new EventLoopLoad().start();
@@ -131,9 +133,21 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     scanning.hub.subscribe((ev) => {
       if (ev.type === 'scan') lastScanAt.set(ev.scannerId, new Date().toISOString());
     });
-    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'error', failed: 'error' };
+    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
     ops.setScanners(
-      () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, driver: v.driver, state: opsState[v.state] ?? 'error', lastScanAt: lastScanAt.get(v.scannerId) ?? null, scans: v.scans, detail: v.message })),
+      () =>
+        scanning.scanners().map((v) => ({
+          id: v.scannerId,
+          name: v.name,
+          station: v.station,
+          driver: v.driver,
+          state: opsState[v.state] ?? 'error',
+          lastScanAt: lastScanAt.get(v.scannerId) ?? null,
+          scans: v.scans,
+          detail: v.message,
+          configured: v.configured,
+          ...(v.state === 'absent' ? { since: v.absentSince, seenBefore: v.seenBefore } : {}),
+        })),
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
 
@@ -162,7 +176,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       status,
       ready: async () => {
         const c = await card.health();
-        return { ok: c.ok, checks: { card: c.ok } };
+        return { ok: c.ok, checks: { card: c.ok }, ...(c.ok ? {} : { down: { card: c.detail } }) };
       },
       authThrottle: ops.authThrottle,
       extensions,

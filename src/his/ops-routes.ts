@@ -25,7 +25,7 @@ function opsPaths(): OpenApiPaths {
   const paths: OpenApiPaths = {};
   const documentPath = (p: string, item: Record<string, unknown>) => (paths[p] = { ...(paths[p] ?? {}), ...item });
   documentPath('/status', { get: { summary: 'Status page (static HTML; asks for an HIS key, then polls /v1/status)', responses: { 200: { description: 'text/html' } } } });
-  for (const asset of ['/status/', '/status/status.js', '/status/status.css']) documentPath(asset, { get: { summary: 'Status page asset', responses: { 200: { description: 'static' } } } });
+  for (const asset of ['/status/', '/status/status.js', '/status/status.css', '/status/uplot.js', '/status/uplot.css']) documentPath(asset, { get: { summary: 'Status page asset', responses: { 200: { description: 'static' } } } });
   documentPath('/v1/stats/usecard-scene', {
     get: {
       summary: '附录E §6.2.2 usecard_scene_list: uses per day, org, online/offline and treatment step',
