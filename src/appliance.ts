@@ -14,6 +14,7 @@ import type { EmbeddedSimulator } from '../demo/embed.ts'; // a type only: the m
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import { descriptorsNeeded, openFileLimit } from './his/connection-budget.ts';
+import { ClockDiscipline } from './ops/clock-discipline.ts';
 import type { Logger } from './platform/log.ts';
 import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
@@ -84,7 +85,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       stops.push(() => simulator!.close());
     }
 
-    const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
+    const clock = await ClockDiscipline.open({ stateDir: config.stateDir, ...config.verify.clock, logger: log.child({ component: 'clock' }) });
+    stops.push(() => clock.close());
+    const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }), onAnswer: (e) => clock.noteHomeTimestamp(e.timestamp) });
     stops.push(() => upstream.close());
 
     // a card that is down at start is a degraded state, not a failed start: the outbox checks its keys on first use
@@ -119,6 +122,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       upstream,
       outbox,
       settings: { ...config.verify, localEhcins: config.site.localEhcins, termId: config.site.termId },
+      clock,
       observers,
     });
 
@@ -152,13 +156,19 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     );
 
     let his: HisServer | undefined;
-    const status = async (): Promise<Record<string, unknown>> => ({
-      ...(await ops.status()),
+    const status = async (): Promise<Record<string, unknown>> => {
+      const base = await ops.status();
+      const clockState = clock.state();
+      return {
+      ...base,
+      ok: base.ok && clockState.ok,
+      clock: clockState,
       policy: config.verify.policy,
       outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
-    });
+      };
+    };
     const tickets = new StreamTickets(config.his.streamTickets);
     const extensions: HisExtension[] = [
       ...ops.extensions,

@@ -185,6 +185,15 @@ export const configSchema = {
         treatmentCode: { type: 'string', pattern: '^[0-9]{6}$' },
         operatorId: { type: 'string' },
         operatorName: { type: 'string' },
+        clock: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'clock discipline (src/ops/clock-discipline.ts)',
+          properties: {
+            maxSkewSeconds: { type: 'integer', minimum: 1, maximum: 86400, description: 'beyond this difference from the home system or the last known time the clock is suspect' },
+            policy: { enum: ['refuse', 'accept-and-flag'], description: 'local decisions on dynamic codes while the clock is suspect' },
+          },
+        },
       },
     },
     simulator: {
