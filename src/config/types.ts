@@ -47,6 +47,8 @@ export interface ApplianceConfig {
     dialect: DialectConfig;
     /** the fixed SM4 key issued with the app (dialects with key: fixed), 32 hex digits */
     appKey?: string;
+    /** province methods, each off unless the site's card system offers it */
+    province?: { usecarddate: boolean; usecarddateHour: number; registerTerminals: boolean };
   };
   card: {
     driver: 'soft' | 'sdf';
