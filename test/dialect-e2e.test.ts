@@ -15,9 +15,9 @@ import { METHOD_CROSS_DOMAIN, METHOD_REGISTER_TERMINAL, METHOD_USECARDDATE, METH
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { memoryLogger } from '../src/ops/log.ts';
-import { startSimulator, DEFAULT_APP_ID, DEFAULT_APP_SECRET } from '../tools/simulator/server.ts';
-import { makePopulation } from '../tools/simulator/population.ts';
+import { memoryLogger } from '../src/platform/log.ts';
+import { startSimulator, DEFAULT_APP_ID, DEFAULT_APP_SECRET } from '../demo/simulator/server.ts';
+import { makePopulation } from '../demo/simulator/population.ts';
 import { tempDir } from './helpers/tmp.ts';
 
 const tmp = tempDir('ehc-dialect-e2e-');

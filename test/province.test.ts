@@ -10,7 +10,7 @@ import { checkUsecarddate, terminalRegistration, usecarddateBatches, usecarddate
 import { startProvinceJobs, type ProvinceSettings } from '../src/protocol/province-jobs.ts';
 import type { OutboxEntry } from '../src/store/outbox.ts';
 import { EhcError } from '../src/errors.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { readFileSync } from 'node:fs';
 import { tempDir } from './helpers/tmp.ts';

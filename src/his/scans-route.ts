@@ -15,27 +15,15 @@ import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
 import { matches, sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
 import type { HisExtension } from './app.ts';
+import type { InjectRequest, ScanRouteSource } from '../scan/index.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
-export interface InjectRequest {
-  text: string;
-  scanner?: string;
-  station?: string;
-}
-
-export interface ScanRouteDeps {
-  hub: ScanHub;
+export interface ScanRouteDeps extends ScanRouteSource {
   /** Bearer auth middleware of the HIS app; applied to every route here when given */
   auth?: MiddlewareHandler;
-  scanners?: () => unknown[];
-  inject?: (req: InjectRequest) => Promise<{ status: string; scanEventId?: number; resultEventId?: number }>;
   /** keep-alive comment interval (default 15 s) */
   keepAliveMs?: number;
-  /** open streams at most (config scan.maxSubscribers); one more is answered 503 */
-  maxSubscribers?: number;
-  /** events queued for one subscriber at most (config scan.subscriberBuffer); a reader further behind is dropped with a gap */
-  subscriberBuffer?: number;
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true });

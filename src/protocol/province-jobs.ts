@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Outbox } from '../store/outbox.ts';
 import { replaceFileDurably } from '../platform/durable-write.ts';
-import type { Logger } from '../ops/log.ts';
+import { formatCst } from '../platform/time.ts';
+import type { Logger } from '../platform/log.ts';
 import { queueTerminalRegistrations, queueUsecarddate, type TerminalRow, type UsageRow } from './province.ts';
 
 export interface ProvinceSettings {
@@ -42,10 +43,9 @@ interface ProvinceState {
   registered: Record<string, string>;
 }
 
-const CST_MS = 8 * 3600_000;
 const STM = /^[0-9]{4}[ABCDEFX][0-9]{4}STM[ABCDEFX][0-9]{4}$/;
-const cstDay = (t: Date) => new Date(t.getTime() + CST_MS).toISOString().slice(0, 10).replaceAll('-', '');
-const cstHour = (t: Date) => new Date(t.getTime() + CST_MS).getUTCHours();
+const cstDay = (t: Date) => formatCst(t).slice(0, 8);
+const cstHour = (t: Date) => Number(formatCst(t).slice(8, 10));
 
 export interface ProvinceJobs {
   /** run both jobs once now (also what the timer does); resolves with what was queued */
