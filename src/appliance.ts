@@ -14,6 +14,7 @@ import type { EmbeddedSimulator } from '../demo/embed.ts'; // a type only: the m
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import { descriptorsNeeded, openFileLimit } from './his/connection-budget.ts';
+import { ClockDiscipline } from './ops/clock-discipline.ts';
 import type { Logger } from './platform/log.ts';
 import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
@@ -84,10 +85,14 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       stops.push(() => simulator!.close());
     }
 
-    const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
+    const clock = await ClockDiscipline.open({ stateDir: config.stateDir, ...config.verify.clock, logger: log.child({ component: 'clock' }) });
+    stops.push(() => clock.close());
+    const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }), onAnswer: (e) => clock.noteHomeTimestamp(e.timestamp) });
     stops.push(() => upstream.close());
 
-    const outbox = await openOutbox(config, card, log);
+    // a card that is down at start is a degraded state, not a failed start: the outbox checks its keys on first use
+    const cardUp = (await card.health()).ok;
+    const outbox = await openOutbox(config, card, log, { checkKeysNow: cardUp });
     stops.push(() => outbox.close());
     const deferredListeners: DeferredResultListener[] = [];
     const load = new EventLoopLoad().start();
@@ -117,6 +122,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       upstream,
       outbox,
       settings: { ...config.verify, localEhcins: config.site.localEhcins, termId: config.site.termId },
+      clock,
       observers,
     });
 
@@ -131,9 +137,21 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     scanning.hub.subscribe((ev) => {
       if (ev.type === 'scan') lastScanAt.set(ev.scannerId, new Date().toISOString());
     });
-    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'error', failed: 'error' };
+    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
     ops.setScanners(
-      () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, driver: v.driver, state: opsState[v.state] ?? 'error', lastScanAt: lastScanAt.get(v.scannerId) ?? null, scans: v.scans, detail: v.message })),
+      () =>
+        scanning.scanners().map((v) => ({
+          id: v.scannerId,
+          name: v.name,
+          station: v.station,
+          driver: v.driver,
+          state: opsState[v.state] ?? 'error',
+          lastScanAt: lastScanAt.get(v.scannerId) ?? null,
+          scans: v.scans,
+          detail: v.message,
+          configured: v.configured,
+          ...(v.state === 'absent' ? { since: v.absentSince, seenBefore: v.seenBefore } : {}),
+        })),
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
 
@@ -154,13 +172,19 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     }
 
     let his: HisServer | undefined;
-    const status = async (): Promise<Record<string, unknown>> => ({
-      ...(await ops.status()),
+    const status = async (): Promise<Record<string, unknown>> => {
+      const base = await ops.status();
+      const clockState = clock.state();
+      return {
+      ...base,
+      ok: base.ok && clockState.ok,
+      clock: clockState,
       policy: config.verify.policy,
       outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
-    });
+    };
+    };
     const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
     const app = createHisApp({
       verifier,
@@ -171,7 +195,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       status,
       ready: async () => {
         const c = await card.health();
-        return { ok: c.ok, checks: { card: c.ok } };
+        return { ok: c.ok, checks: { card: c.ok }, ...(c.ok ? {} : { down: { card: c.detail } }) };
       },
       authThrottle: ops.authThrottle,
       extensions,
