@@ -23,6 +23,8 @@ import { startOps } from './his/wire.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
+import { startProvinceJobs } from './protocol/province-jobs.ts';
+import { readTermList } from './ops/stats.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
 import type { Verifier } from './verify/types.ts';
@@ -154,6 +156,22 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         })),
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
+
+    // province methods (usage upload, terminal registration): only where the site's card system offers them
+    const province = config.upstream.province;
+    if (province?.usecarddate || province?.registerTerminals) {
+      const jobs = startProvinceJobs({
+        settings: province,
+        stateDir: config.stateDir,
+        termId: config.site.termId,
+        outbox,
+        log: log.child({ component: 'province' }),
+        usageRows: (day) => ops.stats.usecardSceneList({ from: day, to: day, pageSize: 1_000_000 }).rows,
+        terminals: () => readTermList(scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })), config.site),
+      });
+      stops.push(() => jobs.stop());
+      void jobs.runOnce().catch((err: Error) => log.warn('province job failed', { error: err.message }));
+    }
 
     let his: HisServer | undefined;
     const status = async (): Promise<Record<string, unknown>> => {

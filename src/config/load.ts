@@ -86,6 +86,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       ...upstream,
       crossDomainUrl: upstream.crossDomainUrl ?? upstream.url,
       dialect: upstream.dialect ?? DEFAULT_DIALECT,
+      province: { usecarddate: false, usecarddateHour: 1, registerTerminals: false, ...(upstream.province ?? {}) },
     },
     card: {
       ...doc.card,
