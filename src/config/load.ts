@@ -85,7 +85,9 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     site: doc.site,
     his: { bodyLimitBytes: 16384, ...his,
       connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
-      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) } },
+      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) },
+      cors: { origins: [], maxAgeSeconds: 600, ...(his.cors ?? {}) },
+      streamTickets: { ttlSeconds: 30, maxOutstanding: 1000, ...(his.streamTickets ?? {}) } },
     upstream: {
       connectTimeoutMs: 3000,
       healthIntervalMs: 5000,
@@ -93,6 +95,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       ...upstream,
       crossDomainUrl: upstream.crossDomainUrl ?? upstream.url,
       dialect: upstream.dialect ?? DEFAULT_DIALECT,
+      province: { usecarddate: false, usecarddateHour: 1, registerTerminals: false, ...(upstream.province ?? {}) },
     },
     card: {
       ...doc.card,

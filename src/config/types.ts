@@ -44,6 +44,8 @@ export interface ApplianceConfig {
     bodyLimitBytes: number;
     connections: { max: number; perAddress: number; reserve: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };
     authThrottle: { maxFailures: number; windowSeconds: number; globalMaxFailures: number };
+    cors: { origins: string[]; maxAgeSeconds: number };
+    streamTickets: { ttlSeconds: number; maxOutstanding: number };
   };
   upstream: UpstreamSettings;
   card: {
