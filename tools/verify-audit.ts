@@ -3,7 +3,9 @@
  * Checks the audit chain (src/ops/audit.ts) with the card's MAC key, from its anchor to its head, reading
  * the day files directly (the appliance may be running or not). Reports the first broken record: edited,
  * deleted, reordered, malformed, cut from the end, or a forged anchor/head.
- * Exit 0 intact, 1 broken (the record is named), 2 usage/config (no key file, unreadable config).
+ * Signed `audit.recovered` records (power cuts) are accepted and listed; signed `audit.integrity` records
+ * (a cut chain, a deleted head or folder, an outbox behind its high-water mark) are listed as alarms.
+ * Exit 0 intact, 1 broken (the record is named) or an integrity alarm not acknowledged, 2 usage/config.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,10 +36,16 @@ export async function main(argv: string[]): Promise<number> {
       });
       bar.done();
       if (report.files === 0) throw new CliError(EXIT.USAGE, `no audit files in ${dir}`);
+      const open = report.alarms.filter((a) => !a.acknowledged);
       if (values.json) console.log(JSON.stringify(report, null, 2));
-      else if (report.ok) console.log(`audit chain intact: ${report.records} records, seq ${report.firstSeq}..${report.lastSeq}, ${report.files} day files in ${dir}`);
-      else console.log(`AUDIT CHAIN BROKEN (${report.broken!.problem}): ${report.broken!.message}\n  checked ${report.records} intact records before it, in ${dir}`);
-      return report.ok ? EXIT.OK : EXIT.FAILURE;
+      else {
+        for (const p of report.powerLosses) console.log(p.message);
+        for (const a of report.alarms) console.log(`INTEGRITY ALARM (${a.problem}) at seq ${a.seq}, ${a.time}: ${a.message}${a.acknowledged ? ' [acknowledged]' : ''}`);
+        if (!report.ok) console.log(`AUDIT CHAIN BROKEN (${report.broken!.problem}): ${report.broken!.message}\n  checked ${report.records} intact records before it, in ${dir}`);
+        else if (open.length) console.log(`AUDIT CHAIN NOT INTACT: ${open.length} integrity alarm(s) not acknowledged (ehc-edge audit ack); ${report.records} records verify, seq ${report.firstSeq}..${report.lastSeq}`);
+        else console.log(`audit chain intact: ${report.records} records, seq ${report.firstSeq}..${report.lastSeq}, ${report.files} day files in ${dir}${report.powerLosses.length ? `, ${report.powerLosses.length} power loss(es) recovered` : ''}`);
+      }
+      return report.ok && open.length === 0 ? EXIT.OK : EXIT.FAILURE;
     } finally {
       await card.close();
     }

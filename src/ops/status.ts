@@ -121,6 +121,8 @@ export async function collectStatus(src: StatusSources): Promise<StatusReport> {
   const auditState = src.audit ? sync('audit', () => src.audit!(), undefined) : undefined;
   const audit = auditState ? (({ dir: _dir, ...rest }) => rest)(auditState) : undefined;
   const recent = sync('recent', () => src.recent?.(20) ?? [], []);
+  // an integrity alarm (audit cut, head gone, outbox behind its high-water mark) is a problem until acknowledged
+  for (const a of audit?.alarms ?? []) problems.push(`integrity: ${a.problem}: ${a.message}`);
   const ok =
     card.ok &&
     upstream.reachable &&
