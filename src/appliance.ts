@@ -15,6 +15,7 @@ import { startHisServer, type HisServer } from './his/server.ts';
 import type { Logger } from './ops/log.ts';
 import { createRegistry, verifyMetrics } from './ops/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
+import { registerAuditMetrics } from './ops/audit-metrics.ts';
 import { startOps } from './ops/wire.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './ops/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
@@ -99,8 +100,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
     registerOutboxMetrics(registry, replay);
 
-    const ops = await startOps({ config, card, upstream, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
+    const ops = await startOps({ config, card, upstream, outbox, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
     stops.push(() => ops.close());
+    registerAuditMetrics(registry, () => ops.audit.state());
     ops.setOutbox(() => outbox.stats());
 
     const observers: VerifyObserver[] = [verifyMetrics(registry), ops.observer, { verified: () => desks.note(), rejected: () => desks.note() }];

@@ -1,5 +1,7 @@
 /**
- * ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet]
+ * ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet] [--ack [--note TEXT]]
+ * --ack (appliance stopped): an admin acknowledges the open integrity alarms in a signed record, which
+ * clears them from status and metrics; verify-audit lists them as acknowledged from then on.
  * Checks the audit chain (src/ops/audit.ts) with the card's MAC key, from its anchor to its head, reading
  * the day files directly (the appliance may be running or not). Reports the first broken record: edited,
  * deleted, reordered, malformed, cut from the end, or a forged anchor/head.
@@ -9,17 +11,18 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { AuditTrail } from '../src/ops/audit.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 import { COMMON_OPTIONS, CliError, EXIT, isEntry, loadCliConfig, progress, runCommand } from './lib/cli.ts';
 import { openToolCard } from './lib/card.ts';
 
-const USAGE = 'usage: ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet]';
+const USAGE = 'usage: ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet] [--ack [--note TEXT]]';
 
 export async function main(argv: string[]): Promise<number> {
   return runCommand('verify-audit', async () => {
     const { values } = parseArgs({
       args: argv,
-      options: { ...COMMON_OPTIONS, dir: { type: 'string' }, 'key-file': { type: 'string' } },
+      options: { ...COMMON_OPTIONS, dir: { type: 'string' }, 'key-file': { type: 'string' }, ack: { type: 'boolean' }, note: { type: 'string' } },
       strict: true,
     });
     if (values.help) {
@@ -31,6 +34,17 @@ export async function main(argv: string[]): Promise<number> {
     const card = await openToolCard(config, values['key-file'] ? path.resolve(values['key-file']) : undefined);
     const bar = progress(!values.quiet);
     try {
+      if (values.ack) {
+        // an admin has looked at the alarms: a signed acknowledgement (the appliance must be stopped: one writer)
+        const trail = await AuditTrail.open({ dir, card, macKey: config.card.keys.mac, retainDays: config.audit.retainDays, maxBytes: config.audit.maxBytes });
+        try {
+          const open = trail.integrityAlarms();
+          const rec = await trail.acknowledgeAlarms(process.env.SUDO_USER ?? process.env.USER ?? 'admin', values.note);
+          console.log(rec ? `acknowledged ${open.length} integrity alarm(s) in audit record seq ${rec.seq}` : 'no open integrity alarms');
+        } finally {
+          await trail.close();
+        }
+      }
       const report = await verifyAuditChain(dir, card, config.card.keys.mac, {
         onProgress: (p) => bar.update(`verify-audit: ${p.fileIndex}/${p.files} day files, ${p.records} records checked (${p.file})`),
       });
@@ -42,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
         for (const p of report.powerLosses) console.log(p.message);
         for (const a of report.alarms) console.log(`INTEGRITY ALARM (${a.problem}) at seq ${a.seq}, ${a.time}: ${a.message}${a.acknowledged ? ' [acknowledged]' : ''}`);
         if (!report.ok) console.log(`AUDIT CHAIN BROKEN (${report.broken!.problem}): ${report.broken!.message}\n  checked ${report.records} intact records before it, in ${dir}`);
-        else if (open.length) console.log(`AUDIT CHAIN NOT INTACT: ${open.length} integrity alarm(s) not acknowledged (ehc-edge audit ack); ${report.records} records verify, seq ${report.firstSeq}..${report.lastSeq}`);
+        else if (open.length) console.log(`AUDIT CHAIN NOT INTACT: ${open.length} integrity alarm(s) not acknowledged (ehc-edge verify-audit --ack, appliance stopped); ${report.records} records verify, seq ${report.firstSeq}..${report.lastSeq}`);
         else console.log(`audit chain intact: ${report.records} records, seq ${report.firstSeq}..${report.lastSeq}, ${report.files} day files in ${dir}${report.powerLosses.length ? `, ${report.powerLosses.length} power loss(es) recovered` : ''}`);
       }
       return report.ok && open.length === 0 ? EXIT.OK : EXIT.FAILURE;

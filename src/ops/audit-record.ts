@@ -174,6 +174,8 @@ export interface HeadDoc {
   closed?: boolean;
   /** the outbox's acknowledged high-water mark (highest durable seq) when this head was written */
   outboxSeq?: number;
+  /** integrity alarms not yet acknowledged: they stay in status across restarts */
+  alarms?: Array<{ seq?: number; problem: string; message: string; raisedAt: string; outbox?: boolean }>;
 }
 
 export async function listAuditFiles(dir: string): Promise<Array<{ name: string; day: string; bytes: number }>> {

@@ -85,7 +85,7 @@ export interface AuditState {
   /** appends that failed (card or disk error) since start */
   failures: number;
   lastError: string | null;
-  /** integrity alarms not yet acknowledged (`ehc-edge audit ack`) */
+  /** integrity alarms not yet acknowledged (`ehc-edge verify-audit --ack`) */
   alarms: AuditAlarm[];
 }
 
@@ -140,6 +140,7 @@ export class AuditTrail {
   private lastHead?: HeadDoc;
   private alarms: AuditAlarm[] = [];
   private lastHeadLog = 0;
+  private outboxFloor = 0;
   private closed = false;
   /** last durable verification records' lines (already masked), newest last, for the status page */
   private readonly recent: string[] = [];
@@ -217,7 +218,9 @@ export class AuditTrail {
     this.durableMac = this.prev;
     this.durableTime = this.lastTime;
     this.lastHead = r.head;
-    this.alarms = r.alarms.map((a) => ({ ...a, raisedAt: this.clock().toISOString() }));
+    this.outboxFloor = r.head?.outboxSeq ?? 0;
+    const carried = (r.head?.alarms ?? []).map((a) => ({ ...a, problem: a.problem as IntegrityAlarm['problem'] }));
+    this.alarms = [...carried, ...r.alarms.map((a) => ({ ...a, raisedAt: this.clock().toISOString() }))];
     const written = await Promise.all(r.notes.map((n) => new Promise<AuditRecord>((resolve, reject) => this.enqueue({ event: n.event, skipTo: n.skipTo, done: (line) => resolve(JSON.parse(line) as AuditRecord), fail: reject }))));
     written.forEach((rec, i) => {
       if (rec.action === 'audit.integrity') {
@@ -225,7 +228,9 @@ export class AuditTrail {
         if (alarm) alarm.seq = rec.seq;
       }
     });
-    // a fresh head at once: it names what recovery left, and it is never missing while day files exist
+    // a fresh head at once: it names what recovery left (and the open alarms), and it is never missing
+    // while day files exist
+    await this.flush();
     await this.writeHead();
   }
 
@@ -251,6 +256,7 @@ export class AuditTrail {
   async raiseAlarm(a: IntegrityAlarm): Promise<AuditRecord> {
     const rec = await this.append(integrityEvent(a));
     this.alarms.push({ ...a, seq: rec.seq, raisedAt: rec.time });
+    await this.writeHead();
     return rec;
   }
 
@@ -260,6 +266,8 @@ export class AuditTrail {
     const seqs = this.alarms.map((a) => a.seq).filter((s): s is number => s !== undefined);
     const rec = await this.append({ kind: 'security', action: 'audit.integrity-ack', operator, detail: { alarms: seqs, problems: this.alarms.map((a) => a.problem), ...(note ? { note } : {}) } });
     this.alarms = [];
+    this.outboxFloor = 0;
+    await this.writeHead();
     return rec;
   }
 
@@ -430,9 +438,10 @@ export class AuditTrail {
     const run = async () => {
       const doc: HeadDoc = { seq: this.durableSeq, mac: this.durableMac, time: this.durableTime ?? this.clock().toISOString() };
       if (closed) doc.closed = true;
-      const outboxSeq = this.opts.outboxSeq?.();
-      if (outboxSeq !== undefined) doc.outboxSeq = Math.max(outboxSeq, this.lastHead?.outboxSeq ?? 0);
-      else if (this.lastHead?.outboxSeq !== undefined) doc.outboxSeq = this.lastHead.outboxSeq;
+      // the high-water mark never moves back by itself: only an admin's acknowledgement resets the floor
+      const outboxSeq = Math.max(this.opts.outboxSeq?.() ?? 0, this.outboxFloor);
+      if (outboxSeq > 0) doc.outboxSeq = outboxSeq;
+      if (this.alarms.length) doc.alarms = this.alarms.map((a) => ({ seq: a.seq, problem: a.problem, message: a.message, raisedAt: a.raisedAt, ...(a.outbox ? { outbox: true } : {}) }));
       const sealed = await sealDoc(this.opts.card, this.opts.macKey, doc);
       await replaceFileDurably(path.join(this.opts.dir, 'head.json'), sealed);
       this.lastHead = doc;
