@@ -266,7 +266,7 @@ test('POST /v1/scans/inject validates its body and the tool injects; GET /v1/sca
     const raw = scanning.hub.since(0).events.find((e) => e.type === 'scan');
     assert.is(raw?.scannerId, 'virtual:demo');
     assert.is(raw?.station, 'desk-9');
-    assert.is(await scannersTool(['inject', 'X', '--url', http.base, '--key', 'wrong-key-wrong-key'], () => {}), 1, 'bad key refused');
+    assert.is(await scannersTool(['inject', 'X', '--url', http.base, '--key', 'wrong-key-wrong-key'], () => {}), 2, 'bad key refused (exit 2: usage/config)');
     const list = await fetch(`${http.base}/v1/scanners`, { headers: AUTH });
     assert.equal(await list.json(), { scanners: [] });
     const noAuth = await fetch(`${http.base}/v1/scanners`);

@@ -1,37 +1,35 @@
 /**
  * ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet] [--ack [--note TEXT]]
- * --ack (appliance stopped): an admin acknowledges the open integrity alarms in a signed record, which
- * clears them from status and metrics; verify-audit lists them as acknowledged from then on.
  * Checks the audit chain (src/ops/audit.ts) with the card's MAC key, from its anchor to its head, reading
  * the day files directly (the appliance may be running or not). Reports the first broken record: edited,
  * deleted, reordered, malformed, cut from the end, or a forged anchor/head.
  * Signed `audit.recovered` records (power cuts) are accepted and listed; signed `audit.integrity` records
  * (a cut chain, a deleted head or folder, an outbox behind its high-water mark) are listed as alarms.
+ * --ack (appliance stopped): an admin acknowledges the open integrity alarms in a signed record, which
+ * clears them from status and metrics; verify-audit lists them as acknowledged from then on.
  * Exit 0 intact, 1 broken (the record is named) or an integrity alarm not acknowledged, 2 usage/config.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
-import { COMMON_OPTIONS, CliError, EXIT, isEntry, loadCliConfig, progress, runCommand } from './lib/cli.ts';
+import { act, CliError, defineCommand, EXIT, isEntry, loadCliConfig, progress, runCli, type CommonOptions } from './lib/cli.ts';
 import { openToolCard } from './lib/card.ts';
 
-const USAGE = 'usage: ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet] [--ack [--note TEXT]]';
-
-export async function main(argv: string[]): Promise<number> {
-  return runCommand('verify-audit', async () => {
-    const { values } = parseArgs({
-      args: argv,
-      options: { ...COMMON_OPTIONS, dir: { type: 'string' }, 'key-file': { type: 'string' }, ack: { type: 'boolean' }, note: { type: 'string' } },
-      strict: true,
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return EXIT.OK;
-    }
-    const config = loadCliConfig(argv);
+export function command() {
+  const cmd = defineCommand(
+    'verify-audit',
+    'check the audit chain and name the first broken record',
+    "Checks the audit chain with the card's MAC key, from its anchor to its head, reading the day files directly (the appliance may be running or not). Reports the first broken record: edited, deleted, reordered, malformed, cut from the end, or a forged anchor/head. Lists the power losses the appliance recovered from (signed audit.recovered records) and the integrity alarms (signed audit.integrity records); exit 1 while an alarm is not acknowledged.",
+    { his: false },
+  )
+    .option('--dir <dir>', 'audit folder (default: <stateDir>/audit)')
+    .option('--key-file <file>', 'a software card key file holding the MAC key (default: the configured card)')
+    .option('--ack', 'acknowledge the open integrity alarms in a signed record (appliance stopped)')
+    .option('--note <text>', 'with --ack: what was found and done');
+  return act<CommonOptions & { dir?: string; keyFile?: string; ack?: boolean; note?: string }>(cmd, async (values) => {
+    const config = loadCliConfig(values);
     const dir = path.resolve(values.dir ?? path.join(config.stateDir, 'audit'));
-    const card = await openToolCard(config, values['key-file'] ? path.resolve(values['key-file']) : undefined);
+    const card = await openToolCard(config, values.keyFile ? path.resolve(values.keyFile) : undefined);
     const bar = progress(!values.quiet);
     try {
       if (values.ack) {
@@ -40,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
         try {
           const open = trail.integrityAlarms();
           const rec = await trail.acknowledgeAlarms(process.env.SUDO_USER ?? process.env.USER ?? 'admin', values.note);
-          console.log(rec ? `acknowledged ${open.length} integrity alarm(s) in audit record seq ${rec.seq}` : 'no open integrity alarms');
+          if (!values.json) console.log(rec ? `acknowledged ${open.length} integrity alarm(s) in audit record seq ${rec.seq}` : 'no open integrity alarms');
         } finally {
           await trail.close();
         }
@@ -66,4 +64,8 @@ export async function main(argv: string[]): Promise<number> {
   });
 }
 
-if (isEntry(import.meta.url)) main(process.argv.slice(2)).then((code) => process.exit(code));
+export async function main(argv: string[]): Promise<number> {
+  return runCli(command(), argv);
+}
+
+if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -68,7 +68,9 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     configDir: dir,
     stateDir,
     site: doc.site,
-    his: { bodyLimitBytes: 16384, ...his },
+    his: { bodyLimitBytes: 16384, ...his,
+      connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
+      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) } },
     upstream: {
       connectTimeoutMs: 3000,
       healthIntervalMs: 5000,

@@ -44,6 +44,30 @@ export const configSchema = {
           properties: { cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' } },
         },
         bodyLimitBytes: { type: 'integer', minimum: 256, maximum: 1048576 },
+        connections: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'connection budget of the HIS port (src/his/connection-budget.ts)',
+          properties: {
+            max: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections for ordinary requests' },
+            perAddress: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections per client address' },
+            reserve: { type: 'integer', minimum: 1, maximum: 4096, description: 'connections above max for /v1/health, /v1/status, /metrics and the status page only' },
+            headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
+            requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
+            keepAliveTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000 },
+            idleTimeoutMs: { type: 'integer', minimum: 20000, maximum: 3600000, description: 'above the scan stream keep-alive interval (15 s)' },
+          },
+        },
+        authThrottle: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'failed-auth throttle of every key class (src/his/auth-throttle.ts)',
+          properties: {
+            maxFailures: { type: 'integer', minimum: 1, maximum: 10000, description: 'failures per client address within the window before 429' },
+            windowSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
+            globalMaxFailures: { type: 'integer', minimum: 1, maximum: 1000000, description: 'failures of all addresses together within the window before every failing address is limited' },
+          },
+        },
       },
     },
     upstream: {

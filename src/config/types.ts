@@ -35,6 +35,8 @@ export interface ApplianceConfig {
     apiKeys: string[];
     tls?: { cert: string; key: string; ca?: string };
     bodyLimitBytes: number;
+    connections: { max: number; perAddress: number; reserve: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };
+    authThrottle: { maxFailures: number; windowSeconds: number; globalMaxFailures: number };
   };
   upstream: {
     url: string;
