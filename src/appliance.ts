@@ -152,7 +152,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       status,
       ready: async () => {
         const c = await card.health();
-        return { ok: c.ok, checks: { card: c.ok } };
+        // audit.onFailure = refuse: while the trail cannot be written, identity answers are refused
+        const audit = ops.audit.state().writable || config.audit.onFailure === 'continue';
+        return { ok: c.ok && audit, checks: { card: c.ok, audit } };
       },
       authThrottle: ops.authThrottle,
       extensions,

@@ -85,6 +85,8 @@ export interface AuditState {
   /** appends that failed (card or disk error) since start */
   failures: number;
   lastError: string | null;
+  /** false while the last write failed (disk full, I/O): identity answers are refused under audit.onFailure = refuse */
+  writable: boolean;
   /** integrity alarms not yet acknowledged (`ehc-edge verify-audit --ack`) */
   alarms: AuditAlarm[];
 }
@@ -111,6 +113,8 @@ interface Pending {
   kind: AuditKind;
   done?: (line: string) => void;
   fail: (e: unknown) => void;
+  /** the chain's epoch when this record was chained: a rollback fails every record of an older one */
+  epoch: number;
 }
 
 export class AuditTrail {
@@ -141,6 +145,12 @@ export class AuditTrail {
   private alarms: AuditAlarm[] = [];
   private lastHeadLog = 0;
   private outboxFloor = 0;
+  /** bumped by each rollback: records chained before it are not written */
+  private epoch = 0;
+  private handleBytes = 0;
+  /** false after a failed write, true again after the next good one */
+  private writable = true;
+  private broken: string | null = null;
   private closed = false;
   /** last durable verification records' lines (already masked), newest last, for the status page */
   private readonly recent: string[] = [];
@@ -306,17 +316,25 @@ export class AuditTrail {
     while (this.queued.length > 0) {
       const items = this.queued.splice(0);
       for (const { event, done, fail, skipTo } of items) {
-        const seq = Math.max(this.seq, skipTo ?? 0) + 1;
+        let seq: number;
         let time: Date;
         let body: string;
         let input: Buffer;
         let mac: string;
+        let epoch: number;
         try {
           // nothing in this loop may throw past here: the busy flag below must always be cleared
-          time = event.time ?? this.clock();
-          body = bodyText(seq, this.prev, event, time);
-          input = macInput(body);
-          mac = (await this.opts.card.hmacSm3(this.opts.macKey, input)).toString('hex');
+          for (;;) {
+            // a failed write rolls the chain back (epoch moves on) while a MAC is on the card: chain again
+            epoch = this.epoch;
+            seq = Math.max(this.seq, skipTo ?? 0) + 1;
+            time = event.time ?? this.clock();
+            body = bodyText(seq, this.prev, event, time);
+            input = macInput(body);
+            mac = (await this.opts.card.hmacSm3(this.opts.macKey, input)).toString('hex');
+            if (epoch === this.epoch) break;
+          }
+          if (this.broken) throw new Error(`audit trail cannot be written: ${this.broken}`);
         } catch (err) {
           this.noteFailure(err);
           fail(err);
@@ -334,7 +352,7 @@ export class AuditTrail {
         const today = this.dayOf(time);
         const day = today > this.minDay ? today : this.minDay;
         this.minDay = day;
-        this.pending.push({ line, bytes, day, seq, mac, time: iso, kind: event.kind, done, fail });
+        this.pending.push({ line, bytes, day, seq, mac, time: iso, kind: event.kind, done, fail, epoch });
       }
       this.kick();
     }
@@ -374,17 +392,33 @@ export class AuditTrail {
         let j = i;
         while (j < batch.length && batch[j]!.day === day) j++;
         const group = batch.slice(i, j);
+        const stale = group.filter((p) => p.epoch !== this.epoch);
+        if (stale.length > 0) {
+          // chained on top of records that could not be written: their prev names a record that is not there
+          const e = new Error(`audit: not written, chained after a record whose write failed (${this.lastError})`);
+          for (const p of stale) p.fail(e);
+        }
+        const live = group.filter((p) => p.epoch === this.epoch);
+        if (live.length === 0) {
+          i = j;
+          continue;
+        }
+        let before = -1;
         try {
           const rotated = await this.ensureHandle(day);
-          const buf = Buffer.concat(group.flatMap((p) => p.bytes));
-          await this.handle!.write(buf);
+          before = this.handleBytes;
+          const buf = Buffer.concat(live.flatMap((p) => p.bytes));
+          // a short write (the disk filling up) is not an error to write(): write the rest until it is one
+          for (let off = 0; off < buf.length; ) off += (await this.handle!.write(buf, off, buf.length - off)).bytesWritten;
           await this.handle!.sync();
+          this.handleBytes += buf.length;
           this.bytes += buf.length;
-          const last = group[group.length - 1]!;
+          const last = live[live.length - 1]!;
           this.durableSeq = last.seq;
           this.durableMac = last.mac;
           this.durableTime = last.time;
-          for (const p of group) {
+          this.writable = true;
+          for (const p of live) {
             if (p.kind === 'verify') {
               this.recent.push(p.line);
               if (this.recent.length > 50) this.recent.shift();
@@ -394,14 +428,36 @@ export class AuditTrail {
           if (rotated || this.bytes > this.maxBytes) await this.prune();
         } catch (err) {
           this.noteFailure(err);
+          this.writable = false;
           this.opts.logger?.error('audit write failed', { err: err as Error });
-          for (const p of group) p.fail(err);
+          await this.rollBack(before);
+          for (const p of live) p.fail(err);
         }
         i = j;
       }
       this.scheduleHead();
     }
     this.flushBusy = false;
+  }
+
+  /**
+   * After a failed write (disk full, I/O error): cut what reached the file back off, and take the chain
+   * back to the last durable record, so the next record follows it with no gap and no half line. If the
+   * cut itself fails, the trail refuses every further record until a restart (whose recovery cuts it).
+   */
+  private async rollBack(size: number): Promise<void> {
+    this.epoch++;
+    this.seq = this.durableSeq;
+    this.prev = this.durableMac;
+    this.lastTime = this.durableTime;
+    if (size < 0 || !this.handle) return;
+    try {
+      await this.handle.truncate(size);
+      await this.handle.sync();
+    } catch (err) {
+      this.broken = `a failed write could not be cut off (${(err as Error).message}); restart to recover`;
+      this.opts.logger?.error('audit: a failed write could not be cut off; refusing records until restart', { err: err as Error });
+    }
   }
 
   private async ensureHandle(day: string): Promise<boolean> {
@@ -416,6 +472,7 @@ export class AuditTrail {
     }
     this.handle = await open(file, 'a', 0o600);
     this.handleDay = day;
+    this.handleBytes = (await this.handle.stat()).size;
     if (!existed) {
       fsyncDir(this.opts.dir);
       this.files++;
@@ -520,6 +577,7 @@ export class AuditTrail {
       failures: this.failures,
       lastError: this.lastError,
       alarms: this.integrityAlarms(),
+      writable: this.writable && !this.broken,
     };
   }
 

@@ -123,6 +123,7 @@ export async function collectStatus(src: StatusSources): Promise<StatusReport> {
   const recent = sync('recent', () => src.recent?.(20) ?? [], []);
   // an integrity alarm (audit cut, head gone, outbox behind its high-water mark) is a problem until acknowledged
   for (const a of audit?.alarms ?? []) problems.push(`integrity: ${a.problem}: ${a.message}`);
+  if (audit && audit.writable === false) problems.push(`audit: cannot write (${audit.lastError ?? 'unknown error'})`);
   const ok =
     card.ok &&
     upstream.reachable &&

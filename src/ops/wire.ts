@@ -121,7 +121,7 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
   return {
     audit,
     stats,
-    observer: opsObserver({ audit, stats, defaultOperator: config.verify.operatorId }),
+    observer: opsObserver({ audit, stats, defaultOperator: config.verify.operatorId, onFailure: config.audit.onFailure }),
     authThrottle,
     adminGuard: throttled(authThrottle, 'admin', adminAuth({ ...config.admin, hisApiKeys: config.his.apiKeys, audit, logger: adminLog })),
     extensions: opsExtensions({ stats, site: config.site, scanners: () => scannerInfos() }),
