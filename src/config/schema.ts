@@ -96,19 +96,10 @@ export const configSchema = {
           },
         },
         dialect: {
-          description: 'how the site card system deviates from the national V3.1 reading',
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            name: { type: 'string' },
-            digestOver: { enum: ['ciphertext', 'plaintext'] },
-            encoding: { enum: ['hex', 'base64'] },
-            charset: { enum: ['utf-8', 'gbk'] },
-            padding: { enum: ['pkcs7', 'zero'] },
-            key: { enum: ['hex-prefix', 'ascii16'] },
-            secretSuffix: { enum: ['app_secret', 'bare'] },
-          },
+          description: 'how the site card system deviates from the national V3.1 reading: a shipped profile (dialects/*.json) by name, or an inline dialect checked against dialects/dialect.schema.json',
+          anyOf: [{ type: 'string', minLength: 1 }, { type: 'object' }],
         },
+        appKey: { type: 'string', pattern: '^[0-9A-Fa-f]{32}$', description: 'fixed SM4 key issued with the app (dialects with key: fixed)' },
       },
     },
     card: {
