@@ -15,7 +15,7 @@ import { serialDriver } from '../drivers/serial.ts';
 import { EhcError } from '../src/errors.ts';
 import type { ScanEvent } from '../drivers/types.ts';
 import type { ScannerConfig } from '../src/config/types.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 
 const serial = needs(socatMissing());
 const dir = mkdtempSync(path.join(tmpdir(), 'ehc-serial-'));

@@ -9,7 +9,7 @@ import { readFileSync, rmSync, truncateSync, existsSync, writeFileSync } from 'n
 import path from 'node:path';
 import { parseConfig } from '../src/config/load.ts';
 import { startAppliance, type Appliance } from '../src/appliance.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 import { openToolCard } from '../tools/lib/card.ts';

@@ -19,7 +19,7 @@ import { population, findClearPii } from './helpers/population.ts';
 import { listen } from './helpers/serve.ts';
 import { testAppliance, API_KEY } from './helpers/appliance.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
-import { SimCardSystem } from '../tools/simulator/index.ts';
+import { SimCardSystem } from '../demo/simulator/index.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHROMIUM = '/usr/bin/chromium';

@@ -13,7 +13,7 @@ import { bodyLimit } from './body-limit.ts';
 import { HTTPException } from 'hono/http-exception';
 import type { Registry } from 'prom-client';
 import { EhcError, asEhcError } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { Verifier, VerifyResult } from '../verify/types.ts';
 import { apiKeyAuth, type AuthFailure } from './auth.ts';
 import { AUTH_THROTTLE_DEFAULTS, AuthThrottle, throttled } from './auth-throttle.ts';

@@ -9,7 +9,7 @@
 import type { HisExtension } from './app.ts';
 import type { OpenApiPaths } from './openapi.ts';
 import { statusPage } from './status-page.ts';
-import { statsRoutes, type StatsRoutesOptions } from '../ops/stats.ts';
+import { statsRoutes, type StatsRoutesOptions } from './stats-routes.ts';
 
 const secured = [{ apiKey: [] as string[] }];
 const denied = { description: 'no or unknown API key' };

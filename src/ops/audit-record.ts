@@ -6,8 +6,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CardPrimitives, KeyIndex } from '../crypto/card.ts';
-import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../code/mask.ts';
-import { maskForLog } from './log.ts';
+import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../platform/mask.ts';
+import { maskForLog } from '../platform/log.ts';
 
 export type AuditKind = 'verify' | 'config' | 'key' | 'admin' | 'security' | 'audit';
 

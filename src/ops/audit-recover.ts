@@ -22,7 +22,7 @@ import { readFile, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import type { KeyIndex } from '../crypto/card.ts';
 import { createFileDurably } from '../platform/durable-write.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../platform/log.ts';
 import { GENESIS, listAuditFiles, macOf, openSealed, splitLine, type AnchorDoc, type AuditEvent, type AuditMacCard, type HeadDoc } from './audit-record.ts';
 
 export type IntegrityProblem =

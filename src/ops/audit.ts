@@ -27,7 +27,7 @@ import { mkdir, open, readFile, stat, truncate, unlink, writeFile, type FileHand
 import path from 'node:path';
 import type { KeyIndex } from '../crypto/card.ts';
 import { fsyncDirSync as fsyncDir, replaceFileDurably } from '../platform/durable-write.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../platform/log.ts';
 import {
   GENESIS,
   MAC_DOMAIN_BYTES,

@@ -6,7 +6,7 @@
 import type { CardHealth } from '../crypto/card.ts';
 import type { UpstreamHealth } from '../protocol/upstream.ts';
 import type { OutboxStats } from '../store/outbox.ts';
-import { maskDeep, maskText } from '../code/mask.ts';
+import { maskDeep, maskText } from '../platform/mask.ts';
 import type { AuditState, MaskedSubject } from './audit.ts';
 import type { ErrorCount } from './stats.ts';
 

@@ -19,15 +19,15 @@ import type { CardHealth, CardPrimitives } from '../crypto/card.ts';
 import type { Upstream } from '../protocol/upstream.ts';
 import type { OutboxStats } from '../store/outbox.ts';
 import type { VerifyObserver } from '../verify/verifier.ts';
-import type { HisExtension } from '../his/app.ts';
-import { adminAuth } from '../his/admin-auth.ts';
-import { AuthThrottle, throttled } from '../his/auth-throttle.ts';
-import { opsExtensions } from '../his/ops-routes.ts';
-import { AuditTrail } from './audit.ts';
-import type { Logger } from './log.ts';
-import { opsObserver } from './observer.ts';
-import { UsageStats, type ScannerInfo } from './stats.ts';
-import { collectStatus, type ScannerStatus, type StatusReport } from './status.ts';
+import type { HisExtension } from './app.ts';
+import { adminAuth } from './admin-auth.ts';
+import { AuthThrottle, throttled } from './auth-throttle.ts';
+import { opsExtensions } from './ops-routes.ts';
+import { AuditTrail } from '../ops/audit.ts';
+import type { Logger } from '../platform/log.ts';
+import { opsObserver } from '../ops/observer.ts';
+import { UsageStats, type ScannerInfo } from '../ops/stats.ts';
+import { collectStatus, type ScannerStatus, type StatusReport } from '../ops/status.ts';
 
 export interface OpsDeps {
   config: ApplianceConfig;
