@@ -86,7 +86,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
     stops.push(() => upstream.close());
 
-    const outbox = await openOutbox(config, card, log);
+    // a card that is down at start is a degraded state, not a failed start: the outbox checks its keys on first use
+    const cardUp = (await card.health()).ok;
+    const outbox = await openOutbox(config, card, log, { checkKeysNow: cardUp });
     stops.push(() => outbox.close());
     const deferredListeners: DeferredResultListener[] = [];
     const load = new EventLoopLoad().start();
@@ -131,9 +133,21 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     scanning.hub.subscribe((ev) => {
       if (ev.type === 'scan') lastScanAt.set(ev.scannerId, new Date().toISOString());
     });
-    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'error', failed: 'error' };
+    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
     ops.setScanners(
-      () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, driver: v.driver, state: opsState[v.state] ?? 'error', lastScanAt: lastScanAt.get(v.scannerId) ?? null, scans: v.scans, detail: v.message })),
+      () =>
+        scanning.scanners().map((v) => ({
+          id: v.scannerId,
+          name: v.name,
+          station: v.station,
+          driver: v.driver,
+          state: opsState[v.state] ?? 'error',
+          lastScanAt: lastScanAt.get(v.scannerId) ?? null,
+          scans: v.scans,
+          detail: v.message,
+          configured: v.configured,
+          ...(v.state === 'absent' ? { since: v.absentSince, seenBefore: v.seenBefore } : {}),
+        })),
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
 
@@ -157,7 +171,8 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         const c = await card.health();
         // audit.onFailure = refuse: while the trail cannot be written, identity answers are refused
         const audit = ops.audit.state().writable || config.audit.onFailure === 'continue';
-        return { ok: c.ok && audit, checks: { card: c.ok, audit } };
+        const down = { ...(c.ok ? {} : { card: c.detail }), ...(audit ? {} : { audit: ops.audit.state().lastError ?? 'cannot write' }) };
+        return { ok: c.ok && audit, checks: { card: c.ok, audit }, ...(Object.keys(down).length ? { down } : {}) };
       },
       authThrottle: ops.authThrottle,
       extensions,

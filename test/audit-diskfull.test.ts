@@ -84,9 +84,9 @@ needs(why)('disk full: no identity answer goes out unaudited (refuse), health an
     const health = await fetch(`${a.url}/v1/health`);
     assert.is(health.status, 503);
     assert.is(((await health.json()) as { checks: Record<string, boolean> }).checks.audit, false);
-    const status = (await (await fetch(`${a.url}/v1/status`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { ok: boolean; problems: string[] };
+    const status = (await (await fetch(`${a.url}/v1/status`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { ok: boolean; problems: Array<{ reason: string; severity: string }> };
     assert.is(status.ok, false);
-    assert.ok(status.problems.some((p) => p.startsWith('audit: cannot write')), JSON.stringify(status.problems));
+    assert.ok(status.problems.some((p) => p.reason.startsWith('audit trail cannot be written') && p.severity === 'down'), JSON.stringify(status.problems));
 
     rmSync(filler);
     const after = await post();

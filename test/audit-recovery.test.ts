@@ -100,7 +100,7 @@ test('a restart does not launder a truncated trail: alarm record, status alarm, 
   assert.is(alarms.length, 1);
   assert.is(alarms[0]!.problem, 'truncated');
   assert.equal(alarms[0]!.missing, { from: 28, to: 30 });
-  assert.is(t.state().alarms.length, 1);
+  assert.is(t.state().alarms?.length, 1);
   await t.append(ev(1));
   await t.close();
   const report = await verifyAuditChain(dir, card, card.index);

@@ -131,7 +131,7 @@ test('status and stats over the HIS port: exit codes 0/1/2/3, JSON export with p
   const s2 = await site(srv.port);
   await s2.card.close();
   try {
-    const st = await run(['status', '--config', s2.file]);
+    const st = await run(['status', '--config', s2.file, '--lang', 'en']);
     assert.is(st.code, 0, st.stderr);
     assert.match(st.stdout, /HEALTHY/);
     assert.match(st.stdout, /upstream {2}reachable {2}3 ms/);

@@ -88,7 +88,7 @@ test('verify → audit + stats; auth failures audited; /v1/status, /status and /
     assert.equal(scene.usecard_scene_list.map((r: { online_or_offline: string; usecard_scene: string; usecard_scene_num: number }) => [r.online_or_offline, r.usecard_scene, r.usecard_scene_num]), [['online', '010105', 1]]);
     const page = await fetch(`${srv.url}/status`);
     assert.is(page.status, 200);
-    assert.match(await page.text(), /ehc-edge status/);
+    assert.match(await page.text(), /<title>ehc-edge 状态<\/title>/);
 
     const verified = audit.recentVerifications(5).find((r) => r.action === 'verify')!;
     assert.is(verified.route, 'local');

@@ -77,7 +77,7 @@ for (const damage of ['deleted', 'emptied'] as const) {
       try {
         const status = JSON.parse((await get(a, '/v1/status')).text);
         assert.is(status.ok, false, 'not healthy');
-        assert.ok(status.problems.some((p: string) => /integrity: outbox-missing/.test(p)), JSON.stringify(status.problems));
+        assert.ok(status.problems.some((p: { reason: string }) => /integrity alarm \(outbox-missing\)/.test(p.reason)), JSON.stringify(status.problems));
         assert.match((await get(a, '/metrics')).text, /ehc_edge_audit_integrity_alarms 1/);
         assert.ok(log.lines.some((l) => l.includes('outbox behind its acknowledged high-water mark')));
       } finally {
@@ -95,7 +95,7 @@ for (const damage of ['deleted', 'emptied'] as const) {
         await card.close();
       }
       a = await startAppliance(config, memoryLogger());
-      assert.ok(JSON.parse((await get(a, '/v1/status')).text).problems.some((p: string) => /outbox-missing/.test(p)), 'still there after another restart');
+      assert.ok(JSON.parse((await get(a, '/v1/status')).text).problems.some((p: { reason: string }) => /outbox-missing/.test(p.reason)), 'still there after another restart');
       await a.stop();
 
       const cfgArgs = ['--config', config.configPath, '--dir', path.join(config.stateDir, 'audit'), '--quiet'];
@@ -104,7 +104,7 @@ for (const damage of ['deleted', 'emptied'] as const) {
       a = await startAppliance(config, memoryLogger());
       try {
         const status = JSON.parse((await get(a, '/v1/status')).text);
-        assert.not.ok(status.problems.some((p: string) => /integrity/.test(p)), JSON.stringify(status.problems));
+        assert.not.ok(status.problems.some((p: { reason: string }) => /integrity/.test(p.reason)), JSON.stringify(status.problems));
         assert.match((await get(a, '/metrics')).text, /ehc_edge_audit_integrity_alarms 0/);
       } finally {
         await a.stop();

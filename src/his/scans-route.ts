@@ -15,6 +15,7 @@ import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
 import { matches, sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
 import type { HisExtension } from './app.ts';
+import { errorResponse } from './openapi.ts';
 import type { InjectRequest, ScanRouteSource } from '../scan/index.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
@@ -27,7 +28,7 @@ export interface ScanRouteDeps extends ScanRouteSource {
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true });
-const validateInject = ajv.compile({
+const injectSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['text'],
@@ -36,7 +37,8 @@ const validateInject = ajv.compile({
     scanner: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
     station: { type: 'string', minLength: 1, maxLength: 64 },
   },
-});
+} as const;
+const validateInject = ajv.compile(injectSchema);
 
 const encoder = new TextEncoder();
 const KEEP_ALIVE = encoder.encode(': keep-alive\n\n');
@@ -184,11 +186,22 @@ export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
             { name: 'scanner', in: 'query', schema: { type: 'string' } },
             { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
           ],
-          responses: { 200: { description: 'text/event-stream: events scan, result, error, scanner' }, 401: { description: 'no or unknown API key' } },
+          responses: { 200: { description: 'events scan, result, error, scanner, gap', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
         },
       },
-      '/v1/scanners': { get: { summary: 'Scanners with their scannerId, name, station, STM number and state', security: secured, responses: { 200: { description: '{scanners: [...]}' } } } },
-      '/v1/scans/inject': { post: { summary: 'Inject a scan as a virtual scanner (demos, tests)', security: secured, responses: { 200: { description: 'the pipeline outcome' }, 400: { description: 'bad parameters (9001)' } } } },
+      '/v1/scanners': { get: { summary: 'Scanners with their scannerId, name, station, STM number and state', security: secured, responses: { 200: { description: '{scanners: [...]}', content: { 'application/json': { schema: { type: 'object', required: ['scanners'], properties: { scanners: { type: 'array' } } } } } } } } },
+      '/v1/scans/inject': {
+        post: {
+          summary: 'Inject a scan as a virtual scanner (demos, tests)',
+          security: secured,
+          requestBody: { required: true, content: { 'application/json': { schema: injectSchema } } },
+          responses: {
+            200: { description: 'the pipeline outcome', content: { 'application/json': { schema: { type: 'object', required: ['ret_code', 'status'], properties: { ret_code: { const: '0000' }, status: { type: 'string' } } } } } },
+            400: errorResponse('bad parameters (9001): no body, not JSON, or not the schema'),
+            501: errorResponse('scan injection is not available (9005)'),
+          },
+        },
+      },
     },
     install: (app, { auth }) => registerScanRoutes(app, { ...deps, auth }),
   };

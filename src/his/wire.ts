@@ -10,7 +10,7 @@
  *
  * Components that land later plug in through the setters (scanner registry, outbox).
  */
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { MiddlewareHandler } from 'hono';
@@ -27,7 +27,7 @@ import { AuditTrail } from '../ops/audit.ts';
 import type { Logger } from '../platform/log.ts';
 import { opsObserver } from '../ops/observer.ts';
 import { UsageStats, type ScannerInfo } from '../ops/stats.ts';
-import { collectStatus, type ScannerStatus, type StatusReport } from '../ops/status.ts';
+import { collectStatus, DownSince, type CertificateInfo, type ScannerStatus, type StatusReport } from '../ops/status.ts';
 
 export interface OpsDeps {
   config: ApplianceConfig;
@@ -116,6 +116,8 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
   let scannerInfos: () => ScannerInfo[] = () => [];
   let outbox: () => OutboxStats = () => ({ depth: 0, bytes: 0, oldestAgeSeconds: null, dead: 0, full: false });
   const adminLog = log.child({ component: 'admin' });
+  const since = new DownSince();
+  const certificates = (): CertificateInfo[] => certificateInfos(config);
   const authThrottle = new AuthThrottle({ ...config.his.authThrottle, audit, logger: log.child({ component: 'his' }) });
 
   return {
@@ -137,6 +139,9 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
         errors: (w) => stats.recentErrors(w),
         audit: () => audit.state(),
         recent: (n) => audit.recentVerifications(n),
+        certificates,
+        since,
+        outboxWarnDepth: Math.ceil(config.outbox.maxRecords * 0.8),
       }),
     setScanners(states, infos) {
       scannerStates = states;
@@ -150,4 +155,23 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
       await audit.close();
     },
   };
+}
+
+/** The client certificate towards the home card system (and the HIS port's), for expiry warnings. */
+function certificateInfos(config: ApplianceConfig): CertificateInfo[] {
+  const out: CertificateInfo[] = [];
+  const files: Array<[string, string | undefined]> = [
+    ['upstream client', config.upstream.tls?.cert],
+    ['HIS port', config.his.tls?.cert],
+  ];
+  for (const [name, file] of files) {
+    if (!file) continue;
+    try {
+      const cert = new X509Certificate(readFileSync(file));
+      out.push({ name, notAfter: new Date(cert.validTo).toISOString() });
+    } catch {
+      // unreadable: the component using it reports that
+    }
+  }
+  return out;
 }

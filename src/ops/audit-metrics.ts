@@ -17,7 +17,7 @@ export function registerAuditMetrics(registry: Registry, state: () => AuditState
         this.set(read(state()));
       },
     });
-  gauge('ehc_edge_audit_integrity_alarms', 'Integrity alarms of the audit trail not yet acknowledged by an admin', (s) => s.alarms.length);
+  gauge('ehc_edge_audit_integrity_alarms', 'Integrity alarms of the audit trail not yet acknowledged by an admin', (s) => s.alarms?.length ?? 0);
   gauge('ehc_edge_audit_failures_total', 'Audit appends that failed (disk full, I/O, card) since start', (s) => s.failures);
   gauge('ehc_edge_audit_last_seq', 'Seq of the last audit record', (s) => s.lastSeq);
 }

@@ -86,9 +86,9 @@ export interface AuditState {
   failures: number;
   lastError: string | null;
   /** false while the last write failed (disk full, I/O): identity answers are refused under audit.onFailure = refuse */
-  writable: boolean;
+  writable?: boolean;
   /** integrity alarms not yet acknowledged (`ehc-edge verify-audit --ack`) */
-  alarms: AuditAlarm[];
+  alarms?: AuditAlarm[];
 }
 
 /** An event waiting for its place in the chain (seq, prev, MAC), in arrival order. */

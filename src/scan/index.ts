@@ -19,6 +19,8 @@ import { ScanPipeline, type PipelineOutcome, type ScannerIdentity } from './pipe
 import { createTerminalRegistry, type TerminalRegistry } from './terminals.ts';
 
 export interface ScannerView extends Omit<ScannerStatus, 'config'> {
+  /** named in the config's scanners[] (listed even when absent) */
+  configured: boolean;
   name?: string;
   station?: string;
   termId?: string;
@@ -127,14 +129,14 @@ export async function startScanning(
   manager.on('refused', (s) => publishState(s));
 
   const view = (s: ScannerStatus): ScannerView => {
-    const { config: _c, ...rest } = s;
-    return rest;
+    const { config, ...rest } = s;
+    return { ...rest, configured: config !== undefined };
   };
   await manager.start();
   // allocate numbers for scanners found at start, so the listing shows them
   for (const s of manager.list()) {
     configOf.set(s.scannerId, s.config);
-    if (s.state !== 'refused') await terminals.termIdFor(s.scannerId).catch(() => undefined);
+    if (s.state !== 'refused' && s.state !== 'absent') await terminals.termIdFor(s.scannerId).catch(() => undefined);
   }
 
   const scanners = (): ScannerView[] => {
