@@ -3,7 +3,8 @@
  * order, stop them in reverse. `src/main.ts` wraps it in a process (signals, exit codes, systemd);
  * tests and benchmarks start real appliances with it.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { makeDirDurablySync } from './platform/durable-write.ts';
 import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
@@ -69,7 +70,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     }
   };
   try {
-    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+    makeDirDurablySync(config.stateDir);
     const registry = createRegistry();
 
     const card = await openCard(config.card, log.child({ component: 'card' }));

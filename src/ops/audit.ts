@@ -23,10 +23,10 @@
  * `detail` passes through maskForLog (maskDeep plus other spellings of identity fields) — the trail never
  * holds a clear identity.
  */
-import { mkdir, open, readFile, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { KeyIndex } from '../crypto/card.ts';
-import { fsyncDirSync as fsyncDir, replaceFileDurably } from '../platform/durable-write.ts';
+import { fsyncDirSync as fsyncDir, makeDirDurably, replaceFileDurably } from '../platform/durable-write.ts';
 import type { Logger } from '../platform/log.ts';
 import {
   GENESIS,
@@ -171,8 +171,17 @@ export class AuditTrail {
    */
   static async open(opts: AuditOptions): Promise<AuditTrail> {
     const trail = new AuditTrail(opts);
-    await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    await makeDirDurably(opts.dir);
     await trail.lock();
+    try {
+      await macOf(opts.card, opts.macKey, 'ehc-edge audit probe');
+    } catch (err) {
+      // a card that cannot MAC (keys missing, device down) is a degraded start, not a failed one: recovery
+      // waits for the card, and records are refused until it answers
+      trail.deferredRecovery = err instanceof Error ? err : new Error(String(err));
+      opts.logger?.error('audit: the crypto card cannot MAC; recovery waits for it and records are refused until then', { err: trail.deferredRecovery });
+      return trail;
+    }
     try {
       await trail.recover();
     } catch (err) {
@@ -215,7 +224,10 @@ export class AuditTrail {
     await unlink(this.lockFile).catch(() => {});
   }
 
-  private async recover(): Promise<void> {
+  /** set while the card could not MAC at open: the first append after it can runs recovery first */
+  private deferredRecovery: Error | null = null;
+
+  private async recover(awaitNotes = true): Promise<void> {
     const outsideHead = await this.readOutsideHead();
     const r = await recoverChain({ dir: this.opts.dir, card: this.opts.card, macKey: this.opts.macKey, outsideHead, logger: this.opts.logger, clock: this.clock });
     this.files = r.files;
@@ -231,13 +243,21 @@ export class AuditTrail {
     this.outboxFloor = r.head?.outboxSeq ?? 0;
     const carried = (r.head?.alarms ?? []).map((a) => ({ ...a, problem: a.problem as IntegrityAlarm['problem'] }));
     this.alarms = [...carried, ...r.alarms.map((a) => ({ ...a, raisedAt: this.clock().toISOString() }))];
-    const written = await Promise.all(r.notes.map((n) => new Promise<AuditRecord>((resolve, reject) => this.enqueue({ event: n.event, skipTo: n.skipTo, done: (line) => resolve(JSON.parse(line) as AuditRecord), fail: reject }))));
-    written.forEach((rec, i) => {
+    const noteWritten = (rec: AuditRecord, i: number) => {
       if (rec.action === 'audit.integrity') {
         const alarm = this.alarms.find((a) => a.problem === (r.notes[i]!.event.detail as IntegrityAlarm).problem && a.seq === undefined);
         if (alarm) alarm.seq = rec.seq;
       }
-    });
+    };
+    if (!awaitNotes) {
+      // inside the chain loop (recovery deferred until the card answered): the notes go first in line
+      const fail = (err: unknown) => this.opts.logger?.error('audit: a recovery record could not be written', { err: err as Error });
+      this.queued.unshift(...r.notes.map((n, i) => ({ event: n.event, skipTo: n.skipTo, done: (line: string) => noteWritten(JSON.parse(line) as AuditRecord, i), fail })));
+      this.scheduleHead();
+      return;
+    }
+    const written = await Promise.all(r.notes.map((n) => new Promise<AuditRecord>((resolve, reject) => this.enqueue({ event: n.event, skipTo: n.skipTo, done: (line) => resolve(JSON.parse(line) as AuditRecord), fail: reject }))));
+    written.forEach(noteWritten);
     // a fresh head at once: it names what recovery left (and the open alarms), and it is never missing
     // while day files exist
     await this.flush();
@@ -314,6 +334,20 @@ export class AuditTrail {
     // the busy flag is cleared in this function, right after the last look at the queue finds it
     // empty: an event queued after that starts a new loop (an await in between would strand it)
     while (this.queued.length > 0) {
+      if (this.deferredRecovery) {
+        try {
+          await macOf(this.opts.card, this.opts.macKey, 'ehc-edge audit probe');
+          await this.recover(false);
+          this.deferredRecovery = null;
+          this.opts.logger?.info('audit: the crypto card answers; recovery done, records are written again', { seq: this.seq });
+        } catch (err) {
+          for (const q of this.queued.splice(0)) {
+            this.noteFailure(err);
+            q.fail(err);
+          }
+          continue;
+        }
+      }
       const items = this.queued.splice(0);
       for (const { event, done, fail, skipTo } of items) {
         let seq: number;
@@ -577,7 +611,7 @@ export class AuditTrail {
       failures: this.failures,
       lastError: this.lastError,
       alarms: this.integrityAlarms(),
-      writable: this.writable && !this.broken,
+      writable: this.writable && !this.broken && !this.deferredRecovery,
     };
   }
 
@@ -587,7 +621,8 @@ export class AuditTrail {
     this.closed = true;
     if (this.headTimer) clearTimeout(this.headTimer);
     this.headTimer = null;
-    await this.writeHead(true);
+    // a trail whose recovery never ran (card down all along) leaves head.json as it was
+    if (!this.deferredRecovery) await this.writeHead(true);
     if (this.handle) await this.handle.close();
     this.handle = null;
     await this.unlock();

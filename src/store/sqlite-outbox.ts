@@ -15,13 +15,13 @@
  * process) move dead letters.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fsync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fsync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { CardPrimitives } from '../crypto/card.ts';
 import { EhcError, asEhcError } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
-import { createFileDurablySync, fsyncDirSync } from '../platform/durable-write.ts';
+import { createFileDurablySync, fsyncDirSync, makeDirDurablySync } from '../platform/durable-write.ts';
 import type {
   DeferredAnswer,
   DeliveryOutcome,
@@ -204,7 +204,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     if (options.card) this.sealer = new RecordSealer(options.card, options.keys);
     const dir = path.dirname(this.file);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirDurablySync(dir);
       // created here first, 0600 (SQLite gives its -wal and -shm files the database's mode)
       if (!existsSync(this.file)) createFileDurablySync(this.file, '', { mode: 0o600 });
       this.db = new Database(this.file);
