@@ -137,15 +137,18 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     registerAuditMetrics(registry, () => ops.audit.state());
     ops.setOutbox(() => outbox.stats());
 
-    // the verifier reports to the bus; metrics, ops (audit, stats) and the desks' activity listen
+    // the verifier reports to the bus; metrics and the desks' activity listen. Ops (audit, stats) is the
+    // verifier's own observer, not a bus listener: under audit.onFailure = refuse the answer waits for its
+    // audit record and is withheld when it cannot be written, which a fire-and-forget bus cannot do
     const metrics = verifyMetrics(registry);
-    for (const [owner, o] of [['metrics', metrics], ['ops', ops.observer]] as const) {
+    for (const [owner, o] of [['metrics', metrics]] as const) {
       listen(owner, 'verified', (e) => o.verified?.(e.result, e.request, e.elapsedMs));
       listen(owner, 'rejected', (e) => o.rejected?.(e.error, e.request, e.elapsedMs));
     }
     listen('desks', 'verified', () => desks.note());
     listen('desks', 'rejected', () => desks.note());
     const observers: VerifyObserver[] = [
+      ops.observer,
       {
         verified: (result, request, elapsedMs) => events.emit('verified', { result, request, elapsedMs }),
         rejected: (error, request, elapsedMs) => events.emit('rejected', { error, request, elapsedMs }),
