@@ -1,8 +1,10 @@
 /**
- * ehc-edge process entry: load and validate the config (exit 2 naming the file and key that is
- * wrong), start the appliance, stop cleanly on SIGTERM/SIGINT.
+ * ehc-edge process entry: load and validate the config and check what it points at (TLS files,
+ * listen ports, placeholders: src/config/startup-checks.ts) — exit 2 with `file: key: what to fix`,
+ * no stack trace — start the appliance, stop cleanly on SIGTERM/SIGINT.
  */
 import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
+import { checkStartup } from './config/startup-checks.ts';
 import { createLogger } from './ops/log.ts';
 import { createNotifier, statusSummary } from './ops/systemd.ts';
 
@@ -10,6 +12,7 @@ async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig(configPathFrom(process.argv.slice(2), process.env));
+    await checkStartup(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ehc-edge: configuration error: ${err.message}\n`);
@@ -26,6 +29,13 @@ async function main(): Promise<void> {
   try {
     appliance = await startAppliance(config, log);
   } catch (err) {
+    // a port taken between the check and the listen is still the config's problem, not a crash
+    const inUse = causeCode(err) === 'EADDRINUSE';
+    if (inUse) {
+      process.stderr.write(`ehc-edge: configuration error: ${config.configPath}: his.listen: ${config.his.listen} is already in use by another process: stop it, or choose another address\n`);
+      notifier.close();
+      process.exit(2);
+    }
     log.error('start-up failed', { error: err });
     notifier.status(`start-up failed: ${String((err as Error)?.message ?? err)}`);
     notifier.close();
@@ -54,6 +64,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** the errno code of an error or of any error in its cause chain */
+function causeCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 8; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return e.code;
+  }
+  return undefined;
 }
 
 void main();

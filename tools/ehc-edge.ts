@@ -14,6 +14,7 @@
  * the latter in a shebang line.)
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT, isEntry } from './lib/cli.ts';
 
@@ -56,7 +57,9 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`ehc-edge: unknown command '${name}'\n\n${usage()}`);
     return EXIT.USAGE;
   }
-  const file = fileURLToPath(new URL(entry.module, import.meta.url));
+  // the compiled build (dist/, the package) has each command's .js where the sources have its .ts
+  const ext = path.extname(fileURLToPath(import.meta.url));
+  const file = fileURLToPath(new URL(entry.module.replace(/\.ts$/, ext), import.meta.url));
   if (!existsSync(file)) {
     console.error(`ehc-edge ${name}: not available in this build`);
     return EXIT.USAGE;

@@ -1,33 +1,66 @@
 /**
  * Booted-system test of the Debian package (npm run test:system; npm test runs it with EHC_SYSTEM_TEST=1).
  *
- * Builds the .deb (and a second, higher version for the upgrade), boots a debootstrapped Debian 13
- * (trixie) root with systemd as PID 1 under `systemd-nspawn --boot --register=no --keep-unit
- * --private-network` (its own network namespace: only its loopback exists), runs every command in the
- * guest with nsenter into the container's PID 1, and checks: install, READY via sd_notify, hardening
- * exposure, /v1/health and /v1/verify on the HIS port, restart after kill -9, the watchdog after
- * SIGSTOP, upgrade keeping config/keys/state, remove, purge. Every step is printed and written to
- * packaging/system-test.log. Needs root, debootstrap, systemd-container (systemd-nspawn) and the
- * build tools of packaging/build-deb.sh.
+ * A matrix of systems (SYSTEMS below). For each: builds the .deb of its architecture (and a second,
+ * higher version for the upgrade), boots a debootstrapped minbase root — with no Node.js in it: the
+ * package brings its own — with systemd as PID 1 under `systemd-nspawn --boot --register=no
+ * --keep-unit --private-network` (its own network namespace: only its loopback exists), runs every
+ * command in the guest with nsenter into the container's PID 1, and checks: install, READY via
+ * sd_notify, hardening exposure, /v1/health and /v1/verify on the HIS port, restart after kill -9,
+ * the watchdog after SIGSTOP, upgrade keeping config/keys/state, remove, purge. A foreign
+ * architecture (arm64) runs under qemu-user emulation (qemu-user-static registered with binfmt_misc,
+ * flag F). Every step is printed and written to test-output/system-test-<system>.log (copy it to
+ * packaging/ on purpose to keep it). Needs root, debootstrap, systemd-container (systemd-nspawn) and
+ * the build tools of packaging/build-deb.sh.
  *
- * Environment: EHC_TEST_CACHE (default /var/cache/ehc-edge-test) keeps the pristine debootstrapped
- * root; EHC_DEBIAN_MIRROR overrides the mirror (default: the first Debian URI in /etc/apt/sources*).
+ * Environment: EHC_SYSTEM_MATRIX — comma-separated system ids (default: the amd64 ones,
+ * debian12-amd64,debian13-amd64; `debian12-arm64` is the emulated one, `all` runs all three);
+ * EHC_TEST_CACHE (default /var/cache/ehc-edge-test) keeps the pristine debootstrapped roots;
+ * EHC_DEBIAN_MIRROR overrides the mirror (default: the first Debian URI in /etc/apt/sources*).
  */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { maskText } from '../../src/code/mask.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const logFile = path.join(repo, 'packaging', 'system-test.log');
+const outDir = path.join(repo, 'test-output');
 const cacheDir = process.env.EHC_TEST_CACHE ?? '/var/cache/ehc-edge-test';
-const GUEST_PACKAGES = ['systemd', 'systemd-sysv', 'nodejs', 'libusb-1.0-0', 'udev'];
+/** no nodejs: the package carries its runtime */
+const GUEST_PACKAGES = ['systemd', 'systemd-sysv', 'libusb-1.0-0', 'udev'];
+const GUEST_NODE = '/usr/lib/ehc-edge/runtime/bin/node';
 const HIS = '127.0.0.1:18080';
 const HIS_KEY = 'system-test-his-key-0123456789abcdef';
 
-writeFileSync(logFile, `# ehc-edge booted-system test, ${new Date().toISOString()}\n`);
+interface System {
+  id: string;
+  suite: string;
+  debian: number;
+  arch: 'amd64' | 'arm64';
+  /** wait multiplier: the emulated system runs every instruction through qemu */
+  slow: number;
+}
+const SYSTEMS: System[] = [
+  { id: 'debian12-amd64', suite: 'bookworm', debian: 12, arch: 'amd64', slow: 1 },
+  { id: 'debian13-amd64', suite: 'trixie', debian: 13, arch: 'amd64', slow: 1 },
+  { id: 'debian12-arm64', suite: 'bookworm', debian: 12, arch: 'arm64', slow: 6 },
+];
+const wanted = (process.env.EHC_SYSTEM_MATRIX ?? 'debian12-amd64,debian13-amd64').split(',').map((s) => s.trim()).filter(Boolean);
+const matrix = wanted.includes('all') ? SYSTEMS : SYSTEMS.filter((s) => wanted.includes(s.id));
+const unknown = wanted.filter((w) => w !== 'all' && !SYSTEMS.some((s) => s.id === w));
+if (unknown.length || matrix.length === 0) {
+  console.error(`EHC_SYSTEM_MATRIX: unknown system ${unknown.join(', ') || '(none given)'}; known: ${SYSTEMS.map((s) => s.id).join(', ')}, all`);
+  process.exit(2);
+}
+
+mkdirSync(outDir, { recursive: true });
+let logFile = path.join(outDir, 'system-test.log');
+function startLog(file: string, title: string) {
+  logFile = file;
+  writeFileSync(logFile, `# ehc-edge booted-system test, ${title}, ${new Date().toISOString()}\n`);
+}
 /** everything printed or logged passes the masking of personal data (ID numbers, phones) */
 const logRaw = (text: string) => appendFileSync(logFile, maskText(text));
 const out = (line: string) => {
@@ -51,10 +84,18 @@ function host(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; quie
   return r;
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let hostArchCached: string | undefined;
+const hostArch = () => (hostArchCached ??= host('dpkg', ['--print-architecture'], { quiet: true }).stdout.trim());
 
 // ---------------------------------------------------------------- preflight
-function preflight(): void {
+function preflight(sys: System): void {
   out('== preflight');
+  if (sys.arch !== hostArch()) {
+    const binfmt = `/proc/sys/fs/binfmt_misc/qemu-${sys.arch === 'arm64' ? 'aarch64' : sys.arch}`;
+    const reg = existsSync(binfmt) ? readFileSync(binfmt, 'utf8') : '';
+    if (!/^enabled/m.test(reg) || !/^flags:.*F/m.test(reg)) throw new Abort(`${sys.id} needs qemu-user emulation: apt-get install qemu-user-static binfmt-support (binfmt_misc entry ${binfmt} enabled with flag F; found: ${reg.trim().replace(/\n/g, ' ') || 'none'})`);
+    record('qemu-user emulation registered (binfmt_misc, flag F)', true, binfmt);
+  }
   if (process.getuid?.() !== 0) throw new Abort('must run as root (debootstrap, systemd-nspawn, nsenter)');
   const missing = ['debootstrap', 'systemd-nspawn', 'nsenter', 'dpkg-deb', 'lintian'].filter((t) => host('sh', ['-c', `command -v ${t}`], { quiet: true }).status !== 0);
   if (missing.length) throw new Abort(`missing ${missing.join(', ')}: apt-get install debootstrap systemd-container util-linux dpkg-dev lintian`);
@@ -62,21 +103,39 @@ function preflight(): void {
 }
 
 // ---------------------------------------------------------------- packages
-function buildDebs(): { v1: string; v2: string; deb1: string; deb2: string } {
-  out('== build the .deb twice (install, then upgrade)');
+interface Debs {
+  v1: string;
+  v2: string;
+  deb1: string;
+  deb2: string;
+}
+const built = new Map<string, Debs>();
+/** the package of an architecture at two versions: built twice, as a site's rebuilt package would be */
+function buildDebs(arch: string): Debs {
+  const done = built.get(arch);
+  if (done) {
+    record(`packages for ${arch} (built earlier in this run)`, true, `${path.basename(done.deb1)}, ${path.basename(done.deb2)}`);
+    return done;
+  }
+  out(`== build the ${arch} .deb twice (install, then upgrade)`);
   const pkgVersion = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')).version as string;
   const v1 = process.env.EHC_SYSTEM_TEST_V1 ?? pkgVersion;
   const v2 = `${v1}+systest2`;
-  const arch = host('dpkg', ['--print-architecture'], { quiet: true }).stdout.trim();
   const debs: string[] = [];
   for (const v of [v1, v2]) {
-    const r = host('bash', ['packaging/build-deb.sh'], { env: { ...process.env, EHC_DEB_VERSION: v } });
+    const t0 = Date.now();
+    const r = host('bash', ['packaging/build-deb.sh'], { env: { ...process.env, EHC_DEB_VERSION: v, EHC_DEB_ARCH: arch } });
     const deb = path.join(repo, 'packaging', 'dist', `ehc-edge_${v}_${arch}.deb`);
     const lint = /lintian: (\d+) error\(s\), (\d+) warning\(s\), (\d+) info/.exec(r.stdout)?.[0] ?? 'no lintian summary';
-    must(`npm run package (version ${v})`, r.status === 0 && existsSync(deb), `${path.relative(repo, deb)}; ${lint}`);
+    const elf = /every ELF in the package is .*/.exec(r.stdout)?.[0] ?? 'no ELF check';
+    const size = existsSync(deb) ? `${(statSync(deb).size / 1048576).toFixed(1)} MiB` : 'no .deb';
+    must(`npm run package (EHC_DEB_ARCH=${arch}, version ${v})`, r.status === 0 && existsSync(deb), `${path.relative(repo, deb)}, ${size}; ${lint}; ${elf}; ${Math.round((Date.now() - t0) / 1000)} s`);
+    if (r.status !== 0) out((r.stderr || r.stdout).slice(-800));
     debs.push(deb);
   }
-  return { v1, v2, deb1: debs[0]!, deb2: debs[1]! };
+  const d = { v1, v2, deb1: debs[0]!, deb2: debs[1]! };
+  built.set(arch, d);
+  return d;
 }
 
 // ---------------------------------------------------------------- guest root
@@ -92,21 +151,24 @@ function mirror(): string {
   return 'http://deb.debian.org/debian';
 }
 
-function guestRoot(): string {
-  out('== guest root (debootstrap trixie minbase, cached)');
+function guestRoot(sys: System): string {
+  out(`== guest root (debootstrap --arch=${sys.arch} ${sys.suite} minbase, cached)`);
   const key = createHash('sha256').update(GUEST_PACKAGES.join(',')).digest('hex').slice(0, 8);
-  const base = path.join(cacheDir, `trixie-minbase-${key}`);
+  const base = path.join(cacheDir, `${sys.suite}-${sys.arch}-minbase-${key}`);
   if (!existsSync(base)) {
     mkdirSync(cacheDir, { recursive: true });
     const tmp = `${base}.tmp`;
     rmSync(tmp, { recursive: true, force: true });
     const m = mirror();
-    out(`   debootstrap --variant=minbase --include=${GUEST_PACKAGES.join(',')} trixie ${tmp} ${m}`);
-    const r = host('debootstrap', ['--variant=minbase', `--include=${GUEST_PACKAGES.join(',')}`, 'trixie', tmp, m]);
-    must('debootstrap trixie', r.status === 0, r.status === 0 ? base : (r.stderr || r.stdout).slice(-400));
+    const t0 = Date.now();
+    out(`   debootstrap --arch=${sys.arch} --variant=minbase --include=${GUEST_PACKAGES.join(',')} ${sys.suite} ${tmp} ${m}`);
+    const r = host('debootstrap', [`--arch=${sys.arch}`, '--variant=minbase', `--include=${GUEST_PACKAGES.join(',')}`, sys.suite, tmp, m]);
+    must(`debootstrap ${sys.suite} ${sys.arch}`, r.status === 0, r.status === 0 ? `${base} (${Math.round((Date.now() - t0) / 1000)} s)` : (r.stderr || r.stdout).slice(-400));
     renameSync(tmp, base);
-  } else record('debootstrap trixie', true, `cached ${base}`);
-  const root = path.join(cacheDir, 'run-root');
+  } else record(`debootstrap ${sys.suite} ${sys.arch}`, true, `cached ${base}`);
+  const noNode = !existsSync(path.join(base, 'usr', 'bin', 'node')) && !existsSync(path.join(base, 'usr', 'bin', 'nodejs'));
+  record('the guest has no Node.js of its own', noNode, noNode ? 'no /usr/bin/node' : '/usr/bin/node exists');
+  const root = path.join(cacheDir, `run-root-${sys.id}`);
   rmSync(root, { recursive: true, force: true });
   const cp = host('cp', ['-a', '--reflink=auto', base, root], { quiet: true });
   must('fresh copy of the root', cp.status === 0, root);
@@ -117,6 +179,8 @@ function guestRoot(): string {
 // ---------------------------------------------------------------- boot
 interface Guest {
   nspawnPid: number;
+  /** wait multiplier of the system (emulation) */
+  slow: number;
   init: number;
   run(cmd: string[], opts?: { quiet?: boolean }): SpawnSyncReturns<string>;
   sh(script: string, opts?: { quiet?: boolean }): SpawnSyncReturns<string>;
@@ -154,12 +218,12 @@ function containerInit(nspawnPid: number): number | null {
   return null;
 }
 
-async function boot(root: string): Promise<Guest> {
-  out('== boot: systemd-nspawn --boot --register=no --keep-unit --private-network');
-  const consoleLog = path.join(path.dirname(logFile), 'build', 'guest-console.log');
+async function boot(root: string, sys: System): Promise<Guest> {
+  out(`== boot ${sys.id}: systemd-nspawn --boot --register=no --keep-unit --private-network${sys.arch !== hostArch() ? ' (qemu-user emulation via binfmt_misc)' : ''}`);
+  const consoleLog = path.join(outDir, `guest-console-${sys.id}.log`);
   mkdirSync(path.dirname(consoleLog), { recursive: true });
   const fd = openSync(consoleLog, 'w');
-  const child = spawn('systemd-nspawn', ['-q', '-D', root, '--boot', '--register=no', '--keep-unit', '--private-network', '--console=passive', '-M', 'ehc-edge-test'], {
+  const child = spawn('systemd-nspawn', ['-q', '-D', root, '--boot', '--register=no', '--keep-unit', '--private-network', '--console=passive', '-M', `ehc-edge-${sys.id}`], {
     stdio: ['ignore', fd, fd],
     detached: true,
   });
@@ -173,9 +237,10 @@ async function boot(root: string): Promise<Guest> {
   const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/root', DEBIAN_FRONTEND: 'noninteractive', SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0', TERM: 'dumb' };
   const guest: Guest = {
     nspawnPid,
+    slow: sys.slow,
     init: init!,
     run(cmd, opts = {}) {
-      const r = spawnSync('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', '-C', '--', ...cmd], { encoding: 'utf8', env, maxBuffer: 64 << 20, timeout: 180_000 });
+      const r = spawnSync('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', '-C', '--', ...cmd], { encoding: 'utf8', env, maxBuffer: 64 << 20, timeout: 180_000 * sys.slow });
       if (!opts.quiet) logRaw(`guest$ ${cmd.join(' ')}\n${r.stdout ?? ''}${r.stderr ?? ''}`);
       return r;
     },
@@ -184,7 +249,7 @@ async function boot(root: string): Promise<Guest> {
     },
   };
   let state = '';
-  for (let i = 0; i < 120; i++) {
+  for (let i = 0; i < 120 * sys.slow; i++) {
     state = guest.run(['systemctl', 'is-system-running'], { quiet: true }).stdout.trim();
     if (state === 'running' || state === 'degraded') break;
     await sleep(500);
@@ -222,7 +287,7 @@ function show(g: Guest): Unit {
 }
 async function until(g: Guest, pred: (s: Unit) => boolean, seconds: number): Promise<Unit> {
   let s = show(g);
-  for (let i = 0; i < seconds * 4 && !pred(s); i++) {
+  for (let i = 0; i < seconds * 4 * g.slow && !pred(s); i++) {
     await sleep(250);
     s = show(g);
   }
@@ -236,7 +301,7 @@ function http(g: Guest, method: string, url: string, body?: unknown, key?: strin
     ...(key ? { authorization: `Bearer ${key}` } : {}),
     ...(body ? { 'content-type': 'application/json' } : {}),
   })}${body ? `,body:${JSON.stringify(JSON.stringify(body))}` : ''}});console.log(r.status);console.log(await r.text())`;
-  const r = g.run(['node', '--input-type=module', '-e', js]);
+  const r = g.run([GUEST_NODE, '--input-type=module', '-e', js]);
   const [status, ...rest] = (r.stdout ?? '').split('\n');
   return { status: Number(status) || 0, body: rest.join('\n').trim() || (r.stderr ?? '').trim().slice(-300) };
 }
@@ -331,7 +396,7 @@ async function scenario(g: Guest, root: string, d: { v1: string; v2: string; deb
 
   out('== upgrade to a rebuilt package');
   // a site edit of the conffile must survive; keys and state must be untouched
-  g.sh(`node -e 'const f="/etc/ehc-edge/appliance.config.json";const c=JSON.parse(require("fs").readFileSync(f));c.site.orgName="Site edit kept across upgrade";require("fs").writeFileSync(f,JSON.stringify(c,null,2)+"\\n")'`);
+  g.sh(`${GUEST_NODE} -e 'const f="/etc/ehc-edge/appliance.config.json";const c=JSON.parse(require("fs").readFileSync(f));c.site.orgName="Site edit kept across upgrade";require("fs").writeFileSync(f,JSON.stringify(c,null,2)+"\\n")'`);
   const before = { keys: sha(g, keyFile), conf: sha(g, '/etc/ehc-edge/appliance.config.json'), state: g.run(['sh', '-c', 'cd /var/lib/ehc-edge && ls -A | sort | tr "\\n" " "'], { quiet: true }).stdout.trim() };
   const pid3 = s.MainPID!;
   const up = g.run(['dpkg', '-i', `/root/${path.basename(d.deb2)}`]);
@@ -362,14 +427,18 @@ async function scenario(g: Guest, root: string, d: { v1: string; v2: string; deb
   record('dpkg -P purges config and state', purge.status === 0 && gone === '', gone || '/var/lib/ehc-edge, /etc/ehc-edge, /usr/lib/ehc-edge gone');
 }
 
-async function main() {
+/** one system of the matrix: its own log in test-output/, its own results */
+async function runSystem(sys: System): Promise<{ sys: System; passed: number; failed: number; seconds: number; log: string }> {
   const started = Date.now();
+  startLog(path.join(outDir, `system-test-${sys.id}.log`), `${sys.id} (Debian ${sys.debian} ${sys.suite}, ${sys.arch}${sys.arch !== hostArch() ? ', qemu-user emulation' : ''})`);
+  results.length = 0;
+  out(`=== system ${sys.id}: Debian ${sys.debian} (${sys.suite}) ${sys.arch}`);
   let guest: Guest | null = null;
   try {
-    preflight();
-    const debs = buildDebs();
-    const root = guestRoot();
-    guest = await boot(root);
+    preflight(sys);
+    const debs = buildDebs(sys.arch);
+    const root = guestRoot(sys);
+    guest = await boot(root, sys);
     await scenario(guest, root, debs);
   } catch (err) {
     if (!(err instanceof Abort)) record('unexpected error', false, String((err as Error).stack ?? err));
@@ -380,9 +449,22 @@ async function main() {
       await shutdown(guest);
     }
   }
-  const failed = results.filter((r) => !r.ok);
-  out(`\nsystem test: ${results.length - failed.length} passed, ${failed.length} failed (${Math.round((Date.now() - started) / 1000)} s); log: ${path.relative(repo, logFile)}`);
-  process.exit(failed.length ? 1 : 0);
+  const failed = results.filter((r) => !r.ok).length;
+  const seconds = Math.round((Date.now() - started) / 1000);
+  out(`\nsystem test ${sys.id}: ${results.length - failed} passed, ${failed} failed (${seconds} s); log: ${path.relative(repo, logFile)}`);
+  return { sys, passed: results.length - failed, failed, seconds, log: path.relative(repo, logFile) };
+}
+
+async function main() {
+  const started = Date.now();
+  const runs = [];
+  for (const sys of matrix) runs.push(await runSystem(sys));
+  startLog(path.join(outDir, 'system-test.log'), `summary of ${matrix.map((s) => s.id).join(', ')}`);
+  for (const r of runs) out(`${r.failed ? 'FAIL' : 'PASS'}  ${r.sys.id}: ${r.passed} passed, ${r.failed} failed, ${r.seconds} s (${r.log})`);
+  const failed = runs.reduce((n, r) => n + r.failed, 0);
+  out(`\nsystem test matrix: ${runs.length} system(s), ${failed} failed step(s) (${Math.round((Date.now() - started) / 1000)} s)`);
+  process.exit(failed || runs.length === 0 ? 1 : 0);
 }
 
 await main();
+
