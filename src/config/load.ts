@@ -8,6 +8,7 @@ import AjvModule from 'ajv';
 import { configSchema } from './schema.ts';
 import type { ApplianceConfig } from './types.ts';
 import { DEFAULT_KEY_INDEXES } from '../crypto/card.ts';
+import { DEFAULT_DIALECT, DialectError, loadDialect } from '../protocol/dialect-profiles.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
@@ -57,6 +58,12 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     if (!loopback) throw new ConfigError(file, 'upstream.url', 'plain http is only allowed to a loopback host');
   }
   for (const k of ['ca', 'cert', 'key'] as const) if (upstream.tls?.[k]) upstream.tls[k] = resolve(upstream.tls[k]);
+  try {
+    loadDialect(upstream.dialect, { appKey: upstream.appKey });
+  } catch (err) {
+    if (err instanceof DialectError) throw new ConfigError(file, err.where, err.why);
+    throw err;
+  }
   if (doc.card.driver === 'sdf' && !doc.card.sdf) throw new ConfigError(file, 'card.sdf', 'required when card.driver is sdf');
   const his = doc.his;
   if (his.tls) for (const k of ['cert', 'key', 'ca'] as const) if (his.tls[k]) his.tls[k] = resolve(his.tls[k]);
@@ -68,14 +75,16 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     configDir: dir,
     stateDir,
     site: doc.site,
-    his: { bodyLimitBytes: 16384, ...his },
+    his: { bodyLimitBytes: 16384, ...his,
+      connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
+      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) } },
     upstream: {
       connectTimeoutMs: 3000,
       healthIntervalMs: 5000,
       insecure: false,
       ...upstream,
       crossDomainUrl: upstream.crossDomainUrl ?? upstream.url,
-      dialect: { name: 'national-v3.1', ...(upstream.dialect ?? {}) },
+      dialect: upstream.dialect ?? DEFAULT_DIALECT,
     },
     card: {
       ...doc.card,

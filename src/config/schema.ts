@@ -44,6 +44,30 @@ export const configSchema = {
           properties: { cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' } },
         },
         bodyLimitBytes: { type: 'integer', minimum: 256, maximum: 1048576 },
+        connections: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'connection budget of the HIS port (src/his/connection-budget.ts)',
+          properties: {
+            max: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections for ordinary requests' },
+            perAddress: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections per client address' },
+            reserve: { type: 'integer', minimum: 1, maximum: 4096, description: 'connections above max for /v1/health, /v1/status, /metrics and the status page only' },
+            headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
+            requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
+            keepAliveTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000 },
+            idleTimeoutMs: { type: 'integer', minimum: 20000, maximum: 3600000, description: 'above the scan stream keep-alive interval (15 s)' },
+          },
+        },
+        authThrottle: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'failed-auth throttle of every key class (src/his/auth-throttle.ts)',
+          properties: {
+            maxFailures: { type: 'integer', minimum: 1, maximum: 10000, description: 'failures per client address within the window before 429' },
+            windowSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
+            globalMaxFailures: { type: 'integer', minimum: 1, maximum: 1000000, description: 'failures of all addresses together within the window before every failing address is limited' },
+          },
+        },
       },
     },
     upstream: {
@@ -72,19 +96,10 @@ export const configSchema = {
           },
         },
         dialect: {
-          description: 'how the site card system deviates from the national V3.1 reading',
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            name: { type: 'string' },
-            digestOver: { enum: ['ciphertext', 'plaintext'] },
-            encoding: { enum: ['hex', 'base64'] },
-            charset: { enum: ['utf-8', 'gbk'] },
-            padding: { enum: ['pkcs7', 'zero'] },
-            key: { enum: ['hex-prefix', 'ascii16'] },
-            secretSuffix: { enum: ['app_secret', 'bare'] },
-          },
+          description: 'how the site card system deviates from the national V3.1 reading: a shipped profile (dialects/*.json) by name, or an inline dialect checked against dialects/dialect.schema.json',
+          anyOf: [{ type: 'string', minLength: 1 }, { type: 'object' }],
         },
+        appKey: { type: 'string', pattern: '^[0-9A-Fa-f]{32}$', description: 'fixed SM4 key issued with the app (dialects with key: fixed)' },
       },
     },
     card: {

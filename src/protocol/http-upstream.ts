@@ -19,17 +19,21 @@ import { performance } from 'node:perf_hooks';
 import type { ApplianceConfig } from '../config/types.ts';
 import { EhcError, type ReturnCode } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
-import { resolveDialect, type Dialect } from './dialect.ts';
+import type { Dialect } from './dialect.ts';
+import { loadDialect } from './dialect-profiles.ts';
 import { openResponse, sealRequest } from './envelope.ts';
+import { encodeRequestBody, methodUrl } from './transport.ts';
 import {
   METHOD_CROSS_DOMAIN,
+  METHOD_REGISTER_TERMINAL,
+  METHOD_USECARDDATE,
   METHOD_VERIFY,
   type Upstream,
   type UpstreamCallContext,
   type UpstreamHealth,
+  type UpstreamBiz,
   type UpstreamIdentity,
   type UpstreamMethod,
-  type VerifyBiz,
 } from './upstream.ts';
 
 export type UpstreamConfig = ApplianceConfig['upstream'];
@@ -51,6 +55,7 @@ export interface HttpUpstreamOptions {
 }
 
 const PROBE_TLS13_GRACE_MS = 250;
+const PROVINCE_METHODS = new Set<string>([METHOD_USECARDDATE, METHOD_REGISTER_TERMINAL]);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EHOSTDOWN', 'ENETDOWN']);
 const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL_)/;
 
@@ -95,7 +100,7 @@ export class HttpUpstream implements Upstream {
     private readonly config: UpstreamConfig,
     private readonly options: HttpUpstreamOptions = {},
   ) {
-    this.dialect = resolveDialect(config.dialect);
+    this.dialect = loadDialect(config.dialect, { appKey: config.appKey });
     this.probeUrl = new URL(config.url);
     this.secure = this.probeUrl.protocol === 'https:';
     for (const u of [config.url, config.crossDomainUrl]) {
@@ -153,33 +158,33 @@ export class HttpUpstream implements Upstream {
     };
   }
 
-  async call(method: UpstreamMethod, biz: VerifyBiz, ctx: UpstreamCallContext = {}): Promise<UpstreamIdentity> {
+  async call(method: UpstreamMethod, biz: UpstreamBiz, ctx: UpstreamCallContext = {}): Promise<UpstreamIdentity> {
     if (this.closed) throw new EhcError('8004', 'upstream client is closed');
-    const url = method === METHOD_VERIFY ? this.config.url : method === METHOD_CROSS_DOMAIN ? this.config.crossDomainUrl : undefined;
-    if (!url) throw new EhcError('1005', `method ${String(method)} is not one the appliance calls`);
+    const base = method === METHOD_CROSS_DOMAIN ? this.config.crossDomainUrl : method === METHOD_VERIFY || PROVINCE_METHODS.has(method) ? this.config.url : undefined;
+    if (!base) throw new EhcError('1005', `method ${String(method)} is not one the appliance calls`);
+    const url = methodUrl(base, method, this.dialect);
     if (!biz.out_verify_no || biz.out_verify_no.length > 32) throw new EhcError('9001', 'out_verify_no must be 1–32 characters');
     const envelope = sealRequest({
       method,
       appId: this.config.appId,
       termId: ctx.termId ?? this.config.termId,
       version: this.config.version,
-      timestamp: String(Date.now()),
       biz: { ...biz },
       secret: this.config.appSecret,
       dialect: this.dialect,
     });
     const started = performance.now();
-    const payload = JSON.stringify(envelope);
+    const { payload, contentType } = encodeRequestBody(envelope, this.dialect);
     let text: string;
     try {
       try {
-        text = await this.post(new URL(url), payload, ctx.signal);
+        text = await this.post(url, payload, contentType, ctx.signal);
       } catch (err) {
         // a kept-alive connection the server closed while idle: once more on a fresh connection
         // (the request never got an answer; out_verify_no makes a repeat recognisable: 3002)
         if (!(err instanceof StaleConnection)) throw err;
         this.options.logger?.debug('kept-alive connection was stale; retrying on a new one', { target: this.target });
-        text = await this.post(new URL(url), payload, ctx.signal, true);
+        text = await this.post(url, payload, contentType, ctx.signal, true);
       }
     } catch (err) {
       const e = err instanceof StaleConnection ? mapNetworkError(err.cause, true, this.target) : (err as EhcError);
@@ -198,7 +203,7 @@ export class HttpUpstream implements Upstream {
     return opened.biz as UpstreamIdentity;
   }
 
-  private post(url: URL, payload: string, signal?: AbortSignal, retried = false): Promise<string> {
+  private post(url: URL, payload: string, contentType: string, signal?: AbortSignal, retried = false): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       let connected = false;
       let done = false;
@@ -243,7 +248,7 @@ export class HttpUpstream implements Upstream {
         method: 'POST',
         agent: this.agent,
         headers: {
-          'content-type': 'application/json; charset=utf-8',
+          'content-type': contentType,
           'content-length': Buffer.byteLength(payload),
           accept: 'application/json',
         },
