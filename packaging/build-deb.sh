@@ -203,11 +203,8 @@ chmod 0750 "$stage/etc/ehc-edge"
 find "$app" -type f -exec chmod 0644 {} +
 chmod 0755 "$app/bin/ehc-edge-daemon" "$stage/usr/bin/ehc-edge"
 for f in "${natives[@]}"; do chmod 0644 "$f"; done
+# the only program: the runtime (the CLIs inside node_modules are not run on the box: no npm there)
 chmod 0755 "$app/runtime/bin/node"
-# scripts with a #! line
-find "$nm" -type f \( -name '*.js' -o -name '*.mjs' -o -name '*.cjs' \) -exec grep -l -m1 '^#!' {} + 2>/dev/null | while IFS= read -r f; do
-  head -c2 "$f" | grep -q '#!' && chmod 0755 "$f"
-done
 
 say "control"
 shlibs="$(
@@ -216,7 +213,7 @@ shlibs="$(
   exes=("-e$app/runtime/bin/node")
   for f in "${natives[@]}"; do exes+=("-e$f"); done
   # cross build: the target's libraries are looked up in its multiarch directories
-  (cd "$tmp" && eval "$(dpkg-architecture -a"$arch" -s 2>/dev/null)" && dpkg-shlibdeps -O --warnings=0 "${exes[@]}" | sed -n 's/^shlibs:Depends=//p')
+  (cd "$tmp" && eval "$(dpkg-architecture -a"$arch" -s 2>/dev/null)" && dpkg-shlibdeps -O --warnings=0 "${exes[@]}" 2> >(grep -v 'should already be installed in their package' >&2) | sed -n 's/^shlibs:Depends=//p')
   rm -rf "$tmp"
 )"
 [ -n "$shlibs" ] || die "dpkg-shlibdeps found no shared library dependencies (is libusb-1.0-0 installed on the build machine?)"
