@@ -4,8 +4,9 @@
  * no stack trace — start the appliance, stop cleanly on SIGTERM/SIGINT.
  */
 import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
-import { checkStartup } from './config/startup-checks.ts';
-import { createLogger } from './ops/log.ts';
+import { checkPlaceholders, checkStartup, checkTlsFiles } from './config/startup-checks.ts';
+import { applyReload } from './config/reload.ts';
+import { createLogger, setLogLevel } from './ops/log.ts';
 import { createNotifier, statusSummary } from './ops/systemd.ts';
 
 async function main(): Promise<void> {
@@ -62,6 +63,33 @@ async function main(): Promise<void> {
     notifier.close();
     process.exit(0);
   };
+  // SIGHUP (systemctl reload ehc-edge): re-read the config; apply HIS keys, log level, scanners; name the rest
+  let reloading = Promise.resolve();
+  const reload = async () => {
+    if (stopping) return;
+    notifier.status('reloading the config (SIGHUP)');
+    try {
+      let next;
+      try {
+        next = loadConfig(config.configPath);
+        checkPlaceholders(next);
+        checkTlsFiles(next);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        log.error('config reload refused: the running config stays', { problem: err.message });
+        return;
+      }
+      const r = await applyReload(config, next, { setLogLevel, rescan: () => appliance.scanning.manager.reconcile() });
+      log.info('config reloaded', { applied: r.applied, needsRestart: r.needsRestart, ...(r.needsRestart.length ? { hint: 'systemctl restart ehc-edge applies the keys named in needsRestart' } : {}) });
+    } catch (err) {
+      log.error('config reload failed: the running config stays', { error: err });
+    } finally {
+      notifier.status(await summary().catch(() => appliance.url));
+    }
+  };
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(reload);
+  });
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

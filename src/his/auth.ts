@@ -46,8 +46,17 @@ export interface AuditSink {
 
 /** A constant-time matcher over configured keys (`key` or `sm3:<hex>`). */
 export function keyMatcher(keys: readonly string[]): (presented: string) => boolean {
-  const digests = keyDigests(keys);
-  return (presented) => matchesKey(presented, digests);
+  // the list may be replaced in place by a config reload (SIGHUP, src/config/reload.ts): digests follow it
+  let derivedFrom = keys.join('\n');
+  let digests = keyDigests(keys);
+  return (presented) => {
+    const now = keys.join('\n');
+    if (now !== derivedFrom) {
+      digests = keyDigests(keys);
+      derivedFrom = now;
+    }
+    return matchesKey(presented, digests);
+  };
 }
 
 /** Short non-reversible tag of a presented key, for the audit trail (never the key itself). */
