@@ -6,8 +6,8 @@
 import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
 import { checkPlaceholders, checkStartup, checkTlsFiles } from './config/startup-checks.ts';
 import { applyReload } from './config/reload.ts';
-import { createLogger, setLogLevel } from './ops/log.ts';
-import { createNotifier, statusSummary } from './ops/systemd.ts';
+import { createLogger, setLogLevel } from './platform/log.ts';
+import { createNotifier, statusSummary } from './platform/systemd.ts';
 
 async function main(): Promise<void> {
   let config;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
-import { SimCardSystem } from '../tools/simulator/index.ts';
+import { SimCardSystem } from '../demo/simulator/index.ts';
 import { API_KEY, testAppliance } from './helpers/appliance.ts';
 import { built, cardFixture, SOFTSDF_PATH, withEnv } from './helpers/softsdf.ts';
 import { tempDir } from './helpers/tmp.ts';

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { changedKeys } from '../src/config/reload.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { tempDir } from './helpers/tmp.ts';
-import { createLogger, setLogLevel } from '../src/ops/log.ts';
+import { createLogger, setLogLevel } from '../src/platform/log.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = tempDir('ehc-reload-');

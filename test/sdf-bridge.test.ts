@@ -17,7 +17,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { EhcError } from '../src/errors.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { wrapKey } from '../tools/card-keys.ts';
 import { built, cardFixture, quietLog, SOFTSDF_ECC32_PATH, SOFTSDF_PATH, withEnv } from './helpers/softsdf.ts';
 import { tempDir } from './helpers/tmp.ts';

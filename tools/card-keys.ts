@@ -19,7 +19,7 @@ import { sm2 } from 'sm-crypto-v2';
 import { DEFAULT_KEY_INDEXES, type KeyMap, type KeyRole } from '../src/crypto/card.ts';
 import { loadConfig, configPathFrom } from '../src/config/load.ts';
 import { SdfCard } from '../src/crypto/sdf-card.ts';
-import { createLogger } from '../src/ops/log.ts';
+import { createLogger } from '../src/platform/log.ts';
 import { replaceFileDurablySync } from '../src/platform/durable-write.ts';
 import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, runCli, type CommonOptions } from './lib/cli.ts';
 

@@ -38,6 +38,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   stats: { module: './stats.ts' },
   codes: { module: './codes.ts' },
   verify: { module: './verify.ts' },
+  dialect: { module: './dialect.ts' },
   backup: { module: './backup.ts' },
   restore: { module: './restore.ts' },
 };

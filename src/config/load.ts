@@ -5,9 +5,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import AjvModule from 'ajv';
-import { configSchema } from './schema.ts';
+import { DEFAULT_KEY_INDEXES, configSchema } from './schema.ts';
 import type { ApplianceConfig } from './types.ts';
-import { DEFAULT_KEY_INDEXES } from '../crypto/card.ts';
 import { DEFAULT_DIALECT, DialectError, loadDialect } from '../protocol/dialect-profiles.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
@@ -102,7 +101,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     simulator: { enabled: false, listen: '127.0.0.1:18443', ...(doc.simulator ?? {}) },
     scannerAutoDetect: doc.scannerAutoDetect ?? true,
     scanners: doc.scanners ?? [],
-    scan: { dedupeWindowMs: 1500, streamBuffer: 1000, ...(doc.scan ?? {}) },
+    scan: { dedupeWindowMs: 1500, streamBuffer: 1000, maxSubscribers: 256, subscriberBuffer: 256, ...(doc.scan ?? {}) },
     outbox: { maxRecords: 1_000_000, maxBytes: 1_073_741_824, maxAgeHours: 720, whenFull: 'reject-new', replayBatch: 64, replayYieldAbove: 0.5, replayMaxYieldMs: 5000, ...(doc.outbox ?? {}) },
     audit: { retainDays: 400, maxBytes: 2_147_483_648, ...(doc.audit ?? {}) },
     admin: { apiKeys: [], maxFailedAttempts: 5, lockoutSeconds: 900, ...(doc.admin ?? {}) },

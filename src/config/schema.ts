@@ -7,6 +7,15 @@ const ehcin = { type: 'string', pattern: '^[0-9]{4}[ABCDEFX][0-9]{4}$' } as cons
 const hex16 = { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } as const;
 const keyIndex = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 
+/** Default key indexes on the crypto card; `card.keys` may remap them to the indexes a real card uses. */
+export const DEFAULT_KEY_INDEXES = {
+  ehcid: 1,
+  validity: 2,
+  storage: 3, // SM4 for personal data at rest (outbox)
+  mac: 4, // HMAC-SM3 for integrity (outbox records, audit chain)
+  sign: 1, // SM2 key pair (signing, registration public key)
+} as const;
+
 export const configSchema = {
   $id: 'https://ehc-edge.local/appliance.config.schema.json',
   type: 'object',
@@ -189,6 +198,8 @@ export const configSchema = {
       properties: {
         dedupeWindowMs: { type: 'integer', minimum: 0, maximum: 600000 },
         streamBuffer: { type: 'integer', minimum: 16, maximum: 100000 },
+        maxSubscribers: { type: 'integer', minimum: 1, maximum: 100000, description: 'open /v1/scans streams at most; one more is answered 503' },
+        subscriberBuffer: { type: 'integer', minimum: 16, maximum: 100000, description: 'events queued for one stream reader; a reader further behind is dropped with a gap event' },
       },
     },
     outbox: {

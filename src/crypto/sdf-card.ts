@@ -15,7 +15,7 @@
 import { createHmac } from 'node:crypto';
 import { SdfDevice, SdfError, toSdfError, type NativeDeviceInfo } from '../../firmware-bridge/index.ts';
 import { EhcError } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { ApplianceConfig } from '../config/types.ts';
 import type { CardHealth, CardPrimitives, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
 import { MAC_KEY_LABEL } from './mac-key.ts';

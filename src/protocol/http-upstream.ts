@@ -16,9 +16,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { ApplianceConfig } from '../config/types.ts';
 import { EhcError, type ReturnCode } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { Dialect } from './dialect.ts';
 import { loadDialect } from './dialect-profiles.ts';
 import { openResponse, sealRequest } from './envelope.ts';
@@ -34,9 +33,10 @@ import {
   type UpstreamBiz,
   type UpstreamIdentity,
   type UpstreamMethod,
+  type UpstreamSettings,
 } from './upstream.ts';
 
-export type UpstreamConfig = ApplianceConfig['upstream'];
+export type UpstreamConfig = UpstreamSettings;
 
 export interface UpstreamState extends UpstreamHealth {
   /** host:port of the tunnel / proxy endpoint the appliance talks to */

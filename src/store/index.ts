@@ -9,7 +9,7 @@
 import path from 'node:path';
 import type { ApplianceConfig } from '../config/types.ts';
 import type { CardPrimitives } from '../crypto/card.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import { Replay, type ReplayOptions } from './replay.ts';
 import { SqliteOutbox } from './sqlite-outbox.ts';
 

@@ -12,7 +12,7 @@
  * commit only means the record is sent again, and the home system answers 3002.
  */
 import { EhcError, asEhcError, isReturnCode } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { Upstream, UpstreamHealth, UpstreamIdentity } from '../protocol/upstream.ts';
 import type { DeferredAnswer, DeliveryOutcome, Outbox, StoredOutboxEntry } from './outbox.ts';
 

@@ -54,6 +54,8 @@ export interface ApplianceState {
   version: 1;
   /** scannerId → its registered reading-terminal number; allocated once, never reused */
   terminals: Record<string, TerminalRecord>;
+  /** the live scan stream's id reservation (src/scan/hub.ts): ids never go back across restarts */
+  stream?: { reservedUpTo: number };
 }
 
 export type StateStore = Low<ApplianceState>;

@@ -8,7 +8,7 @@ import { ensureBuilt, SOFTSDF_PATH, SOFTSDF_ECC32_PATH } from '../../firmware-br
 import { DEFAULT_KEY_INDEXES, type KeyMap } from '../../src/crypto/card.ts';
 import { generateSoftKeys, writeKeyFile, type SoftKeyFile } from '../../src/crypto/soft-card.ts';
 import { entriesFromSoftKeyFile, importKeys, type SoftsdfEntry } from '../../tools/card-keys.ts';
-import { createLogger } from '../../src/ops/log.ts';
+import { createLogger } from '../../src/platform/log.ts';
 
 export const built = ensureBuilt();
 export { SOFTSDF_PATH, SOFTSDF_ECC32_PATH };
