@@ -53,9 +53,12 @@ export interface ApplianceConfig {
     sdf?: {
       library: string;
       sessions?: number;
-      quirks?: 'standard' | 'ecc32' | 'sms4';
+      quirks?: 'standard' | 'ecc32' | 'sms4' | 'sym-key-handle';
       keyPassword?: string;
       kek?: number;
+      kekAlg?: 'sm4-ecb' | 'sm4-cbc';
+      isk?: number;
+      envelopes?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;
       retryMs?: number;
       timeoutMs?: number;
       wrappedKeys?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;
@@ -67,6 +70,7 @@ export interface ApplianceConfig {
     treatmentCode: string;
     operatorId: string;
     operatorName: string;
+    clock: { maxSkewSeconds: number; policy: 'refuse' | 'accept-and-flag' };
   };
   simulator: { enabled: boolean; listen: string; ehcin?: string; keys?: { ehcid: string; validity: string } };
   scannerAutoDetect: boolean;

@@ -52,6 +52,8 @@ export interface HttpUpstreamOptions {
   probe?: boolean;
   /** largest response body accepted (default 1 MiB) */
   maxResponseBytes?: number;
+  /** every opened answer's envelope (clock discipline reads its `timestamp`) */
+  onAnswer?: (envelope: { timestamp?: string }) => void;
 }
 
 const PROBE_TLS13_GRACE_MS = 250;
@@ -200,6 +202,7 @@ export class HttpUpstream implements Upstream {
       throw new EhcError('9008', 'the home card system answered something that is not JSON', { cause: err });
     }
     const opened = openResponse(body, { secret: this.config.appSecret, dialect: this.dialect });
+    this.options.onAnswer?.(opened.envelope as { timestamp?: string });
     return opened.biz as UpstreamIdentity;
   }
 
