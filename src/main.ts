@@ -6,6 +6,7 @@
 import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
 import { checkPlaceholders, checkStartup, checkTlsFiles } from './config/startup-checks.ts';
 import { applyReload } from './config/reload.ts';
+import { replaceKeyList } from './his/auth.ts';
 import { createLogger, setLogLevel } from './platform/log.ts';
 import { createNotifier, statusSummary } from './platform/systemd.ts';
 
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
     notifier.close();
     process.exit(0);
   };
-  // SIGHUP (systemctl reload ehc-edge): re-read the config; apply HIS keys, log level, scanners; name the rest
+  // SIGHUP (systemctl reload ehc-edge): re-read the config; apply HIS keys and log level; name the rest
   let reloading = Promise.resolve();
   const reload = async () => {
     if (stopping) return;
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
         log.error('config reload refused: the running config stays', { problem: err.message });
         return;
       }
-      const r = await applyReload(config, next, { setLogLevel, rescan: () => appliance.scanning.manager.reconcile() });
+      const r = await applyReload(config, next, { setLogLevel, setHisKeys: (keys) => replaceKeyList(config.his.apiKeys, keys) });
       log.info('config reloaded', { applied: r.applied, needsRestart: r.needsRestart, ...(r.needsRestart.length ? { hint: 'systemctl restart ehc-edge applies the keys named in needsRestart' } : {}) });
     } catch (err) {
       log.error('config reload failed: the running config stays', { error: err });

@@ -41,7 +41,7 @@ const waitFor = async (pattern: RegExp, from: number): Promise<string> => {
     if (m) return m[0];
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`timed out waiting for ${pattern}: ${out.slice(from).slice(-800)}`);
+  throw new Error(`timed out waiting for ${pattern}: ${out.slice(from).split("\n").filter((l) => !l.includes("upstream unreachable")).join("\n").slice(-800)}`);
 };
 const status = async (key: string) => (await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${key}` } })).status;
 

@@ -1,18 +1,16 @@
 /**
  * SIGHUP: what of a re-read config can change in a running appliance, and what needs a restart.
- * Applied in place: `his.apiKeys` (the key list the HIS port's matcher reads: src/his/auth.ts
- * re-derives its digests when the list changes), `log.level` (process-wide), `scanners` (the list the
- * scanner manager reconciles: a scanner added is opened, one removed is closed; a changed setting of a
- * scanner already open applies when it is next opened). Every other changed key is named as needing
- * `systemctl restart ehc-edge`, and keeps its running value until then.
+ * Applied at once: `his.apiKeys` (the HIS port's key matcher, src/his/auth.ts, takes the new list) and
+ * `log.level` (process-wide). Every other changed key — `scanners` too: the running config is frozen
+ * and the scanner manager holds its list — is named as needing `systemctl restart ehc-edge`, and keeps
+ * its running value until then.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { ApplianceConfig } from './types.ts';
 
 export interface ReloadHooks {
   setLogLevel(level: ApplianceConfig['log']['level']): void;
-  /** the scanner list changed (already replaced in place) */
-  rescan(): Promise<void> | void;
+  setHisKeys(keys: readonly string[]): void;
 }
 
 export interface ReloadResult {
@@ -22,7 +20,7 @@ export interface ReloadResult {
   needsRestart: string[];
 }
 
-const APPLIED = new Set(['his.apiKeys', 'log.level', 'scanners']);
+const APPLIED = new Set(['his.apiKeys', 'log.level']);
 
 /** changed keys, two levels deep (`his.listen`, `upstream.url`, `scanners`) */
 export function changedKeys(running: ApplianceConfig, next: ApplianceConfig): string[] {
@@ -42,21 +40,14 @@ export function changedKeys(running: ApplianceConfig, next: ApplianceConfig): st
   return out.sort();
 }
 
-/** Apply what can be applied of `next` to the running config object (in place) and say the rest. */
+/** Apply what can be applied of `next` through the hooks and say the rest. */
 export async function applyReload(running: ApplianceConfig, next: ApplianceConfig, hooks: ReloadHooks): Promise<ReloadResult> {
   const changed = changedKeys(running, next);
   const applied: string[] = [];
   for (const key of changed) {
     if (!APPLIED.has(key)) continue;
-    if (key === 'his.apiKeys') running.his.apiKeys.splice(0, running.his.apiKeys.length, ...next.his.apiKeys);
-    if (key === 'log.level') {
-      running.log.level = next.log.level;
-      hooks.setLogLevel(next.log.level);
-    }
-    if (key === 'scanners') {
-      running.scanners.splice(0, running.scanners.length, ...next.scanners);
-      await hooks.rescan();
-    }
+    if (key === 'his.apiKeys') hooks.setHisKeys(next.his.apiKeys);
+    if (key === 'log.level') hooks.setLogLevel(next.log.level);
     applied.push(key);
   }
   return { applied, needsRestart: changed.filter((k) => !APPLIED.has(k)) };

@@ -45,14 +45,20 @@ export interface AuditSink {
 }
 
 /** A constant-time matcher over configured keys (`key` or `sm3:<hex>`). */
+const reloadedKeys = new WeakMap<readonly string[], readonly string[]>();
+/** A config reload (SIGHUP, src/config/reload.ts) replaces the key list the config started with. */
+export function replaceKeyList(configured: readonly string[], next: readonly string[]): void {
+  reloadedKeys.set(configured, [...next]);
+}
+
 export function keyMatcher(keys: readonly string[]): (presented: string) => boolean {
-  // the list may be replaced in place by a config reload (SIGHUP, src/config/reload.ts): digests follow it
-  let derivedFrom = keys.join('\n');
+  // digests follow a list replaced by a reload
+  let derivedFrom: readonly string[] = keys;
   let digests = keyDigests(keys);
   return (presented) => {
-    const now = keys.join('\n');
+    const now = reloadedKeys.get(keys) ?? keys;
     if (now !== derivedFrom) {
-      digests = keyDigests(keys);
+      digests = keyDigests(now);
       derivedFrom = now;
     }
     return matchesKey(presented, digests);
