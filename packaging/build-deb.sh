@@ -77,7 +77,8 @@ say "staging $name $version ($arch, Node.js $node_version)"
 rm -rf "$build"
 mkdir -p "$app" "$dist"
 
-# ---- the app: compiled JavaScript with source maps (npm run build), nothing TypeScript
+# ---- the app: compiled JavaScript with source maps (npm run build; demo/ too: `ehc-edge codes` and the
+# simulator, loaded by the appliance only when simulator.enabled), nothing TypeScript
 say "npm run build (tsc → JavaScript with source maps)"
 EHC_BUILD_OUT="$build/js" bash "$here/build-js.sh"
 cp -a "$build/js/." "$app/"
