@@ -12,8 +12,6 @@
  */
 import type { Hono, MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import type { ServerResponse } from 'node:http';
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import AjvModule from 'ajv';
 import { matches, sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
 import type { HisContext, HisExtension } from './app.ts';
@@ -64,62 +62,6 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
   const maxSubscribers = deps.maxSubscribers ?? 256;
   const bufferLimit = deps.subscriberBuffer ?? 256;
   let streams = 0;
-  /**
-   * The stream on Node's response itself (served by @hono/node-server): each event's bytes, made once
-   * by the hub, are written to every matching subscriber synchronously as it is published — no queue,
-   * no promise per subscriber. The per-subscriber buffer is the response's own: a reader whose
-   * socket has not drained for `bufferLimit` events is sent a gap event and closed.
-   */
-  const directStream = (res: ServerResponse, filter: StreamFilter, lastId: number | undefined): Response => {
-    streams++;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive' });
-    let sentUpTo = 0;
-    let behind = 0;
-    let closed = false;
-    const gapText = (data: Record<string, unknown>) => `event: gap\ndata: ${JSON.stringify(data)}\n\n`;
-    const write = (bytes: Uint8Array | string) => {
-      if (closed) return;
-      if (!res.write(bytes)) behind++;
-      if (behind > bufferLimit) {
-        // a reader that cannot keep up is dropped, not buffered without bound: it reconnects with
-        // Last-Event-ID and gets the ring (or a gap event)
-        closed = true;
-        cleanup();
-        res.end(gapText({ lastEventId: sentUpTo, reason: 'slow-reader', bufferLimit }));
-      }
-    };
-    res.on('drain', () => (behind = 0));
-    if (lastId !== undefined) {
-      const { events, gap } = hub.since(lastId, filter);
-      if (gap) write(gapText({ lastEventId: lastId, oldestAvailable: hub.oldestId }));
-      if (events.length) {
-        write(concat(events.map(wireOf)));
-        sentUpTo = events.at(-1)!.id;
-      }
-    } else {
-      write(': connected\n\n');
-    }
-    // replay and subscription in the same tick: nothing published in between can be missed
-    const unsubscribe = hub.subscribe((ev) => {
-      if (ev.id <= sentUpTo || !matches(ev, filter)) return;
-      sentUpTo = ev.id;
-      write(wireOf(ev));
-    });
-    const keepAlive = setInterval(() => write(KEEP_ALIVE), deps.keepAliveMs ?? 15000);
-    let cleaned = false;
-    function cleanup(): void {
-      if (cleaned) return;
-      cleaned = true;
-      unsubscribe();
-      clearInterval(keepAlive);
-      streams--;
-    }
-    res.once('close', () => {
-      closed = true;
-      cleanup();
-    });
-    return RESPONSE_ALREADY_SENT;
-  };
   app.get('/v1/scans', (c) => {
     if (streams >= maxSubscribers) {
       c.header('Retry-After', '5');
@@ -132,8 +74,6 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     if (scanner) filter.scanner = scanner;
     const lastRaw = c.req.header('Last-Event-ID') ?? c.req.query('lastEventId');
     const lastId = lastRaw !== undefined && /^\d{1,15}$/.test(lastRaw) ? Number(lastRaw) : undefined;
-    const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
-    if (res && typeof res.write === 'function') return directStream(res, filter, lastId);
     c.header('Cache-Control', 'no-store');
     c.header('X-Accel-Buffering', 'no');
     streams++;
