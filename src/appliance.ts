@@ -265,9 +265,13 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     });
     his = await startHisServer(app, config.his);
     stops.push(() => his!.close());
-    // the scan stream over WebSocket beside SSE (ticket auth): stops before the server closes
-    const stopScanSocket = attachScanWebSocket(his.server as unknown as Parameters<typeof attachScanWebSocket>[0], { hub: scanning.hub, tickets, maxSubscribers: config.scan.maxSubscribers });
-    stops.push(async () => stopScanSocket());
+    // the scan stream over WebSocket beside SSE (ticket auth): stops before the server closes;
+    // opt-in (his.websocket): with an 'upgrade' listener Node hands EVERY Upgrade request to it, so a plain
+    // HTTP client that offers `Upgrade: h2c` (Java's HttpClient does by default) would no longer reach the routes
+    if (config.his.websocket) {
+      const stopScanSocket = attachScanWebSocket(his.server as unknown as Parameters<typeof attachScanWebSocket>[0], { hub: scanning.hub, tickets, maxSubscribers: config.scan.maxSubscribers });
+      stops.push(async () => stopScanSocket());
+    }
     const fdLimit = openFileLimit(() => readFileSync('/proc/self/limits', 'utf8'));
     const fdNeeded = descriptorsNeeded(config.his.connections);
     if (fdLimit !== undefined && fdLimit < fdNeeded) log.warn('open-file limit below what the HIS connection budget needs: raise LimitNOFILE or lower his.connections', { limit: fdLimit, needed: fdNeeded });

@@ -49,7 +49,7 @@ java('Java example: compiles; its webhook check accepts the appliance\'s signatu
         p.stdout.on('data', (c: Buffer) => (s += c.toString('utf8')));
         p.on('close', () => resolve(s));
       });
-      assert.match(out, /^200 /);
+      assert.match(out, /^200 /, out);
       assert.match(out, /"ret_code":"0000"/);
     } finally {
       await a.stop();

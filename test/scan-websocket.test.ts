@@ -12,7 +12,9 @@ import { SimCardSystem } from '../demo/simulator/index.ts';
 const AUTH = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' };
 
 test('WebSocket stream: ticket (query or subprotocol), single use, filter, resume with lastEventId', async () => {
-  const t = await testAppliance();
+  const t = await testAppliance((doc) => {
+    doc.his.websocket = true;
+  });
   try {
     const base = t.appliance.url;
     const wsBase = base.replace(/^http/, 'ws');

@@ -86,6 +86,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     his: { bodyLimitBytes: 16384, ...his,
       connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
       authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) },
+      websocket: his.websocket ?? false,
       cors: { origins: [], maxAgeSeconds: 600, ...(his.cors ?? {}) },
       streamTickets: { ttlSeconds: 30, maxOutstanding: 1000, ...(his.streamTickets ?? {}) } },
     upstream: {

@@ -90,6 +90,7 @@ export const configSchema = {
             maxAgeSeconds: { type: 'integer', minimum: 0, maximum: 86400, description: 'how long a browser may cache a preflight answer' },
           },
         },
+        websocket: { type: 'boolean', description: 'serve the scan stream over WebSocket too (/v1/scans/ws); see docs/integration: clients that offer Upgrade: h2c must then speak plain HTTP/1.1' },
         streamTickets: {
           type: 'object',
           additionalProperties: false,

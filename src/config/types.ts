@@ -46,6 +46,7 @@ export interface ApplianceConfig {
     authThrottle: { maxFailures: number; windowSeconds: number; globalMaxFailures: number };
     cors: { origins: string[]; maxAgeSeconds: number };
     streamTickets: { ttlSeconds: number; maxOutstanding: number };
+    websocket: boolean;
   };
   upstream: UpstreamSettings;
   card: {

@@ -19,7 +19,7 @@ import org.bouncycastle.crypto.macs.HMac;
 import org.bouncycastle.crypto.params.KeyParameter;
 
 public final class EhcEdgeClient {
-  private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+  private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(2)).build();
   /** delivery ids already processed: keep them at least as long as the timestamp tolerance */
   private static final Set<String> SEEN = ConcurrentHashMap.newKeySet();
 
