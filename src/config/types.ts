@@ -46,6 +46,14 @@ export interface ApplianceConfig {
     timeoutMs: number;
     connectTimeoutMs: number;
     healthIntervalMs: number;
+    /** circuit breaker: consecutive link failures of calls that open it (default 3) */
+    breakerFailures?: number;
+    /** circuit breaker: time open before the next probe (default 1000) */
+    breakerRetryMs?: number;
+    /** the health probe's whole round trip (default 1000) */
+    probeTimeoutMs?: number;
+    /** warn this many days before the client certificate or the pinned CA expires (default 30) */
+    certWarnDays?: number;
     insecure: boolean;
     tls?: { ca?: string; cert?: string; key?: string; servername?: string };
     dialect: DialectConfig;
@@ -76,7 +84,7 @@ export interface ApplianceConfig {
   scannerAutoDetect: boolean;
   scanners: ScannerConfig[];
   scan: { dedupeWindowMs: number; streamBuffer: number };
-  outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number; replayYieldAbove: number; replayMaxYieldMs: number };
+  outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number; replayYieldAbove: number; replayMaxYieldMs: number; replayWindow?: number; replayMaxPerSecond?: number; replayStartJitterMs?: number; replayBackoffBaseMs?: number; replayBackoffMaxMs?: number };
   audit: { retainDays: number; maxBytes: number };
   admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error'; pii: 'mask' | 'refuse' };

@@ -46,9 +46,21 @@ export interface UpstreamHealth {
   checkedAt?: string;
 }
 
+/**
+ * The one view of the link (circuit breaker state) that verification, replay and status share.
+ * `closed`: calls go out; `open`: calls fail at once with 8004; `half-open`: one trial is running.
+ */
+export interface LinkView {
+  readonly linkState: 'closed' | 'open' | 'half-open';
+  /** listener gets the new state; returns the unsubscribe function */
+  onLinkChange(listener: (state: 'closed' | 'open' | 'half-open') => void): () => void;
+}
+
 export interface Upstream {
   /** Throws EhcError: the home system's ret_code, or 8001/8002/8004 for the network, 9003 for a bad digest. */
   call(method: UpstreamMethod, biz: VerifyBiz, ctx?: UpstreamCallContext): Promise<UpstreamIdentity>;
   health(): Promise<UpstreamHealth>;
   close(): Promise<void>;
+  /** present when the implementation keeps a circuit breaker (HttpUpstream) */
+  link?: LinkView;
 }

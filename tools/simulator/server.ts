@@ -156,8 +156,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const biz = opened.biz;
     const serial = typeof biz.out_verify_no === 'string' ? biz.out_verify_no : '';
     const code = typeof biz.ehealth_code === 'string' ? biz.ehealth_code : '';
-    received.push({ method, out_verify_no: serial, ehealth_code: code, term_id: String(b.term_id), app_id: appId, at: now().toISOString() });
+    // a request without a code is answered 9001 and not a transaction (the appliance's health probe is one)
     if (!serial || serial.length > 32 || !code) return reply('9001');
+    received.push({ method, out_verify_no: serial, ehealth_code: code, term_id: String(b.term_id), app_id: appId, at: now().toISOString() });
     const key = `${appId}\n${serial}`;
     if (serials.has(key)) return reply('3002');
     serials.add(key);
