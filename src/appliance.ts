@@ -19,6 +19,7 @@ import { startOps } from './ops/wire.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './ops/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
+import { registerLinkMetrics } from './protocol/link-metrics.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
 import type { Verifier } from './verify/types.ts';
@@ -93,11 +94,17 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       // foreground first: the desks' verifications go before usage records while they keep the loop busy
       busy: desksBusy(load, desks, config.outbox.replayYieldAbove),
       maxYieldMs: config.outbox.replayMaxYieldMs,
-      callTimeoutMs: config.upstream.timeoutMs,
+      // pipelined and a good citizen toward the home system (src/store/replay.ts)
+      window: config.outbox.replayWindow,
+      maxPerSecond: config.outbox.replayMaxPerSecond,
+      startJitterMs: config.outbox.replayStartJitterMs,
+      backoff: { baseMs: config.outbox.replayBackoffBaseMs, maxMs: config.outbox.replayBackoffMaxMs },
+      callTimeoutMs: config.upstream.connectTimeoutMs + config.upstream.timeoutMs,
       onDeferredResult: (ovn, answer) => deferredListeners.forEach((l) => l(ovn, answer)),
     });
     stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
     registerOutboxMetrics(registry, replay);
+    registerLinkMetrics(registry, upstream);
 
     const ops = await startOps({ config, card, upstream, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
     stops.push(() => ops.close());

@@ -169,10 +169,12 @@ export class HttpUpstream implements Upstream {
     this.breaker = new LinkBreaker({ failures: config.breakerFailures ?? 3, retryMs: config.breakerRetryMs ?? 1000 }, this.now);
     this.probing_ = options.probe !== false;
     const breaker = this.breaker;
+    const selfProbing = this.probing_;
     this.link = {
       get linkState() {
         return breaker.state;
       },
+      selfProbing,
       onLinkChange: (listener) => {
         breaker.on('change', listener);
         return () => void breaker.off('change', listener);
@@ -267,6 +269,8 @@ export class HttpUpstream implements Upstream {
     const warnings = this.certWarnings(lives);
     return {
       ...this.current,
+      // the desks' view: reachable only while the breaker lets calls go out
+      reachable: this.current.reachable && this.breaker.state === 'closed',
       link: this.breaker.snapshot(),
       ...(lives.length ? { certificates: lives } : {}),
       ...(warnings.length ? { warnings } : {}),
@@ -292,11 +296,15 @@ export class HttpUpstream implements Upstream {
     } else if (state === 'closed') {
       this.options.logger?.info('link to the home card system is closed again: calls go out', { target: this.target });
     }
-    if (state === 'open' && this.probing_ && !this.closed) {
-      clearTimeout(this.openTimer);
-      this.openTimer = setTimeout(() => void this.runProbe(), this.breaker.rules.retryMs);
-      this.openTimer.unref();
-    }
+    if (state === 'open') this.scheduleTrial();
+  }
+
+  /** while the breaker is open: the next probe retryMs from now (one timer, whoever asks) */
+  private scheduleTrial(): void {
+    if (!this.probing_ || this.closed || this.breaker.state === 'closed') return;
+    clearTimeout(this.openTimer);
+    this.openTimer = setTimeout(() => void this.runProbe(), this.breaker.rules.retryMs);
+    this.openTimer.unref();
   }
 
   private shortCircuit(): LinkOpen {
@@ -534,6 +542,7 @@ export class HttpUpstream implements Upstream {
   private runProbe(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.probing ??= (async () => {
+      await null; // never settle synchronously: `probing` must be set before the finally below clears it
       this.breaker.probing();
       const started = performance.now();
       try {
@@ -574,6 +583,8 @@ export class HttpUpstream implements Upstream {
         this.options.logger?.warn('upstream probe failed', { target: this.target, code: asLink.code, kind: asLink.kind, error: asLink.message });
       } finally {
         this.probing = undefined;
+        // a probe that began before the breaker opened may end after the open-state timer fired
+        if (this.breaker.state !== 'closed') this.scheduleTrial();
       }
     })();
     return this.probing;

@@ -52,6 +52,8 @@ export interface UpstreamHealth {
  */
 export interface LinkView {
   readonly linkState: 'closed' | 'open' | 'half-open';
+  /** the owner probes by itself while open (else a user of the link must probe or try) */
+  readonly selfProbing: boolean;
   /** listener gets the new state; returns the unsubscribe function */
   onLinkChange(listener: (state: 'closed' | 'open' | 'half-open') => void): () => void;
 }
