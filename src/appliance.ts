@@ -12,6 +12,7 @@ import type { CryptoCard } from './crypto/card.ts';
 import { openCard } from './crypto/open-card.ts';
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
+import { descriptorsNeeded, openFileLimit } from './his/connection-budget.ts';
 import type { Logger } from './ops/log.ts';
 import { createRegistry, verifyMetrics } from './ops/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
@@ -46,6 +47,8 @@ export interface Appliance {
   outbox: SqliteOutbox;
   scanning: Scanning;
   replay: Replay;
+  /** the HIS port's server and its connection budget */
+  his: HisServer;
   /** answers to deferred verifications as they arrive */
   deferredListeners: DeferredResultListener[];
   status(): Promise<Record<string, unknown>>;
@@ -65,7 +68,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     }
   };
   try {
-    mkdirSync(config.stateDir, { recursive: true, mode: 0o750 });
+    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     const registry = createRegistry();
 
     const card = await openCard(config.card, log.child({ component: 'card' }));
@@ -136,11 +139,13 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
 
+    let his: HisServer | undefined;
     const status = async (): Promise<Record<string, unknown>> => ({
       ...(await ops.status()),
       policy: config.verify.policy,
       outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
+      his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
     });
     const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
     const app = createHisApp({
@@ -154,14 +159,17 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         const c = await card.health();
         return { ok: c.ok, checks: { card: c.ok } };
       },
-      onAuthFailure: ops.onAuthFailure,
+      authThrottle: ops.authThrottle,
       extensions,
     });
-    const his: HisServer = await startHisServer(app, config.his);
-    stops.push(() => his.close());
+    his = await startHisServer(app, config.his);
+    stops.push(() => his!.close());
+    const fdLimit = openFileLimit(() => readFileSync('/proc/self/limits', 'utf8'));
+    const fdNeeded = descriptorsNeeded(config.his.connections);
+    if (fdLimit !== undefined && fdLimit < fdNeeded) log.warn('open-file limit below what the HIS connection budget needs: raise LimitNOFILE or lower his.connections', { limit: fdLimit, needed: fdNeeded });
     log.info('HIS port listening', { url: his.url });
 
-    return { config, url: his.url, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, deferredListeners, status, stop };
+    return { config, url: his.url, his, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, deferredListeners, status, stop };
   } catch (err) {
     await stop();
     throw err;

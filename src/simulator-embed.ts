@@ -19,7 +19,7 @@ export async function startEmbeddedSimulator(config: ApplianceConfig, log: Logge
     keyFile: config.card.driver === 'soft' ? config.card.keyFile : undefined,
     localEhcin: config.site.localEhcins[0],
     foreignEhcin: config.simulator.ehcin,
-    apps: [{ appId: config.upstream.appId, secret: config.upstream.appSecret, dialect: config.upstream.dialect }],
+    apps: [{ appId: config.upstream.appId, secret: config.upstream.appSecret, dialect: config.upstream.dialect, appKey: config.upstream.appKey }],
   });
   for (const key of ['url', 'crossDomainUrl'] as const) {
     const u = new URL(config.upstream[key]);

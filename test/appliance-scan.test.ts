@@ -5,16 +5,13 @@ import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { isStmCode } from '../src/code/identifiers.ts';
 import { API_KEY, testAppliance } from './helpers/appliance.ts';
 import { PtyPair, socatMissing } from './helpers/pty-pair.ts';
+import { needs } from './helpers/skip.ts';
 import { openSse } from './helpers/sse.ts';
 import { tempDir } from './helpers/tmp.ts';
 
-const missing = socatMissing();
+const serial = needs(socatMissing());
 
-test('a code written into a pty-backed serial scanner arrives verified on /v1/scans with the scanner ID and STM number', async () => {
-  if (missing) {
-    console.log(`  skipped: ${missing}`);
-    return;
-  }
+serial('a code written into a pty-backed serial scanner arrives verified on /v1/scans with the scanner ID and STM number', async () => {
   const t = tempDir('ehc-pty-');
   const pty = new PtyPair(path.join(t.dir, 'scanner'), path.join(t.dir, 'host'));
   await pty.plug();

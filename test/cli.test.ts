@@ -55,7 +55,7 @@ test('dispatcher: usage, unknown command, commands not in this build', async () 
   assert.is(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command 'frobnicate'/);
   // a command whose module is not in the build (in-process: every real command's module may land)
-  COMMANDS['not-built'] = { module: './no-such-command.ts', summary: 'test' };
+  COMMANDS['not-built'] = { module: './no-such-command.ts' };
   const errors: string[] = [];
   const original = console.error;
   console.error = (msg: string) => void errors.push(msg);

@@ -25,7 +25,7 @@ test('the shipped appliance.config.json is valid and fills in documented default
   const c = loadConfig(DEFAULT);
   assert.is(c.stateDir, path.resolve('var'));
   assert.is(c.upstream.crossDomainUrl, c.upstream.url);
-  assert.is(c.upstream.dialect.name, 'national-v3.1');
+  assert.is(c.upstream.dialect, 'national-v3.1');
   assert.is(c.card.keyFile, path.join(c.stateDir, 'soft-card.keys.json'));
   assert.equal(c.card.keys, { ehcid: 1, validity: 2, storage: 3, mac: 4, sign: 1 });
   assert.is(c.verify.clockSkewSeconds, 30);

@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { needs } from './helpers/skip.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,11 +24,7 @@ try {
   skipReason = `cannot mount a 2 MB tmpfs (${String((err as { stderr?: Buffer }).stderr ?? err).trim() || 'mount failed'}); needs root or CAP_SYS_ADMIN`;
 }
 
-test('disk full: appends fail with a clear 8007, nothing acknowledged is lost, the file stays sound', async () => {
-  if (!mounted) {
-    console.log(`  SKIP disk-full test: ${skipReason}`);
-    return;
-  }
+needs(mounted ? undefined : skipReason)('disk full: appends fail with a clear 8007, nothing acknowledged is lost, the file stays sound', async () => {
   const file = path.join(mnt, 'outbox.sqlite');
   const log = memoryLogger();
   const keyFile = path.join(mkdtempSync(path.join(tmpdir(), 'ehc-full-keys-')), 'card.keys.json');

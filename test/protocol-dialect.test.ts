@@ -46,7 +46,7 @@ const national = () => seal(NATIONAL_V31);
 test('resolveDialect: {} is the national V3.1 reading; changed knobs are named', () => {
   assert.equal(resolveDialect({}), { ...NATIONAL_V31 });
   assert.equal(resolveDialect(undefined), { ...NATIONAL_V31 });
-  assert.is(resolveDialect({ encoding: 'base64', padding: 'zero' }).name, 'national-v3.1+encoding=base64,padding=zero');
+  assert.is(resolveDialect({ encoding: 'base64', padding: 'zero' }).name, 'national-v3.1+padding=zero,encoding=base64');
   assert.is(resolveDialect({ name: 'xm-2019', encoding: 'base64' }).name, 'xm-2019');
 });
 

@@ -23,11 +23,13 @@ import { startSimulator, DEFAULT_APP_ID, DEFAULT_APP_SECRET, type SimulatorHandl
 import { isValidIdNo, makePopulation } from '../tools/simulator/population.ts';
 import { tempDir } from './helpers/tmp.ts';
 import { makePki, opensslMissing, type Pki } from './helpers/pki.ts';
+import { needs } from './helpers/skip.ts';
 
 const tmp = tempDir('ehc-upstream-');
 const keyFile = path.join(tmp.dir, 'soft-card.keys.json');
 const missing = opensslMissing();
 let pki: Pki | undefined;
+const withPki = needs(missing && `mutual-TLS cases need openssl: ${missing}`);
 const open: Array<{ close(): Promise<void> | void }> = [];
 
 function config(url: string, over: Partial<UpstreamConfig> = {}): UpstreamConfig {
@@ -97,8 +99,7 @@ const id = { idType: person.idType, idNo: person.idNo };
 
 test.before(async () => {
   await SoftCard.open(keyFile, { ...DEFAULT_KEY_INDEXES }); // the appliance's key file, shared with the local card system
-  if (missing) console.log(`  skip note: mutual-TLS cases cannot run: ${missing}`);
-  else pki = makePki(tmp.dir);
+  if (!missing) pki = makePki(tmp.dir);
 });
 
 test.after(async () => {
@@ -208,14 +209,17 @@ test('read timeout → 8001 (accepts, never answers); reset mid-transfer → 800
   await rejects(upstream(config(cut.url)).call(METHOD_VERIFY, biz('x')), '8002');
 });
 
-test('closed port → 8004 and state unreachable; connect timeout (TLS handshake never completes) → 8004', async () => {
+test('closed port → 8004 and state unreachable', async () => {
   const port = await freePort();
   const u = upstream(config(`http://127.0.0.1:${port}/ehc`));
   await rejects(u.call(METHOD_VERIFY, biz('x')), '8004');
   assert.is(u.state.reachable, false);
   assert.is(u.state.phase, 'down');
   assert.match(u.state.lastError ?? '', 'ECONNREFUSED');
-  if (!pki) return console.log('  skip note: connect-timeout case needs openssl for its CA file');
+});
+
+withPki('connect timeout (TLS handshake never completes) → 8004', async () => {
+  if (!pki) throw new Error('no PKI');
   const mute = net.createServer(() => undefined); // accepts TCP, never speaks TLS
   await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
   open.push({ close: () => void mute.close() });
@@ -255,8 +259,8 @@ test('periodic probe updates the state by itself', async () => {
   assert.is(u.state.reachable, false);
 });
 
-test('mutual TLS: verifies with client cert and pinned CA; probe is a TLS handshake', async () => {
-  if (!pki) return console.log(`  skip: ${missing}`);
+withPki('mutual TLS: verifies with client cert and pinned CA; probe is a TLS handshake', async () => {
+  if (!pki) throw new Error('no PKI');
   const s = await sim({ tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca } });
   assert.match(s.url, /^https:\/\/127\.0\.0\.1:\d+\/ehc$/);
   const u = upstream(config(s.url, { tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } }));
@@ -268,8 +272,8 @@ test('mutual TLS: verifies with client cert and pinned CA; probe is a TLS handsh
   assert.is(st.target, `127.0.0.1:${s.port}`);
 });
 
-test('mutual TLS: no client cert, a client cert of another CA, or a server of another CA → 8004', async () => {
-  if (!pki) return console.log(`  skip: ${missing}`);
+withPki('mutual TLS: no client cert, a client cert of another CA, or a server of another CA → 8004', async () => {
+  if (!pki) throw new Error('no PKI');
   const s = await sim({ tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca } });
   const code = s.cardSystems[0]!.issueCode(id);
   await rejects(upstream(config(s.url, { tls: { ca: pki.ca } })).call(METHOD_VERIFY, biz(code)), '8004');
@@ -286,8 +290,8 @@ test('mutual TLS: no client cert, a client cert of another CA, or a server of an
   assert.throws(() => new HttpUpstream(config(s.url, { tls: {} }), { probe: false }), (e: EhcError) => e.code === '9001' && /CA pinning/.test(e.message));
 });
 
-test('TLS 1.1 refused both ways (positive control: the same 1.1 client works against a 1.1 server)', async () => {
-  if (!pki) return console.log(`  skip: ${missing}`);
+withPki('TLS 1.1 refused both ways (positive control: the same 1.1 client works against a 1.1 server)', async () => {
+  if (!pki) throw new Error('no PKI');
   const legacy = { minVersion: 'TLSv1' as const, maxVersion: 'TLSv1.1' as const, ciphers: 'DEFAULT@SECLEVEL=0' };
   const old = tls.createServer({ ...legacy, cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey) }, (sock) => sock.end());
   await new Promise<void>((r) => old.listen(0, '127.0.0.1', r));

@@ -74,7 +74,7 @@ test('retry moves dead letters back to the tail; the CLI shows status and retrie
   assert.is(ob.stats().depth, 3);
   await ob.close();
   const cli = (...args: string[]) =>
-    execFileSync(process.execPath, ['--import', 'tsx', path.resolve('tools/queue.ts'), '--db', file, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(process.execPath, ['--import', 'tsx', path.resolve('tools/queue.ts'), ...args, '--db', file, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const status = JSON.parse(cli('status'));
   assert.is(status.depth, 3);
   assert.is(status.dead, 3);

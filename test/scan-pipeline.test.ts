@@ -5,6 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { needs } from './helpers/skip.ts';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -265,7 +266,7 @@ test('POST /v1/scans/inject validates its body and the tool injects; GET /v1/sca
     const raw = scanning.hub.since(0).events.find((e) => e.type === 'scan');
     assert.is(raw?.scannerId, 'virtual:demo');
     assert.is(raw?.station, 'desk-9');
-    assert.is(await scannersTool(['inject', 'X', '--url', http.base, '--key', 'wrong-key-wrong-key'], () => {}), 1, 'bad key refused');
+    assert.is(await scannersTool(['inject', 'X', '--url', http.base, '--key', 'wrong-key-wrong-key'], () => {}), 2, 'bad key refused (exit 2: usage/config)');
     const list = await fetch(`${http.base}/v1/scanners`, { headers: AUTH });
     assert.equal(await list.json(), { scanners: [] });
     const noAuth = await fetch(`${http.base}/v1/scanners`);
@@ -277,12 +278,7 @@ test('POST /v1/scans/inject validates its body and the tool injects; GET /v1/sca
   }
 });
 
-const missing = socatMissing();
-test('end to end: a scan written into a pty scanner arrives verified on /v1/scans with its id and STM number', async () => {
-  if (missing) {
-    console.log(`  skip: ${missing}`);
-    return;
-  }
+needs(socatMissing())('end to end: a scan written into a pty scanner arrives verified on /v1/scans with its id and STM number', async () => {
   const dir = freshDir();
   const pair = new PtyPair(path.join(dir, 'scanner'), path.join(dir, 'host'));
   await import('node:fs').then((fs) => fs.mkdirSync(dir, { recursive: true }));

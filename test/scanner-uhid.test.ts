@@ -9,6 +9,7 @@ import { existsSync, accessSync, constants } from 'node:fs';
 import { ScannerManager, type ScannerStatus } from '../drivers/manager.ts';
 import type { ScanEvent } from '../drivers/types.ts';
 import { memoryLogger } from '../src/ops/log.ts';
+import { needs } from './helpers/skip.ts';
 import { HID_POS_DESCRIPTOR, KEYBOARD_DESCRIPTOR, UhidDevice } from './helpers/uhid.ts';
 
 function whyNot(): string | undefined {
@@ -40,44 +41,38 @@ function report(data: string, more: boolean): Buffer {
   return r;
 }
 
-const why = whyNot();
-if (why) {
-  test('virtual HID POS and keyboard scanners via /dev/uhid', () => {
-    console.log(`  skip: ${why}; HID decoding is covered by recorded reports in scanner-decode.test.ts`);
-  });
-} else {
-  test('virtual HID POS scanner: detected, multi-report scan reassembled, removal closes it; keyboard mode refused', async () => {
-    const log = memoryLogger();
-    const m = new ScannerManager({ scanners: [], autoDetect: true, log, pollMs: 200, retryMs: 200 });
-    const scans: ScanEvent[] = [];
-    const attached: ScannerStatus[] = [];
-    const refused: ScannerStatus[] = [];
-    let detached = 0;
-    m.on('scan', (s) => scans.push(s));
-    m.on('attached', (s) => attached.push(s));
-    m.on('refused', (s) => refused.push(s));
-    m.on('detached', () => detached++);
-    await m.start();
-    const pos = new UhidDevice({ name: 'Honeywell virtual HID POS', vendorId: 0x0c2e, productId: 0x0b87, descriptor: HID_POS_DESCRIPTOR });
-    const kbd = new UhidDevice({ name: 'Honeywell virtual keyboard', vendorId: 0x0c2e, productId: 0x0901, descriptor: KEYBOARD_DESCRIPTOR });
-    try {
-      await until('HID POS attached', () => attached.some((s) => s.driver === 'hid-pos'));
-      await until('keyboard refused', () => refused.length >= 1);
-      assert.match(refused[0]!.message ?? '', /keyboard \(wedge\) mode/);
-      const text = 'Q'.repeat(56) + 'END';
-      pos.input(report(text.slice(0, 56), true));
-      pos.input(report(text.slice(56), false));
-      await until('scan', () => scans.length === 1);
-      assert.is(scans[0]!.text, text);
-      assert.is(scans[0]!.symbology, ']Q1');
-      pos.destroy();
-      await until('detached', () => detached >= 1);
-    } finally {
-      pos.destroy();
-      kbd.destroy();
-      await m.stop();
-    }
-  });
-}
+const uhid = needs(whyNot() && `${whyNot()}; HID decoding is covered by recorded reports in scanner-decode.test.ts`);
+uhid('virtual HID POS scanner: detected, multi-report scan reassembled, removal closes it; keyboard mode refused', async () => {
+  const log = memoryLogger();
+  const m = new ScannerManager({ scanners: [], autoDetect: true, log, pollMs: 200, retryMs: 200 });
+  const scans: ScanEvent[] = [];
+  const attached: ScannerStatus[] = [];
+  const refused: ScannerStatus[] = [];
+  let detached = 0;
+  m.on('scan', (s) => scans.push(s));
+  m.on('attached', (s) => attached.push(s));
+  m.on('refused', (s) => refused.push(s));
+  m.on('detached', () => detached++);
+  await m.start();
+  const pos = new UhidDevice({ name: 'Honeywell virtual HID POS', vendorId: 0x0c2e, productId: 0x0b87, descriptor: HID_POS_DESCRIPTOR });
+  const kbd = new UhidDevice({ name: 'Honeywell virtual keyboard', vendorId: 0x0c2e, productId: 0x0901, descriptor: KEYBOARD_DESCRIPTOR });
+  try {
+    await until('HID POS attached', () => attached.some((s) => s.driver === 'hid-pos'));
+    await until('keyboard refused', () => refused.length >= 1);
+    assert.match(refused[0]!.message ?? '', /keyboard \(wedge\) mode/);
+    const text = 'Q'.repeat(56) + 'END';
+    pos.input(report(text.slice(0, 56), true));
+    pos.input(report(text.slice(56), false));
+    await until('scan', () => scans.length === 1);
+    assert.is(scans[0]!.text, text);
+    assert.is(scans[0]!.symbology, ']Q1');
+    pos.destroy();
+    await until('detached', () => detached >= 1);
+  } finally {
+    pos.destroy();
+    kbd.destroy();
+    await m.stop();
+  }
+});
 
 test.run();

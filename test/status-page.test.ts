@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { needs } from './helpers/skip.ts';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -120,11 +121,8 @@ test('collectStatus: a component that hangs or throws is reported, not waited on
   }
 });
 
-test('renders live in headless Chromium: login, every component, live update, masked data; screenshot', async () => {
-  if (!existsSync(CHROMIUM)) {
-    console.log(`  skip: ${CHROMIUM} is not installed (apt-get install chromium; .ci/run installs it)`);
-    return;
-  }
+const chromium = needs(existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install chromium; .ci/run installs it)`);
+chromium('renders live in headless Chromium: login, every component, live update, masked data; screenshot', async () => {
   const { chromium } = await import('playwright-core');
   const a = await appliance();
   const profile = mkdtempSync(path.join(tmpdir(), 'ehc-chromium-'));

@@ -14,15 +14,14 @@
  * 0600, replaced atomically. A real card is loaded with the vendor's own tool; `show` works on both.
  */
 import { createCipheriv } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
 import { sm2 } from 'sm-crypto-v2';
 import { DEFAULT_KEY_INDEXES, type KeyMap, type KeyRole } from '../src/crypto/card.ts';
 import { loadConfig, configPathFrom } from '../src/config/load.ts';
 import { SdfCard } from '../src/crypto/sdf-card.ts';
 import { createLogger } from '../src/ops/log.ts';
+import { replaceFileDurablySync } from '../src/platform/durable-write.ts';
+import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, runCli, type CommonOptions } from './lib/cli.ts';
 
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 export const SYMMETRIC_ROLES = ['ehcid', 'validity', 'storage', 'mac'] as const;
@@ -58,21 +57,7 @@ export function importKeys(keyFile: string, entries: SoftsdfEntry[]): void {
     return !replaced.has(`${kind} ${index}`);
   });
   const text = [...kept, ...entries.map(lineOf)].join('\n') + '\n';
-  const tmp = `${keyFile}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, keyFile);
-  const dfd = openSync(path.dirname(keyFile), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  replaceFileDurablySync(keyFile, text, { mode: 0o600 });
 }
 
 /** The entries that load a SoftCard key file's keys at the config's indexes. */
@@ -92,90 +77,117 @@ export function wrapKey(kekHex: string, keyHex: string): string {
   return Buffer.concat([c.update(Buffer.from(keyHex, 'hex')), c.final()]).toString('hex').toUpperCase();
 }
 
-async function show(configFile: string): Promise<number> {
+interface ShowReport {
+  config: string;
+  driver: string;
+  keys: Record<string, number>;
+  soft_key_file?: string;
+  card?: { ok: boolean; detail: string; device: Record<string, unknown> };
+  roles?: Array<{ role: string; index: number; source: string; state: string }>;
+  sign?: { index: number; public_key?: string; state: string };
+}
+
+async function show(configFile: string, json: boolean): Promise<number> {
   const config = loadConfig(configFile);
   const keys = config.card.keys;
-  console.log(`config: ${configFile}`);
-  console.log(`driver: ${config.card.driver}`);
-  console.log('key indexes:', Object.entries(keys).map(([r, i]) => `${r}=${i}${i === DEFAULT_KEY_INDEXES[r as KeyRole] ? '' : ' (remapped)'}`).join(', '));
+  const report: ShowReport = { config: configFile, driver: config.card.driver, keys: { ...keys } };
+  const lines: string[] = [
+    `config: ${configFile}`,
+    `driver: ${config.card.driver}`,
+    'key indexes: ' + Object.entries(keys).map(([r, i]) => `${r}=${i}${i === DEFAULT_KEY_INDEXES[r as KeyRole] ? '' : ' (remapped)'}`).join(', '),
+  ];
+  const print = (code: number) => {
+    console.log(json ? JSON.stringify(report, null, 2) : lines.join('\n'));
+    return code;
+  };
   if (config.card.driver !== 'sdf' || !config.card.sdf) {
-    console.log(`soft card key file: ${config.card.keyFile}`);
-    return 0;
+    report.soft_key_file = config.card.keyFile;
+    lines.push(`soft card key file: ${config.card.keyFile}`);
+    return print(0);
   }
   const card = await SdfCard.open(config.card.sdf, keys, createLogger({ level: 'error' }));
   try {
     const h = await card.health();
-    console.log(`card: ${h.ok ? 'ready' : 'DOWN'} — ${h.detail}`);
-    for (const [k, v] of Object.entries(h.device ?? {})) console.log(`  ${k}: ${v}`);
-    if (!h.ok) return 1;
+    report.card = { ok: h.ok, detail: h.detail, device: { ...(h.device ?? {}) } };
+    lines.push(`card: ${h.ok ? 'ready' : 'DOWN'} — ${h.detail}`);
+    for (const [k, v] of Object.entries(h.device ?? {})) lines.push(`  ${k}: ${v}`);
+    if (!h.ok) return print(1);
     const wrapped = config.card.sdf.wrappedKeys ?? {};
+    report.roles = [];
     for (const role of SYMMETRIC_ROLES) {
       const source = wrapped[role] ? `wrapped under KEK ${config.card.sdf.kek}` : 'internal index';
       const answer = await card.sm4Encrypt(keys[role], Buffer.alloc(16)).then(() => 'present', (e: Error) => `NOT USABLE: ${e.message}`);
-      console.log(`  ${role.padEnd(8)} index ${keys[role]} (${source}): ${answer}`);
+      report.roles.push({ role, index: keys[role], source, state: answer });
+      lines.push(`  ${role.padEnd(8)} index ${keys[role]} (${source}): ${answer}`);
     }
     const pub = await card.sm2PublicKey(keys.sign).then((p) => p.toString('hex').toUpperCase(), (e: Error) => `NOT USABLE: ${e.message}`);
-    console.log(`  sign     index ${keys.sign}: public key ${pub}`);
-    return 0;
+    report.sign = { index: keys.sign, state: pub.startsWith('NOT USABLE') ? pub : 'present', ...(pub.startsWith('NOT USABLE') ? {} : { public_key: pub }) };
+    lines.push(`  sign     index ${keys.sign}: public key ${pub}`);
+    return print(report.roles.every((r) => r.state === 'present') && report.sign.state === 'present' ? 0 : 1);
   } finally {
     await card.close();
   }
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      keyfile: { type: 'string' },
-      role: { type: 'string' },
-      index: { type: 'string' },
-      key: { type: 'string' },
-      kek: { type: 'string' },
-      'from-soft': { type: 'string' },
-      config: { type: 'string' },
-      pin: { type: 'string' },
-    },
-  });
-  const cmd = positionals[0];
-  const configFile = () => configPathFrom(values.config ? ['--config', values.config] : [], process.env);
-  switch (cmd) {
-    case 'import': {
-      if (!values.keyfile) throw new Error('import needs --keyfile (the softsdf key file, SOFTSDF_KEYFILE)');
-      let entries: SoftsdfEntry[];
-      let signIndex = values.index !== undefined ? Number(values.index) : DEFAULT_KEY_INDEXES.sign;
-      if (values['from-soft']) {
-        const keys = values.config || existsSync(configFile()) ? loadConfig(configFile()).card.keys : { ...DEFAULT_KEY_INDEXES };
-        entries = entriesFromSoftKeyFile(values['from-soft'], keys);
-        signIndex = keys.sign;
-      } else {
-        const role = values.role;
-        if (!role || !(SYMMETRIC_ROLES as readonly string[]).includes(role)) throw new Error(`--role must be one of ${SYMMETRIC_ROLES.join(', ')}`);
-        const index = values.index !== undefined ? Number(values.index) : DEFAULT_KEY_INDEXES[role as KeyRole];
-        entries = [{ kind: 'sym', index, key: values.key ?? '' }];
-      }
-      if (values.pin) entries.push({ kind: 'pin', index: signIndex, password: values.pin });
-      importKeys(values.keyfile, entries);
-      for (const e of entries) console.log(`loaded ${e.kind} at index ${e.index}`);
-      return 0;
+type ImportOptions = CommonOptions & { keyfile?: string; role?: string; index?: string; key?: string; fromSoft?: string; pin?: string };
+
+export function command() {
+  const configFile = (o: CommonOptions) => configPathFrom(o.config ? ['--config', o.config] : [], process.env);
+  const imp = defineCommand(
+    'import',
+    'load keys into a softsdf key file (one role, or all of a SoftCard key file)',
+    "Writes one SM4 key (--role, --index, --key) or, with --from-soft, the SoftCard's ehcid/validity/storage/mac keys and SM2 pair into a softsdf key file at the indexes the config uses (card.keys), so SoftCard and SdfCard+softsdf give the same answers. A real card is loaded with the vendor's own tool.",
+    { his: false },
+  )
+    .requiredOption('--keyfile <file>', 'the softsdf key file (SOFTSDF_KEYFILE)')
+    .option('--role <role>', `key role: ${SYMMETRIC_ROLES.join(', ')}`)
+    .option('--index <n>', 'key index (default: the role\'s default index)')
+    .option('--key <hex32>', 'the SM4 key, 32 hex digits')
+    .option('--from-soft <file>', 'a SoftCard key file (soft-card.keys.json) to load whole')
+    .option('--pin <password>', 'the private-key access password of the sign index');
+  act<ImportOptions>(imp, async (values) => {
+    let entries: SoftsdfEntry[];
+    let signIndex = values.index !== undefined ? Number(values.index) : DEFAULT_KEY_INDEXES.sign;
+    if (values.fromSoft) {
+      const keys = values.config || existsSync(configFile(values)) ? loadConfig(configFile(values)).card.keys : { ...DEFAULT_KEY_INDEXES };
+      entries = entriesFromSoftKeyFile(values.fromSoft, keys);
+      signIndex = keys.sign;
+    } else {
+      const role = values.role;
+      if (!role || !(SYMMETRIC_ROLES as readonly string[]).includes(role)) throw new CliError(EXIT.USAGE, `--role must be one of ${SYMMETRIC_ROLES.join(', ')}`);
+      const index = values.index !== undefined ? Number(values.index) : DEFAULT_KEY_INDEXES[role as KeyRole];
+      entries = [{ kind: 'sym', index, key: values.key ?? '' }];
     }
-    case 'wrap':
-      console.log(wrapKey(values.kek ?? '', values.key ?? ''));
-      return 0;
-    case 'show':
-      return show(configFile());
-    default:
-      console.error('usage: card-keys import|wrap|show (see the header of tools/card-keys.ts)');
-      return 2;
-  }
+    if (values.pin) entries.push({ kind: 'pin', index: signIndex, password: values.pin });
+    try {
+      importKeys(values.keyfile!, entries);
+    } catch (err) {
+      throw new CliError(EXIT.USAGE, (err as Error).message);
+    }
+    if (values.json) console.log(JSON.stringify({ keyfile: values.keyfile, loaded: entries.map((e) => ({ kind: e.kind, index: e.index })) }, null, 2));
+    else for (const e of entries) console.log(`loaded ${e.kind} at index ${e.index}`);
+    return EXIT.OK;
+  });
+  const wrap = defineCommand('wrap', 'a key wrapped under a KEK (SM4-ECB), for card.sdf.wrappedKeys', 'The key wrapped under a KEK (SM4-ECB): what SDF_ImportKeyWithKEK unwraps, for card.sdf.wrappedKeys on cards without keys by index.', { his: false })
+    .requiredOption('--kek <hex32>', 'the key-encryption key, 32 hex digits')
+    .requiredOption('--key <hex32>', 'the key to wrap, 32 hex digits');
+  act<CommonOptions & { kek: string; key: string }>(wrap, async (values) => {
+    let wrapped: string;
+    try {
+      wrapped = wrapKey(values.kek, values.key);
+    } catch (err) {
+      throw new CliError(EXIT.USAGE, (err as Error).message);
+    }
+    console.log(values.json ? JSON.stringify({ wrapped }) : wrapped);
+    return EXIT.OK;
+  });
+  const showCmd = defineCommand('show', 'the configured card: device info, key indexes, whether each key answers', undefined, { his: false });
+  act(showCmd, async (values) => show(configFile(values), !!values.json));
+  return defineGroup('card', 'crypto card keys: show, import, wrap', 'Key loading for the crypto card (密钥灌装) and a look at what the card and the config say.').addCommand(showCmd).addCommand(imp).addCommand(wrap);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: Error) => {
-      console.error(`card-keys: ${err.message}`);
-      process.exit(2);
-    },
-  );
+export async function main(argv: string[]): Promise<number> {
+  return runCli(command(), argv);
 }
+
+if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

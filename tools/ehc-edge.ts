@@ -1,12 +1,16 @@
 #!/usr/bin/env -S node --import=tsx
 /**
- * ehc-edge — the operator CLI. `ehc-edge <command> [options]`; every command takes --json and
+ * ehc-edge — the operator CLI. `ehc-edge <command> [options]`; every command takes --help, --json and
  * --config PATH (else EHC_EDGE_CONFIG, else ./appliance.config.json) and ends with
  *   0 ok · 1 a failure was found · 2 usage or configuration error · 3 appliance unreachable.
  *
- * Each command is its own module under tools/ exporting `async function main(argv): Promise<number>`;
- * this dispatcher only finds and runs it. A command whose module is not part of this build says so
- * (exit 2) instead of failing on import.
+ * One argument parser for every command: commander (tools/lib/cli.ts). Each command is its own module
+ * under tools/ exporting `command()` (its definition: options, arguments, help, work) and `main(argv)`;
+ * this dispatcher loads the one asked for (all of them for --help and the man page, tools/man.ts). A
+ * command whose module is not part of this build says so (exit 2) instead of failing on import.
+ *
+ * To add a command: a module with `export function command() { return act(defineCommand(…), …) }`, one
+ * line in COMMANDS, then `npm run man` (a test keeps packaging/ehc-edge.1 equal to the definitions).
  *
  * The shebang resolves tsx from the working directory (fine for `npx ehc-edge` in the project); an
  * installed copy needs a wrapper: `exec node --import=<prefix>/node_modules/tsx/dist/esm/index.mjs
@@ -15,58 +19,75 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { EXIT, isEntry } from './lib/cli.ts';
+import { Command } from 'commander';
+import { configureParser, EXIT, exitCodesHelp, isEntry, runCli } from './lib/cli.ts';
 
 export interface CommandEntry {
+  /** The module defining the command, relative to this file. */
   module: string;
-  summary: string;
 }
 
+/** Every command, in the order --help and the man page list them. */
 export const COMMANDS: Record<string, CommandEntry> = {
-  status: { module: './status.ts', summary: 'appliance health: card, upstream/VPN, outbox, scanners, errors' },
-  scanners: { module: './scanners.ts', summary: 'scanners of the appliance or plugged into this machine; inject a scan' },
-  card: { module: './card-keys.ts', summary: 'crypto card keys: show, import, wrap' },
-  queue: { module: './queue.ts', summary: 'the outbox: depth, oldest, dead records, replay' },
-  'verify-audit': { module: './verify-audit.ts', summary: 'check the audit chain and name the first broken record' },
-  stats: { module: './stats.ts', summary: 'usage statistics (附录E usecard_scene_list, read_term_list), JSON export' },
-  codes: { module: './codes.ts', summary: 'demo health codes for testing a desk' },
-  verify: { module: './verify.ts', summary: 'verify one code through the running appliance' },
+  status: { module: './status.ts' },
+  scanners: { module: './scanners.ts' },
+  card: { module: './card-keys.ts' },
+  queue: { module: './queue.ts' },
+  'verify-audit': { module: './verify-audit.ts' },
+  stats: { module: './stats.ts' },
+  codes: { module: './codes.ts' },
+  verify: { module: './verify.ts' },
 };
 
-export function usage(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
-  return [
-    'usage: ehc-edge <command> [--json] [--config PATH] [options]',
-    '',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
-    '',
-    'exit codes: 0 ok, 1 failure found, 2 usage/config error, 3 appliance unreachable',
-    "`ehc-edge <command> --help` for a command's options",
-  ].join('\n');
+export const PROGRAM_SUMMARY = 'operator command line of the ehc-edge health card appliance (电子健康卡)';
+
+type CommandModule = { command?: () => Command };
+
+/** The command defined by COMMANDS[name]'s module, or why it is not available. */
+async function loadCommand(name: string): Promise<Command | string> {
+  const entry = COMMANDS[name]!;
+  const file = fileURLToPath(new URL(entry.module, import.meta.url));
+  if (!existsSync(file)) return 'not available in this build';
+  const mod = (await import(file)) as CommandModule;
+  if (typeof mod.command !== 'function') return `not available in this build (${entry.module} exports no command)`;
+  const cmd = mod.command();
+  if (cmd.name() !== name) throw new Error(`${entry.module} defines '${cmd.name()}', registered as '${name}'`);
+  return cmd;
+}
+
+/** The whole command tree (or only `only`), as --help, the dispatcher and the man page see it. */
+export async function buildProgram(only?: string): Promise<{ program: Command; unavailable: Map<string, string> }> {
+  const program = configureParser(new Command('ehc-edge'))
+    .summary(PROGRAM_SUMMARY)
+    .description(
+      'Talks to the running appliance and its state: health, scanners, the outbox, the crypto card, the audit chain, usage statistics, demonstration codes. The appliance itself runs as ehc-edge.service (systemctl status ehc-edge; journalctl -u ehc-edge). Times shown are China Standard Time (Asia/Shanghai).',
+    )
+    .usage('<command> [options]')
+    .addHelpText('after', exitCodesHelp() + "\n`ehc-edge <command> --help` for a command's options\n");
+  const unavailable = new Map<string, string>();
+  for (const name of Object.keys(COMMANDS)) {
+    if (only !== undefined && name !== only) continue;
+    const cmd = await loadCommand(name);
+    if (typeof cmd === 'string') unavailable.set(name, cmd);
+    else program.addCommand(cmd);
+  }
+  return { program, unavailable };
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    (name ? console.log : console.error)(usage());
-    return name ? EXIT.OK : EXIT.USAGE;
-  }
-  const entry = COMMANDS[name];
-  if (!entry) {
-    console.error(`ehc-edge: unknown command '${name}'\n\n${usage()}`);
+  const name = argv[0];
+  const asked = name !== undefined && Object.hasOwn(COMMANDS, name) ? name : undefined;
+  const { program, unavailable } = await buildProgram(asked);
+  if (asked && unavailable.has(asked)) {
+    console.error(`ehc-edge ${asked}: ${unavailable.get(asked)}`);
     return EXIT.USAGE;
   }
-  const file = fileURLToPath(new URL(entry.module, import.meta.url));
-  if (!existsSync(file)) {
-    console.error(`ehc-edge ${name}: not available in this build`);
+  if (name === undefined) {
+    program.outputHelp({ error: true });
     return EXIT.USAGE;
   }
-  const mod = (await import(file)) as { main?: (argv: string[]) => Promise<number> };
-  if (typeof mod.main !== 'function') {
-    console.error(`ehc-edge ${name}: not available in this build (${entry.module} exports no main)`);
-    return EXIT.USAGE;
-  }
-  return mod.main(rest);
+  if (name === 'help' && argv.length === 1) argv = ['--help'];
+  return runCli(program, argv);
 }
 
 if (isEntry(import.meta.url)) {

@@ -1,19 +1,13 @@
 /**
- * Operator tool for the outbox: inspect it, list / retry / export dead letters.
- *
- *   node --import tsx tools/queue.ts [--config FILE | --db FILE] status
- *   … dead [--limit N]                       dead letters (no personal data)
- *   … retry (--all | SEQ…)                   move dead letters back to the tail of the outbox
- *   … export [--out FILE] [--payload [--unmasked]]   dead letters as JSON lines (payload needs the card;
- *                                            masked unless --unmasked, which writes the file 0600)
+ * `ehc-edge queue status | dead | retry | export`: the outbox — inspect it, list / retry / export dead
+ * letters (each takes --db FILE instead of --config to open an outbox file directly).
  *
  * Works beside a running appliance (SQLite WAL; the appliance's replay picks retried records up by
  * its idle poll). Long work prints a progress line on stderr.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { configPathFrom, loadConfig } from '../src/config/load.ts';
+import type { loadConfig } from '../src/config/load.ts';
 import type { CardPrimitives } from '../src/crypto/card.ts';
 import { openCard } from '../src/crypto/open-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
@@ -22,6 +16,7 @@ import { maskDeep } from '../src/code/mask.ts';
 import { createLogger } from '../src/ops/log.ts';
 import { outboxPath } from '../src/store/index.ts';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
+import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
 
 /** A progress line on stderr: rewritten in place on a terminal, one line per ~2 s otherwise. */
 export function progress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr) {
@@ -105,86 +100,87 @@ async function openCardFor(config: ReturnType<typeof loadConfig>): Promise<CardP
   }
 }
 
-function usage(): never {
-  process.stderr.write('usage: queue.ts [--config FILE | --db FILE] status | dead [--limit N] | retry (--all | SEQ...) | export [--out FILE] [--payload [--unmasked]]\n');
-  process.exit(2);
-}
+type QueueOptions = CommonOptions & { db?: string };
 
-export async function main(argv: string[]): Promise<number> {
-  argv = [...argv];
-  const flag = (name: string) => {
-    const i = argv.indexOf(name);
-    if (i < 0) return undefined;
-    const v = argv[i + 1];
-    argv.splice(i, 2);
-    return v;
-  };
-  const bool = (name: string) => {
-    const i = argv.indexOf(name);
-    if (i >= 0) argv.splice(i, 1);
-    return i >= 0;
-  };
-  const db = flag('--db');
-  const configFile = db ? undefined : configPathFrom(argv, process.env);
-  flag('--config');
-  const limit = Number(flag('--limit') ?? 100);
-  const outFile = flag('--out');
-  const all = bool('--all');
-  const payload = bool('--payload');
-  const unmasked = bool('--unmasked');
-  const [command, ...rest] = argv;
-  if (!command) usage();
-  if (payload && !configFile) throw new EhcError('9001', 'export --payload needs --config (for the card and its keys)');
-  const config = configFile ? loadConfig(configFile) : undefined;
+/** Opens the outbox of --db or the config, runs `work`, closes it. */
+async function withOutbox(values: QueueOptions, needCard: boolean, work: (outbox: SqliteOutbox) => Promise<number>): Promise<number> {
+  if (needCard && values.db && !values.config) throw new CliError(EXIT.USAGE, 'export --payload needs --config (for the card and its keys)');
+  const config = values.db && !values.config ? undefined : loadCliConfig(values);
   const limits = config?.outbox ?? { maxRecords: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER, maxAgeHours: 1e9 };
-  const card = payload && config ? await openCardFor(config) : undefined;
+  const card = needCard && config ? await openCardFor(config) : undefined;
   const outbox = SqliteOutbox.open({
-    file: db ?? outboxPath(config!),
+    file: values.db ?? outboxPath(config!),
     card,
     keys: config ? { storage: config.card.keys.storage, mac: config.card.keys.mac } : { storage: DEFAULT_KEY_INDEXES.storage, mac: DEFAULT_KEY_INDEXES.mac },
     limits,
     log: createLogger({ level: 'warn', sink: (l) => process.stderr.write(l + '\n') }),
   });
   try {
-    switch (command) {
-      case 'status':
-        process.stdout.write(JSON.stringify(inspect(outbox), null, 2) + '\n');
-        return 0;
-      case 'dead':
-        for (const d of outbox.deadLetters(0, limit)) process.stdout.write(JSON.stringify(d) + '\n');
-        return 0;
-      case 'retry': {
-        const seqs = rest.map(Number);
-        if (!all && (seqs.length === 0 || seqs.some((s) => !Number.isInteger(s) || s <= 0))) usage();
-        const p = progress('retrying dead letters', all ? outbox.stats().dead : seqs.length);
-        const moved = retryDead(outbox, all ? 'all' : seqs, (d) => p.tick(d));
-        p.done(moved);
-        process.stdout.write(JSON.stringify({ moved }) + '\n');
-        return 0;
-      }
-      case 'export': {
-        const stream: WriteStream | NodeJS.WriteStream = outFile ? createWriteStream(path.resolve(outFile), { mode: unmasked ? 0o600 : 0o640 }) : process.stdout;
-        const p = progress('exporting dead letters', outbox.stats().dead);
-        const n = await exportDead(outbox, stream, { payload, unmasked, onProgress: (d) => p.tick(d) });
-        p.done(n);
-        if (outFile) await new Promise<void>((resolve, reject) => (stream as WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())));
-        return 0;
-      }
-      default:
-        usage();
-    }
+    return await work(outbox);
   } finally {
     await outbox.close();
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      const e = err instanceof EhcError ? err : new EhcError('8009', String((err as Error)?.message ?? err));
-      process.stderr.write(`queue: ${e.code} ${e.message}\n`);
-      process.exit(1);
-    },
-  );
+function leaf(name: string, summary: string, description?: string) {
+  return defineCommand(name, summary, description, { his: false }).option('--db <file>', 'the outbox file itself (instead of the one --config names)');
 }
+
+export function command() {
+  const status = leaf('status', 'depth, bytes, oldest record, dead letters by return code');
+  act<QueueOptions>(status, (values) =>
+    withOutbox(values, false, async (outbox) => {
+      const report = inspect(outbox);
+      if (values.json) console.log(JSON.stringify(report, null, 2));
+      else console.log(table(Object.entries(report).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | null)]), ['', '']));
+      return EXIT.OK;
+    }),
+  );
+  const dead = leaf('dead', 'dead letters (no personal data)').option('--limit <n>', 'at most this many', '100');
+  act<QueueOptions & { limit: string }>(dead, (values) =>
+    withOutbox(values, false, async (outbox) => {
+      const limit = Number(values.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new CliError(EXIT.USAGE, '--limit wants a positive integer');
+      const rows = outbox.deadLetters(0, limit);
+      if (values.json) console.log(JSON.stringify(rows, null, 2));
+      else {
+        const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+        console.log(rows.length ? table(rows.map((r) => cols.map((c) => { const v = (r as unknown as Record<string, unknown>)[c]; return typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | undefined); })), cols) : 'no dead letters');
+      }
+      return EXIT.OK;
+    }),
+  );
+  const retry = leaf('retry', 'move dead letters back to the tail of the outbox').argument('[seq...]', 'sequence numbers of the dead letters').option('--all', 'every dead letter');
+  act<QueueOptions & { all?: boolean }>(retry, (values, args) =>
+    withOutbox(values, false, async (outbox) => {
+      const seqs = args.map(Number);
+      if (!values.all && (seqs.length === 0 || seqs.some((s) => !Number.isInteger(s) || s <= 0))) throw new CliError(EXIT.USAGE, 'retry wants --all or sequence numbers');
+      const p = progress('retrying dead letters', values.all ? outbox.stats().dead : seqs.length);
+      const moved = retryDead(outbox, values.all ? 'all' : seqs, (d) => !values.quiet && p.tick(d));
+      if (!values.quiet) p.done(moved);
+      console.log(values.json ? JSON.stringify({ moved }) : `${moved} dead letters moved back to the outbox`);
+      return EXIT.OK;
+    }),
+  );
+  const exp = leaf('export', 'dead letters as JSON lines (payload needs the card; masked unless --unmasked)')
+    .option('--out <file>', 'write to this file (mode 0640, 0600 with --unmasked) instead of stdout')
+    .option('--payload', 'include the decrypted record (needs the crypto card)')
+    .option('--unmasked', 'personal data in clear (with --payload)');
+  act<QueueOptions & { out?: string; payload?: boolean; unmasked?: boolean }>(exp, (values) =>
+    withOutbox(values, !!values.payload, async (outbox) => {
+      const stream: WriteStream | NodeJS.WriteStream = values.out ? createWriteStream(path.resolve(values.out), { mode: values.unmasked ? 0o600 : 0o640 }) : process.stdout;
+      const p = progress('exporting dead letters', outbox.stats().dead);
+      const n = await exportDead(outbox, stream, { payload: values.payload, unmasked: values.unmasked, onProgress: (d) => !values.quiet && p.tick(d) });
+      if (!values.quiet) p.done(n);
+      if (values.out) await new Promise<void>((resolve, reject) => (stream as WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())));
+      return EXIT.OK;
+    }),
+  );
+  return defineGroup('queue', 'the outbox: depth, oldest, dead records, replay').addCommand(status).addCommand(dead).addCommand(retry).addCommand(exp);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCli(command(), argv);
+}
+
+if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -1,41 +1,21 @@
 /**
- * Operator tool for scanners.
- *   scanners list   [--config PATH] [--local]      scanners of the running appliance (GET /v1/scanners);
- *                                                  with --local, or when it is not running, what this
- *                                                  machine has plugged in, with ids and STM numbers
- *   scanners inject TEXT [--scanner NAME] [--station S] [--config PATH]
- *                                                  a scan from a virtual scanner (POST /v1/scans/inject)
- * The HIS URL comes from the config's his.listen; the key from EHC_HIS_KEY or the config's first
- * plain his.apiKeys entry. `--url` and `--key` override both.
+ * `ehc-edge scanners list | inject`: the scanners of the running appliance (GET /v1/scanners: configured
+ * ones are listed even when absent) or, with --local, what this machine has plugged in with ids and STM
+ * numbers; `inject` sends a scan from a virtual scanner (POST /v1/scans/inject).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { configPathFrom, loadConfig } from '../src/config/load.ts';
 import type { ApplianceConfig } from '../src/config/types.ts';
 import { discover } from '../drivers/registry.ts';
 import type { ApplianceState } from '../src/store/state.ts';
+import { act, CliError, defineCommand, defineGroup, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
 
-function flag(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
+function cell(v: unknown): string | undefined {
+  return v === undefined || v === null ? undefined : typeof v === 'number' && v > 255 ? '0x' + v.toString(16).padStart(4, '0') : String(v);
 }
 
-function hisUrl(config: ApplianceConfig, argv: string[]): string {
-  const url = flag(argv, '--url');
-  if (url) return url.replace(/\/$/, '');
-  return `${config.his.tls ? 'https' : 'http'}://${config.his.listen}`;
-}
-
-function hisKey(config: ApplianceConfig, argv: string[]): string | undefined {
-  return flag(argv, '--key') ?? process.env.EHC_HIS_KEY ?? config.his.apiKeys.find((k) => !k.startsWith('sm3:'));
-}
-
-function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
-  const cell = (v: unknown) => (v === undefined || v === null ? '-' : typeof v === 'number' && v > 255 ? '0x' + v.toString(16).padStart(4, '0') : String(v));
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+function scannerTable(rows: Array<Record<string, unknown>>): string {
+  return table(rows.map((r) => COLS.map((c) => cell(r[c]))), COLS);
 }
 
 const COLS = ['scannerId', 'driver', 'state', 'path', 'model', 'station', 'name', 'termId'];
@@ -60,60 +40,59 @@ async function listLocal(config: ApplianceConfig): Promise<Array<Record<string, 
   }));
 }
 
-export async function main(argv: string[], out: (s: string) => void = console.log): Promise<number> {
-  const [cmd, ...rest] = argv;
-  const config = loadConfig(configPathFrom(rest, process.env));
-  if (cmd === 'list') {
-    if (!rest.includes('--local')) {
-      try {
-        const key = hisKey(config, rest);
-        const res = await fetch(`${hisUrl(config, rest)}/v1/scanners`, { headers: key ? { Authorization: `Bearer ${key}` } : {}, signal: AbortSignal.timeout(3000) });
-        if (!res.ok) {
-          out(`appliance answered ${res.status}: ${await res.text()}`);
-          return 1;
-        }
-        const body = (await res.json()) as { scanners: Array<Record<string, unknown>> };
-        out(body.scanners.length ? table(body.scanners, COLS) : 'no scanners (plug one in, or check scannerAutoDetect / scanners in the config)');
-        return 0;
-      } catch (err) {
-        out(`appliance not reachable (${(err as Error).message}); detected on this machine:`);
-      }
+export function command(out: (line: string) => void = (line) => out(line)) {
+  const list = defineCommand('list', 'scanners of the appliance (configured ones even when absent), or of this machine with --local').option('--local', 'what this machine has plugged in (the appliance need not run)');
+  act<CommonOptions & { local?: boolean }>(list, async (values) => {
+    if (!values.local) {
+      const body = await hisGet<{ scanners: Array<Record<string, unknown>> }>(hisTarget(values.url ? undefined : loadCliConfig(values), values), '/v1/scanners');
+      if (values.json) out(JSON.stringify(body.scanners, null, 2));
+      else out(body.scanners.length ? scannerTable(body.scanners) : 'no scanners (plug one in, or check scannerAutoDetect / scanners in the config)');
+      return body.scanners.some((x) => x.configured && x.state !== 'open') ? EXIT.FAILURE : EXIT.OK;
     }
-    const rows = await listLocal(config);
-    out(rows.length ? table(rows, COLS) : 'no supported scanners detected');
-    return 0;
-  }
-  if (cmd === 'inject') {
-    const text = rest[0];
-    if (!text || text.startsWith('--')) {
-      out('usage: scanners inject TEXT [--scanner NAME] [--station STATION] [--config PATH] [--url URL] [--key KEY]');
-      return 2;
+    const rows = await listLocal(loadCliConfig(values));
+    if (values.json) out(JSON.stringify(rows, null, 2));
+    else out(rows.length ? scannerTable(rows) : 'no supported scanners detected');
+    return EXIT.OK;
+  });
+  const inject = defineCommand('inject', 'a scan from a virtual scanner (POST /v1/scans/inject)')
+    .argument('<text>', 'the scanned text')
+    .option('--scanner <name>', 'scanner name to report')
+    .option('--station <station>', 'station (desk) to report');
+  act<CommonOptions & { scanner?: string; station?: string }>(inject, async (values, [text]) => {
+    const target = hisTarget(values.url ? undefined : loadCliConfig(values), values);
+    const body: Record<string, string> = { text: text! };
+    if (values.scanner) body.scanner = values.scanner;
+    if (values.station) body.station = values.station;
+    let res: Response;
+    try {
+      res = await fetch(`${target.url}/v1/scans/inject`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...(target.key ? { Authorization: `Bearer ${target.key}` } : {}) },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10000),
+      });
+    } catch (err) {
+      throw new CliError(EXIT.UNREACHABLE, `appliance unreachable at ${target.url}: ${(err as Error).message}`);
     }
-    const key = hisKey(config, rest);
-    const body: Record<string, string> = { text };
-    const scanner = flag(rest, '--scanner');
-    const station = flag(rest, '--station');
-    if (scanner) body.scanner = scanner;
-    if (station) body.station = station;
-    const res = await fetch(`${hisUrl(config, rest)}/v1/scans/inject`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', ...(key ? { Authorization: `Bearer ${key}` } : {}) },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10000),
-    });
-    out(`${res.status} ${await res.text()}`);
-    return res.ok ? 0 : 1;
-  }
-  out('usage: scanners list [--local] | scanners inject TEXT [--scanner NAME] [--station S]   (both take --config PATH, --url, --key)');
-  return 2;
+    const answer = await res.text();
+    if (values.json) out(JSON.stringify({ http_status: res.status, body: safeJson(answer) }, null, 2));
+    else out(`${res.status} ${answer}`);
+    if (res.status === 401 || res.status === 403) return EXIT.USAGE;
+    return res.ok ? EXIT.OK : EXIT.FAILURE;
+  });
+  return defineGroup('scanners', 'scanners of the appliance or plugged into this machine; inject a scan').addCommand(list).addCommand(inject);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(err instanceof Error ? err.message : String(err));
-      process.exit(1);
-    },
-  );
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
+
+export async function main(argv: string[], out?: (line: string) => void): Promise<number> {
+  return runCli(command(out), argv);
+}
+
+if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -8,11 +8,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { UsageStats, type ReadTermRow, type UsecardSceneRow } from '../src/ops/stats.ts';
-import { COMMON_OPTIONS, CliError, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, progress, runCommand, table } from './lib/cli.ts';
+import { act, CliError, defineCommand, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, progress, runCli, table, type CommonOptions } from './lib/cli.ts';
 
-const USAGE = 'usage: ehc-edge stats [--from yyyyMMdd] [--to yyyyMMdd] [--terms] [--out FILE] [--json] [--state] [--config PATH] [--url URL] [--key KEY]';
 const PAGE = 1000;
 
 interface ScenePage {
@@ -32,17 +30,20 @@ export interface StatsExport {
   read_term_list?: ReadTermRow[];
 }
 
-export async function main(argv: string[]): Promise<number> {
-  return runCommand('stats', async () => {
-    const { values } = parseArgs({
-      args: argv,
-      options: { ...COMMON_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, terms: { type: 'boolean' }, out: { type: 'string' }, state: { type: 'boolean' } },
-      strict: true,
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return EXIT.OK;
-    }
+type StatsOptions = CommonOptions & { from?: string; to?: string; terms?: boolean; out?: string; state?: boolean };
+
+export function command() {
+  const cmd = defineCommand(
+    'stats',
+    'usage statistics (附录E usecard_scene_list, read_term_list), JSON export',
+    'Usage statistics in the national monitoring shapes (附录E): usecard_scene_list per day (China Standard Time days), org, online/offline and treatment step, and with --terms the read_term_list. Fetched page by page from the running appliance (GET /v1/stats/… on the HIS port); with --state read from <stateDir>/stats/usage.json directly (appliance stopped).',
+  )
+    .option('--from <yyyyMMdd>', 'first day (CST)')
+    .option('--to <yyyyMMdd>', 'last day (CST)')
+    .option('--terms', 'also the read_term_list (needs the running appliance)')
+    .option('--out <file>', 'write the JSON export to a file')
+    .option('--state', 'read the state folder directly instead of asking the appliance');
+  return act<StatsOptions>(cmd, async (values) => {
     for (const k of ['from', 'to'] as const) {
       if (values[k] !== undefined && !/^\d{8}$/.test(values[k]!)) throw new CliError(EXIT.USAGE, `--${k} wants yyyyMMdd, got ${values[k]}`);
     }
@@ -50,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     const out: StatsExport = { from: values.from ?? null, to: values.to ?? null, exported_at: new Date().toISOString(), usecard_scene_list: [] };
     if (values.state) {
       if (values.terms) throw new CliError(EXIT.USAGE, '--terms needs the running appliance (its scanner registry); drop --state');
-      const config = loadCliConfig(argv);
+      const config = loadCliConfig(values);
       const stats = await UsageStats.open({
         file: path.join(config.stateDir, 'stats', 'usage.json'),
         site: config.site,
@@ -59,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       out.usecard_scene_list = stats.usecardSceneList({ from: values.from, to: values.to, pageSize: Number.MAX_SAFE_INTEGER }).rows;
     } else {
-      const target = hisTarget(values.url ? undefined : loadCliConfig(argv), values);
+      const target = hisTarget(values.url ? undefined : loadCliConfig(values), values);
       const q = new URLSearchParams();
       if (values.from) q.set('from', values.from);
       if (values.to) q.set('to', values.to);
@@ -102,4 +103,8 @@ export async function main(argv: string[]): Promise<number> {
   });
 }
 
-if (isEntry(import.meta.url)) main(process.argv.slice(2)).then((code) => process.exit(code));
+export async function main(argv: string[]): Promise<number> {
+  return runCli(command(), argv);
+}
+
+if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -4,11 +4,8 @@
  * upstream/VPN and latency, outbox, scanners, recent errors by return code.
  * Exit 0 when every component is healthy, 1 when one needs attention, 2 usage/config, 3 unreachable.
  */
-import { parseArgs } from 'node:util';
-import { COMMON_OPTIONS, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCommand, table } from './lib/cli.ts';
+import { act, defineCommand, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table } from './lib/cli.ts';
 import type { StatusReport } from '../src/ops/status.ts';
-
-const USAGE = 'usage: ehc-edge status [--json] [--config PATH] [--url URL] [--key KEY]';
 
 function age(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined) return '-';
@@ -38,18 +35,17 @@ export function formatStatus(s: StatusReport): string {
   return out.join('\n');
 }
 
-export async function main(argv: string[]): Promise<number> {
-  return runCommand('status', async () => {
-    const { values } = parseArgs({ args: argv, options: COMMON_OPTIONS, strict: true });
-    if (values.help) {
-      console.log(USAGE);
-      return EXIT.OK;
-    }
-    const config = values.url ? undefined : loadCliConfig(argv);
-    const s = await hisGet<StatusReport>(hisTarget(config, values), '/v1/status');
-    console.log(values.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+export function command() {
+  return act(defineCommand('status', 'appliance health: card, upstream/VPN, outbox, scanners, errors', 'The running appliance\'s state (GET /v1/status on the HIS port): version and uptime, crypto card, upstream/VPN and latency, outbox, scanners (configured ones too, when absent), recent errors by return code, and the reason for every problem. Exits 1 when anything needs attention.'), async (opts) => {
+    const config = opts.url ? undefined : loadCliConfig(opts);
+    const s = await hisGet<StatusReport>(hisTarget(config, opts), '/v1/status');
+    console.log(opts.json ? JSON.stringify(s, null, 2) : formatStatus(s));
     return s.ok ? EXIT.OK : EXIT.FAILURE;
   });
 }
 
-if (isEntry(import.meta.url)) main(process.argv.slice(2)).then((code) => process.exit(code));
+export async function main(argv: string[]): Promise<number> {
+  return runCli(command(), argv);
+}
+
+if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

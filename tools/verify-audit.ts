@@ -6,27 +6,18 @@
  * Exit 0 intact, 1 broken (the record is named), 2 usage/config (no key file, unreadable config).
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
-import { COMMON_OPTIONS, CliError, EXIT, isEntry, loadCliConfig, progress, runCommand } from './lib/cli.ts';
+import { act, CliError, defineCommand, EXIT, isEntry, loadCliConfig, progress, runCli, type CommonOptions } from './lib/cli.ts';
 import { openToolCard } from './lib/card.ts';
 
-const USAGE = 'usage: ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet]';
-
-export async function main(argv: string[]): Promise<number> {
-  return runCommand('verify-audit', async () => {
-    const { values } = parseArgs({
-      args: argv,
-      options: { ...COMMON_OPTIONS, dir: { type: 'string' }, 'key-file': { type: 'string' } },
-      strict: true,
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return EXIT.OK;
-    }
-    const config = loadCliConfig(argv);
+export function command() {
+  const cmd = defineCommand('verify-audit', 'check the audit chain and name the first broken record', 'Checks the audit chain with the card\'s MAC key, from its anchor to its head, reading the day files directly (the appliance may be running or not). Reports the first broken record: edited, deleted, reordered, malformed, cut from the end, or a forged anchor/head.', { his: false })
+    .option('--dir <dir>', 'audit folder (default: <stateDir>/audit)')
+    .option('--key-file <file>', 'a software card key file holding the MAC key (default: the configured card)');
+  return act<CommonOptions & { dir?: string; keyFile?: string }>(cmd, async (values) => {
+    const config = loadCliConfig(values);
     const dir = path.resolve(values.dir ?? path.join(config.stateDir, 'audit'));
-    const card = await openToolCard(config, values['key-file'] ? path.resolve(values['key-file']) : undefined);
+    const card = await openToolCard(config, values.keyFile ? path.resolve(values.keyFile) : undefined);
     const bar = progress(!values.quiet);
     try {
       const report = await verifyAuditChain(dir, card, config.card.keys.mac, {
@@ -44,4 +35,8 @@ export async function main(argv: string[]): Promise<number> {
   });
 }
 
-if (isEntry(import.meta.url)) main(process.argv.slice(2)).then((code) => process.exit(code));
+export async function main(argv: string[]): Promise<number> {
+  return runCli(command(), argv);
+}
+
+if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -8,6 +8,7 @@ import AjvModule from 'ajv';
 import { configSchema } from './schema.ts';
 import type { ApplianceConfig } from './types.ts';
 import { DEFAULT_KEY_INDEXES } from '../crypto/card.ts';
+import { DEFAULT_DIALECT, DialectError, loadDialect } from '../protocol/dialect-profiles.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
@@ -57,6 +58,12 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     if (!loopback) throw new ConfigError(file, 'upstream.url', 'plain http is only allowed to a loopback host');
   }
   for (const k of ['ca', 'cert', 'key'] as const) if (upstream.tls?.[k]) upstream.tls[k] = resolve(upstream.tls[k]);
+  try {
+    loadDialect(upstream.dialect, { appKey: upstream.appKey });
+  } catch (err) {
+    if (err instanceof DialectError) throw new ConfigError(file, err.where, err.why);
+    throw err;
+  }
   if (doc.card.driver === 'sdf' && !doc.card.sdf) throw new ConfigError(file, 'card.sdf', 'required when card.driver is sdf');
   const his = doc.his;
   if (his.tls) for (const k of ['cert', 'key', 'ca'] as const) if (his.tls[k]) his.tls[k] = resolve(his.tls[k]);
@@ -68,7 +75,9 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     configDir: dir,
     stateDir,
     site: doc.site,
-    his: { bodyLimitBytes: 16384, ...his },
+    his: { bodyLimitBytes: 16384, ...his,
+      connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
+      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) } },
     upstream: {
       connectTimeoutMs: 3000,
       healthIntervalMs: 5000,
@@ -79,7 +88,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       insecure: false,
       ...upstream,
       crossDomainUrl: upstream.crossDomainUrl ?? upstream.url,
-      dialect: { name: 'national-v3.1', ...(upstream.dialect ?? {}) },
+      dialect: upstream.dialect ?? DEFAULT_DIALECT,
     },
     card: {
       ...doc.card,
@@ -97,8 +106,8 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     simulator: { enabled: false, listen: '127.0.0.1:18443', ...(doc.simulator ?? {}) },
     scannerAutoDetect: doc.scannerAutoDetect ?? true,
     scanners: doc.scanners ?? [],
-    scan: { dedupeWindowMs: 1500, streamBuffer: 1000, ...(doc.scan ?? {}) },
-    outbox: { maxRecords: 1_000_000, maxBytes: 1_073_741_824, maxAgeHours: 720, whenFull: 'reject-new', replayBatch: 64, replayYieldAbove: 0.5, replayMaxYieldMs: 5000, replayWindow: 16, replayMaxPerSecond: 100, replayStartJitterMs: 30000, replayBackoffBaseMs: 500, replayBackoffMaxMs: 60000, ...(doc.outbox ?? {}) },
+    scan: { dedupeWindowMs: 1500, streamBuffer: 1000, maxSubscribers: 256, subscriberBuffer: 256, ...(doc.scan ?? {}) },
+    outbox: { maxRecords: 1_000_000, maxBytes: 1_073_741_824, maxAgeHours: 720, whenFull: 'reject-new', replayBatch: 64, replayYieldAbove: 0.5, replayMaxYieldMs: 5000, replayWindow: 16, replayMaxPerSecond: 100, replayStartJitterMs: 10000, replayBackoffBaseMs: 500, replayBackoffMaxMs: 60000, ...(doc.outbox ?? {}) },
     audit: { retainDays: 400, maxBytes: 2_147_483_648, ...(doc.audit ?? {}) },
     admin: { apiKeys: [], maxFailedAttempts: 5, lockoutSeconds: 900, ...(doc.admin ?? {}) },
     log: { level: 'info', pii: 'mask', ...(doc.log ?? {}) },

@@ -44,6 +44,30 @@ export const configSchema = {
           properties: { cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' } },
         },
         bodyLimitBytes: { type: 'integer', minimum: 256, maximum: 1048576 },
+        connections: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'connection budget of the HIS port (src/his/connection-budget.ts)',
+          properties: {
+            max: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections for ordinary requests' },
+            perAddress: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections per client address' },
+            reserve: { type: 'integer', minimum: 1, maximum: 4096, description: 'connections above max for /v1/health, /v1/status, /metrics and the status page only' },
+            headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
+            requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
+            keepAliveTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000 },
+            idleTimeoutMs: { type: 'integer', minimum: 20000, maximum: 3600000, description: 'above the scan stream keep-alive interval (15 s)' },
+          },
+        },
+        authThrottle: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'failed-auth throttle of every key class (src/his/auth-throttle.ts)',
+          properties: {
+            maxFailures: { type: 'integer', minimum: 1, maximum: 10000, description: 'failures per client address within the window before 429' },
+            windowSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
+            globalMaxFailures: { type: 'integer', minimum: 1, maximum: 1000000, description: 'failures of all addresses together within the window before every failing address is limited' },
+          },
+        },
       },
     },
     upstream: {
@@ -76,19 +100,10 @@ export const configSchema = {
           },
         },
         dialect: {
-          description: 'how the site card system deviates from the national V3.1 reading',
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            name: { type: 'string' },
-            digestOver: { enum: ['ciphertext', 'plaintext'] },
-            encoding: { enum: ['hex', 'base64'] },
-            charset: { enum: ['utf-8', 'gbk'] },
-            padding: { enum: ['pkcs7', 'zero'] },
-            key: { enum: ['hex-prefix', 'ascii16'] },
-            secretSuffix: { enum: ['app_secret', 'bare'] },
-          },
+          description: 'how the site card system deviates from the national V3.1 reading: a shipped profile (dialects/*.json) by name, or an inline dialect checked against dialects/dialect.schema.json',
+          anyOf: [{ type: 'string', minLength: 1 }, { type: 'object' }],
         },
+        appKey: { type: 'string', pattern: '^[0-9A-Fa-f]{32}$', description: 'fixed SM4 key issued with the app (dialects with key: fixed)' },
       },
     },
     card: {
@@ -178,6 +193,8 @@ export const configSchema = {
       properties: {
         dedupeWindowMs: { type: 'integer', minimum: 0, maximum: 600000 },
         streamBuffer: { type: 'integer', minimum: 16, maximum: 100000 },
+        maxSubscribers: { type: 'integer', minimum: 1, maximum: 100000, description: 'open /v1/scans streams at most; one more is answered 503' },
+        subscriberBuffer: { type: 'integer', minimum: 16, maximum: 100000, description: 'events queued for one stream reader; a reader further behind is dropped with a gap event' },
       },
     },
     outbox: {
@@ -193,7 +210,7 @@ export const configSchema = {
         replayMaxYieldMs: { type: 'integer', minimum: 0, maximum: 600000 },
         replayWindow: { type: 'integer', minimum: 1, maximum: 256, description: 'records in flight toward the home system (default 16)' },
         replayMaxPerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 100000, description: 'most records sent per second (default 100)' },
-        replayStartJitterMs: { type: 'integer', minimum: 0, maximum: 3600000, description: 'after the link returns, wait a random 0..this before replaying (default 30000)' },
+        replayStartJitterMs: { type: 'integer', minimum: 0, maximum: 3600000, description: 'after the link returns, wait a random 0..this before replaying (default 10000)' },
         replayBackoffBaseMs: { type: 'integer', minimum: 1, maximum: 600000, description: 'first backoff after a failed send (full jitter, doubling; default 500)' },
         replayBackoffMaxMs: { type: 'integer', minimum: 1, maximum: 3600000, description: 'longest backoff (default 60000)' },
       },

@@ -1,16 +1,10 @@
 import type { VerifyPolicy } from '../verify/types.ts';
 import type { KeyMap } from '../crypto/card.ts';
 import type { DeviceOptions } from '../../drivers/types.ts';
+import type { DialectSpec } from '../protocol/dialect.ts';
 
-export interface DialectConfig {
-  name?: string;
-  digestOver?: 'ciphertext' | 'plaintext';
-  encoding?: 'hex' | 'base64';
-  charset?: 'utf-8' | 'gbk';
-  padding?: 'pkcs7' | 'zero';
-  key?: 'hex-prefix' | 'ascii16';
-  secretSuffix?: 'app_secret' | 'bare';
-}
+/** `upstream.dialect`: a shipped profile's name (dialects/*.json) or an inline dialect (src/protocol/dialect.ts). */
+export type DialectConfig = string | DialectSpec;
 
 /** One `scanners[]` entry: the serial framing options are the drivers' own DeviceOptions. */
 export interface ScannerConfig extends Pick<DeviceOptions, 'baudRate' | 'dataBits' | 'parity' | 'stopBits' | 'suffix' | 'interCharTimeoutMs'> {
@@ -35,6 +29,8 @@ export interface ApplianceConfig {
     apiKeys: string[];
     tls?: { cert: string; key: string; ca?: string };
     bodyLimitBytes: number;
+    connections: { max: number; perAddress: number; reserve: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };
+    authThrottle: { maxFailures: number; windowSeconds: number; globalMaxFailures: number };
   };
   upstream: {
     url: string;
@@ -57,6 +53,8 @@ export interface ApplianceConfig {
     insecure: boolean;
     tls?: { ca?: string; cert?: string; key?: string; servername?: string };
     dialect: DialectConfig;
+    /** the fixed SM4 key issued with the app (dialects with key: fixed), 32 hex digits */
+    appKey?: string;
   };
   card: {
     driver: 'soft' | 'sdf';
@@ -83,7 +81,7 @@ export interface ApplianceConfig {
   simulator: { enabled: boolean; listen: string; ehcin?: string; keys?: { ehcid: string; validity: string } };
   scannerAutoDetect: boolean;
   scanners: ScannerConfig[];
-  scan: { dedupeWindowMs: number; streamBuffer: number };
+  scan: { dedupeWindowMs: number; streamBuffer: number; maxSubscribers: number; subscriberBuffer: number };
   outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number; replayYieldAbove: number; replayMaxYieldMs: number; replayWindow?: number; replayMaxPerSecond?: number; replayStartJitterMs?: number; replayBackoffBaseMs?: number; replayBackoffMaxMs?: number };
   audit: { retainDays: number; maxBytes: number };
   admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };

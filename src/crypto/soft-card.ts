@@ -9,13 +9,14 @@
  * indexes an SDF card would use, so callers address keys by index only.
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, type Cipher, type Decipher } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { sm2 } from 'sm-crypto-v2';
 import { EhcError } from '../errors.ts';
 import { pooledRandomBytes } from './random-pool.ts';
 import type { CardHealth, CardPrimitives, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
 import { MAC_KEY_LABEL } from './mac-key.ts';
+import { createFileDurablySync } from '../platform/durable-write.ts';
 
 export interface SoftKeyFile {
   version: 1;
@@ -44,21 +45,8 @@ export function generateSoftKeys(): SoftKeyFile {
 
 /** Write a key file durably with mode 0600; never overwrites. */
 export function writeKeyFile(file: string, keys: SoftKeyFile): void {
-  const dir = path.dirname(file);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const fd = openSync(file, 'wx', 0o600);
-  try {
-    writeSync(fd, JSON.stringify(keys, null, 2) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  createFileDurablySync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600 });
 }
 
 function readKeyFile(file: string): SoftKeyFile {

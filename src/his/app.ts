@@ -16,13 +16,16 @@ import { EhcError, asEhcError } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Verifier, VerifyResult } from '../verify/types.ts';
 import { apiKeyAuth, type AuthFailure } from './auth.ts';
+import { AUTH_THROTTLE_DEFAULTS, AuthThrottle, throttled } from './auth-throttle.ts';
 import { httpStatusFor } from './http-status.ts';
 import { parseVerifyBody } from './verify-body.ts';
 import { openApiDocument, type OpenApiPaths } from './openapi.ts';
 
 export interface HisContext {
-  /** the HIS API-key middleware, for extension routes */
+  /** the HIS API-key middleware (behind the failed-auth throttle), for extension routes */
   auth: MiddlewareHandler;
+  /** the failed-auth throttle: put another key class behind it with `throttled(ctx.throttle, 'viewer', check)` */
+  throttle: AuthThrottle;
   log: Logger;
   /** answer an EhcError the way every route does */
   fail(c: Context, error: EhcError): Response;
@@ -44,6 +47,8 @@ export interface HisDeps {
   /** readiness for /v1/health: false → 503 */
   ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
   onAuthFailure?: (c: Context, why: AuthFailure, presented: string | undefined) => void;
+  /** failed-auth throttle shared by every key class (default: AUTH_THROTTLE_DEFAULTS, no audit) */
+  authThrottle?: AuthThrottle;
   extensions?: HisExtension[];
 }
 
@@ -56,7 +61,8 @@ export function createHisApp(deps: HisDeps): Hono {
   const app = new Hono();
   const log = deps.log;
   const fail = (c: Context, error: EhcError) => c.json(error.toJSON(), httpStatusFor(error.code));
-  const auth = apiKeyAuth({ keys: deps.apiKeys, onFailure: deps.onAuthFailure });
+  const throttle = deps.authThrottle ?? new AuthThrottle({ ...AUTH_THROTTLE_DEFAULTS, logger: log });
+  const auth = throttled(throttle, 'his', apiKeyAuth({ keys: deps.apiKeys, onFailure: deps.onAuthFailure }));
 
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
@@ -106,7 +112,7 @@ export function createHisApp(deps: HisDeps): Hono {
   app.get('/v1/status', auth, async (c) => c.json(await deps.status()));
   app.get('/metrics', auth, async (c) => c.text(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }));
 
-  const ctx: HisContext = { auth, log, fail };
+  const ctx: HisContext = { auth, throttle, log, fail };
   for (const extension of deps.extensions ?? []) extension.install(app, ctx);
   return app;
 }

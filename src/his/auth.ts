@@ -10,6 +10,7 @@ import { HTTPException } from 'hono/http-exception';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { AuditEvent } from '../ops/audit.ts';
 import type { Logger } from '../ops/log.ts';
+import { AUTH_THROTTLE_DEFAULTS, AuthThrottle, throttled } from './auth-throttle.ts';
 
 export function sm3Hex(text: string): string {
   return createHash('sm3').update(text, 'utf8').digest('hex');
@@ -124,7 +125,10 @@ export function bearerCheck(options: BearerCheckOptions): MiddlewareHandler {
       if (passed || !(err instanceof HTTPException)) throw err;
       const header = c.req.header('Authorization');
       const presented = header?.replace(/^Bearer\s+/i, '');
-      options.onFailure(c, !header ? 'missing' : err.status === 400 ? 'malformed' : 'invalid', presented);
+      const malformed = err.status === 400;
+      options.onFailure(c, !header ? 'missing' : malformed ? 'malformed' : 'invalid', malformed ? undefined : presented);
+      // RFC 6750 would allow 400 for a malformed header; the contract answers every failed check 401
+      if (malformed) return c.json(DENIED('malformed Authorization header'), 401, { 'WWW-Authenticate': `Bearer realm="${options.realm}",error="invalid_request"` });
       return err.getResponse();
     }
   };
@@ -135,14 +139,19 @@ export interface HisAuthOptions {
   apiKeys: readonly string[];
   audit?: AuditSink;
   logger?: Logger;
-  failuresAuditedPerMinute?: number;
   clock?: () => number;
+  /** the failed-auth throttle (src/his/auth-throttle.ts); one is made with its defaults when absent */
+  throttle?: AuthThrottle;
 }
 
-/** Middleware for every HIS route (`app.use('/v1/*', hisAuth({ apiKeys: config.his.apiKeys, audit, logger }))`). */
+/**
+ * Middleware for every HIS route (`app.use('/v1/*', hisAuth({ apiKeys: config.his.apiKeys, audit, logger }))`):
+ * the key check behind the failed-auth throttle, which audits and logs failures once per address and window.
+ */
 export function hisAuth(options: HisAuthOptions): MiddlewareHandler {
   if (options.apiKeys.length === 0) throw new Error('his.apiKeys is empty: the HIS port cannot run without a key');
-  return apiKeyAuth({ keys: options.apiKeys, onFailure: auditAuthFailures({ audit: options.audit, logger: options.logger, perMinute: options.failuresAuditedPerMinute, clock: options.clock }) });
+  const throttle = options.throttle ?? new AuthThrottle({ ...AUTH_THROTTLE_DEFAULTS, audit: options.audit, logger: options.logger, clock: options.clock });
+  return throttled(throttle, 'his', apiKeyAuth({ keys: options.apiKeys }));
 }
 
 /**
@@ -155,7 +164,7 @@ export function auditAuthFailures(options: { audit?: AuditSink; logger?: Logger;
   return (c, why, presented) => {
     const client = clientAddress(c);
     const { audit, suppressedBefore } = tracker.note(client);
-    options.logger?.warn('HIS authentication failed', { client, why, path: c.req.path });
+    if (audit) options.logger?.warn('HIS authentication failed', { client, why, path: c.req.path });
     if (suppressedBefore > 0) {
       options.audit?.record({ kind: 'security', action: 'auth.failed.suppressed', client, retCode: '1010', detail: { count: suppressedBefore } });
     }

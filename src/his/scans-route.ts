@@ -13,7 +13,7 @@
 import type { Hono, MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
-import { matches, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
+import { matches, sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
 import type { HisExtension } from './app.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
@@ -32,6 +32,10 @@ export interface ScanRouteDeps {
   inject?: (req: InjectRequest) => Promise<{ status: string; scanEventId?: number; resultEventId?: number }>;
   /** keep-alive comment interval (default 15 s) */
   keepAliveMs?: number;
+  /** open streams at most (config scan.maxSubscribers); one more is answered 503 */
+  maxSubscribers?: number;
+  /** events queued for one subscriber at most (config scan.subscriberBuffer); a reader further behind is dropped with a gap */
+  subscriberBuffer?: number;
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true });
@@ -46,9 +50,14 @@ const validateInject = ajv.compile({
   },
 });
 
-/** One SSE message; JSON.stringify never emits a raw newline, so `data` is a single line. */
-function formatSSE(ev: StreamEvent): string {
-  return `id: ${ev.id}\nevent: ${ev.type}\ndata: ${JSON.stringify({ id: ev.id, ...ev.data })}\n\n`;
+const encoder = new TextEncoder();
+const KEEP_ALIVE = encoder.encode(': keep-alive\n\n');
+/** the event's bytes, serialised once by the hub for every subscriber */
+const wireOf = (ev: StreamEvent): Uint8Array => (ev.wire ??= encoder.encode(sseText(ev)));
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  return Buffer.concat(parts);
 }
 
 
@@ -60,7 +69,14 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     app.use('/v1/scanners', deps.auth);
   }
 
+  const maxSubscribers = deps.maxSubscribers ?? 256;
+  const bufferLimit = deps.subscriberBuffer ?? 256;
+  let streams = 0;
   app.get('/v1/scans', (c) => {
+    if (streams >= maxSubscribers) {
+      c.header('Retry-After', '5');
+      return c.json({ ret_code: '8009', ret_msg: `busy: ${maxSubscribers} scan streams open (scan.maxSubscribers)` }, 503);
+    }
     const filter: StreamFilter = {};
     const station = c.req.query('station');
     const scanner = c.req.query('scanner');
@@ -70,36 +86,49 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     const lastId = lastRaw !== undefined && /^\d{1,15}$/.test(lastRaw) ? Number(lastRaw) : undefined;
     c.header('Cache-Control', 'no-store');
     c.header('X-Accel-Buffering', 'no');
+    streams++;
     return streamSSE(c, async (stream) => {
       const queue: Array<StreamEvent | 'keep-alive'> = [];
       let wake: (() => void) | undefined;
-      // subscribe first, then read the ring: nothing published in between can be missed
       let done = false;
+      /** set when this reader fell more than bufferLimit events behind: it gets a gap and is closed */
+      let overflowedAfter: number | undefined;
+      let sentUpTo = 0;
+      // subscribe first, then read the ring: nothing published in between can be missed
       const unsubscribe = hub.subscribe((ev) => {
-        if (!matches(ev, filter)) return;
-        // a client that cannot keep up is cut off rather than buffered without bound; it reconnects
-        // with Last-Event-ID and gets the ring (or a gap event)
-        if (queue.length >= hub.capacity) return stop();
+        if (done || !matches(ev, filter)) return;
+        if (queue.length >= bufferLimit) {
+          // a reader that cannot keep up is dropped, not buffered without bound: it reconnects with
+          // Last-Event-ID and gets the ring (or a gap event)
+          overflowedAfter = sentUpTo;
+          queue.length = 0;
+          return stop();
+        }
         queue.push(ev);
-        wake?.();
+        const w = wake;
+        wake = undefined;
+        w?.();
       });
       function stop(): void {
         done = true;
         unsubscribe();
-        wake?.();
+        const w = wake;
+        wake = undefined;
+        w?.();
       }
       stream.onAbort(stop);
       const keepAlive = setInterval(() => {
         queue.push('keep-alive');
-        wake?.();
+        const w = wake;
+        wake = undefined;
+        w?.();
       }, deps.keepAliveMs ?? 15000);
       try {
-        let sentUpTo = 0;
         if (lastId !== undefined) {
           const { events, gap } = hub.since(lastId, filter);
           if (gap) await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: lastId, oldestAvailable: hub.oldestId }) });
           if (events.length) {
-            await stream.write(events.map(formatSSE).join(''));
+            await stream.write(concat(events.map(wireOf)));
             sentUpTo = events.at(-1)!.id;
           }
         } else {
@@ -108,20 +137,28 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
         while (!done) {
           if (queue.length === 0) {
             await new Promise<void>((resolve) => (wake = resolve));
-            wake = undefined;
             continue;
           }
           // everything queued goes out in one write (one chunk on the socket under bursts)
-          let chunk = '';
+          const parts: Uint8Array[] = [];
+          let last = sentUpTo;
           for (const ev of queue.splice(0, queue.length)) {
-            if (ev === 'keep-alive') chunk += ': keep-alive\n\n';
-            else if (ev.id > sentUpTo) chunk += formatSSE(ev);
+            if (ev === 'keep-alive') parts.push(KEEP_ALIVE);
+            else if (ev.id > last) {
+              parts.push(wireOf(ev));
+              last = ev.id;
+            }
           }
-          if (chunk) await stream.write(chunk);
+          if (parts.length) await stream.write(concat(parts));
+          sentUpTo = last;
+        }
+        if (overflowedAfter !== undefined) {
+          await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: sentUpTo, reason: 'slow-reader', bufferLimit }) });
         }
       } finally {
         clearInterval(keepAlive);
         stop();
+        streams--;
       }
     });
   });

@@ -1,14 +1,20 @@
-/** Serve the HIS app on `his.listen`, over HTTPS when `his.tls` is configured. */
+/**
+ * Serve the HIS app on `his.listen`, over HTTPS when `his.tls` is configured, inside the connection
+ * budget of `his.connections` (src/his/connection-budget.ts): per-address and total limits, a reserve
+ * for probes and the status page, and the header/body/idle timeouts.
+ */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo, Socket } from 'node:net';
+import { serve, type HttpBindings, type Http2Bindings, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { ApplianceConfig } from '../config/types.ts';
+import { CONNECTION_DEFAULTS, ConnectionBudget, isReservePath, type ConnectionLimits } from './connection-budget.ts';
 
 export interface HisServer {
   url: string;
   server: ServerType;
+  budget: ConnectionBudget;
   close(): Promise<void>;
 }
 
@@ -17,17 +23,43 @@ export function splitHostPort(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
 }
 
-export function startHisServer(app: Hono, his: ApplianceConfig['his']): Promise<HisServer> {
+type HisListen = Pick<ApplianceConfig['his'], 'listen' | 'tls'> & { connections?: ConnectionLimits };
+
+const busy = () =>
+  new Response(JSON.stringify({ ret_code: '8009', ret_msg: 'busy: the HIS port is at its connection limit; this connection serves /v1/health and the status page only' }), {
+    status: 503,
+    headers: { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' },
+  });
+
+export function startHisServer(app: Hono, his: HisListen): Promise<HisServer> {
   const { host, port } = splitHostPort(his.listen);
+  const limits = his.connections ?? CONNECTION_DEFAULTS;
+  const budget = new ConnectionBudget(limits);
   const tls = his.tls ? { cert: readFileSync(his.tls.cert), key: readFileSync(his.tls.key), ...(his.tls.ca ? { ca: readFileSync(his.tls.ca) } : {}), minVersion: 'TLSv1.2' as const } : undefined;
+  const timeouts = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // how often Node checks the two timeouts above (default 30 s would let a slow sender run long past them)
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+  };
+  const fetch = (req: Request, env: HttpBindings | Http2Bindings) => {
+    const socket = (env as HttpBindings).incoming?.socket as (Socket & { _parent?: Socket }) | undefined;
+    if (budget.isReserve(socket) || budget.isReserve(socket?._parent)) {
+      const path = new URL(req.url).pathname;
+      if (!isReservePath(path)) return busy();
+    }
+    return app.fetch(req, env);
+  };
   return new Promise((resolve, reject) => {
     const server = serve(
-      { fetch: app.fetch, hostname: host, port, ...(tls ? { createServer: createHttpsServer, serverOptions: tls } : {}) },
+      { fetch, hostname: host, port, serverOptions: { ...timeouts, ...(tls ?? {}) }, ...(tls ? { createServer: createHttpsServer } : {}) },
       (info: AddressInfo) => {
         const shownHost = info.family === 'IPv6' ? `[${info.address}]` : info.address;
         resolve({
           url: `${tls ? 'https' : 'http'}://${shownHost}:${info.port}`,
           server,
+          budget,
           close: () =>
             new Promise<void>((r) => {
               server.close(() => r());
@@ -36,6 +68,13 @@ export function startHisServer(app: Hono, his: ApplianceConfig['his']): Promise<
         });
       },
     );
+    server.on('connection', (socket: Socket) => {
+      if (budget.admit(socket) === 'refused') {
+        socket.destroy();
+        return;
+      }
+      socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy());
+    });
     server.once('error', reject);
   });
 }

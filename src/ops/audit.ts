@@ -14,7 +14,8 @@
  * days are deleted even if younger (a full disk would stop verifications) — loudly: an error log and an
  * `audit.pruned` record. Before deleting, `anchor.json` (MACed) records where the kept chain starts so
  * verification still proves nothing was removed from the start. `head.json` (MACed, refreshed at most once a
- * second and on close) records the last seq so a cut tail is detected too.
+ * second and on close, durably through src/platform/durable-write.ts) records the last durable seq so a
+ * cut tail is detected too.
  *
  * The verifier is src/ops/audit-verify.ts.
  *
@@ -22,11 +23,11 @@
  * `detail` passes through maskForLog (maskDeep plus other spellings of identity fields) — the trail never
  * holds a clear identity.
  */
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { CardPrimitives, KeyIndex } from '../crypto/card.ts';
 import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../code/mask.ts';
+import { fsyncDirSync as fsyncDir, replaceFileDurably } from '../platform/durable-write.ts';
 import { maskForLog, type Logger } from './log.ts';
 
 export type AuditKind = 'verify' | 'config' | 'key' | 'admin' | 'security' | 'audit';
@@ -190,22 +191,6 @@ export interface HeadDoc {
   seq: number;
   mac: string;
   time: string;
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-async function writeAtomic(file: string, text: string, durable: boolean): Promise<void> {
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, text, { mode: 0o600, flush: durable });
-  await rename(tmp, file);
-  if (durable) fsyncDir(path.dirname(file));
 }
 
 export async function listAuditFiles(dir: string): Promise<Array<{ name: string; day: string; bytes: number }>> {
@@ -571,17 +556,17 @@ export class AuditTrail {
     if (this.headTimer || this.closed) return;
     this.headTimer = setTimeout(() => {
       this.headTimer = null;
-      void this.writeHead(false).catch((err) => this.opts.logger?.warn('audit head not written', { err: err as Error }));
+      void this.writeHead().catch((err) => this.opts.logger?.warn('audit head not written', { err: err as Error }));
     }, 1000);
     this.headTimer.unref();
   }
 
   /** Head writes run one after another (a timer's write and close()'s must not share the temp file). */
-  private writeHead(durable: boolean): Promise<void> {
+  private writeHead(): Promise<void> {
     const run = async () => {
       if (this.durableSeq === 0) return;
       const doc: HeadDoc = { seq: this.durableSeq, mac: this.durableMac, time: this.durableTime ?? this.clock().toISOString() };
-      await writeAtomic(path.join(this.opts.dir, 'head.json'), await sealDoc(this.opts.card, this.opts.macKey, doc), durable);
+      await replaceFileDurably(path.join(this.opts.dir, 'head.json'), await sealDoc(this.opts.card, this.opts.macKey, doc));
     };
     const next = this.headChain.then(run, run);
     this.headChain = next.catch(() => {});
@@ -613,7 +598,7 @@ export class AuditTrail {
     if (!parts) throw new Error(`audit: cannot prune, first record of ${keep.name} unreadable`);
     const head = JSON.parse(parts.body) as { seq: number; prev: string };
     const anchor: AnchorDoc = { firstSeq: head.seq, prev: head.prev, prunedAt: now.toISOString(), removed: remove.map((r) => r.name) };
-    await writeAtomic(path.join(this.opts.dir, 'anchor.json'), await sealDoc(this.opts.card, this.opts.macKey, anchor), true);
+    await replaceFileDurably(path.join(this.opts.dir, 'anchor.json'), await sealDoc(this.opts.card, this.opts.macKey, anchor));
     for (const r of remove) await unlink(path.join(this.opts.dir, r.name));
     fsyncDir(this.opts.dir);
     this.files -= remove.length;
@@ -658,7 +643,7 @@ export class AuditTrail {
     this.closed = true;
     if (this.headTimer) clearTimeout(this.headTimer);
     this.headTimer = null;
-    await this.writeHead(true);
+    await this.writeHead();
     if (this.handle) await this.handle.close();
     this.handle = null;
     await this.unlock();

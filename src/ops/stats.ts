@@ -9,17 +9,18 @@
  * `offline`) counts as `offline`, every other route as `online`. Failures are counted by return code in
  * memory for the status page's "recent errors".
  *
- * Counters persist in `<stateDir>/stats/usage.json` through lowdb (atomic temp-file + rename, written at
- * most once a second and on close). They are operational figures, not evidence — the audit trail is the
+ * Counters persist in `<stateDir>/stats/usage.json` through lowdb with the durable adapter of
+ * src/store/state.ts (temp file fsync'd, rename, folder fsync: a power cut leaves the old or the new file,
+ * never an empty one), written at most once a second and on close. They are operational figures, not evidence — the audit trail is the
  * evidence, and a crash can lose at most the last second of counts.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Hono } from 'hono';
 import { Low } from 'lowdb';
-import { JSONFile } from 'lowdb/node';
 import { RETURN_CODES, isReturnCode } from '../errors.ts';
 import type { VerifyResult } from '../verify/types.ts';
+import { FsyncJSONFile } from '../store/state.ts';
 import { localDay } from './audit.ts';
 import type { Logger } from './log.ts';
 
@@ -121,7 +122,7 @@ export class UsageStats {
 
   static async open(opts: UsageStatsOptions): Promise<UsageStats> {
     await mkdir(path.dirname(opts.file), { recursive: true, mode: 0o700 });
-    const db = new Low<StatsData>(new JSONFile<StatsData>(opts.file), { version: 1, counts: {} });
+    const db = new Low<StatsData>(new FsyncJSONFile<StatsData>(opts.file), { version: 1, counts: {} });
     try {
       await db.read();
     } catch (err) {

@@ -6,14 +6,14 @@
  *   const ops = await startOps({ config, card, upstream, log, version: VERSION, startedAt });
  *   stops.push(() => ops.close());
  *   observers.push(ops.observer);
- *   createHisApp({ …, status: ops.status, onAuthFailure: ops.onAuthFailure, extensions: [...ops.extensions] });
+ *   createHisApp({ …, status: ops.status, authThrottle: ops.authThrottle, extensions: [...ops.extensions] });
  *
  * Components that land later plug in through the setters (scanner registry, outbox).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 import type { ApplianceConfig } from '../config/types.ts';
 import type { CardHealth, CardPrimitives } from '../crypto/card.ts';
 import type { Upstream } from '../protocol/upstream.ts';
@@ -21,7 +21,7 @@ import type { OutboxStats } from '../store/outbox.ts';
 import type { VerifyObserver } from '../verify/verifier.ts';
 import type { HisExtension } from '../his/app.ts';
 import { adminAuth } from '../his/admin-auth.ts';
-import { auditAuthFailures, type AuthFailure } from '../his/auth.ts';
+import { AuthThrottle, throttled } from '../his/auth-throttle.ts';
 import { opsExtensions } from '../his/ops-routes.ts';
 import { AuditTrail } from './audit.ts';
 import type { Logger } from './log.ts';
@@ -42,7 +42,8 @@ export interface Ops {
   audit: AuditTrail;
   stats: UsageStats;
   observer: VerifyObserver;
-  onAuthFailure: (c: Context, why: AuthFailure, presented: string | undefined) => void;
+  /** failed-auth throttle of every key class (audits and logs failures once per address and window) */
+  authThrottle: AuthThrottle;
   /** guard for state-changing routes: `app.post('/v1/admin/…', ops.adminGuard, handler)` */
   adminGuard: MiddlewareHandler;
   extensions: HisExtension[];
@@ -88,13 +89,14 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
   let scannerInfos: () => ScannerInfo[] = () => [];
   let outbox: () => OutboxStats = () => ({ depth: 0, bytes: 0, oldestAgeSeconds: null, dead: 0, full: false });
   const adminLog = log.child({ component: 'admin' });
+  const authThrottle = new AuthThrottle({ ...config.his.authThrottle, audit, logger: log.child({ component: 'his' }) });
 
   return {
     audit,
     stats,
     observer: opsObserver({ audit, stats, defaultOperator: config.verify.operatorId }),
-    onAuthFailure: auditAuthFailures({ audit, logger: log.child({ component: 'his' }) }),
-    adminGuard: adminAuth({ ...config.admin, hisApiKeys: config.his.apiKeys, audit, logger: adminLog }),
+    authThrottle,
+    adminGuard: throttled(authThrottle, 'admin', adminAuth({ ...config.admin, hisApiKeys: config.his.apiKeys, audit, logger: adminLog })),
     extensions: opsExtensions({ stats, site: config.site, scanners: () => scannerInfos() }),
     status: () =>
       collectStatus({

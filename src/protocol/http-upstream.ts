@@ -25,8 +25,10 @@ import type { ApplianceConfig } from '../config/types.ts';
 import { EhcError, type ReturnCode } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
 import { formatCst } from '../crypto/profile.ts';
-import { resolveDialect, type Dialect } from './dialect.ts';
+import type { Dialect } from './dialect.ts';
+import { loadDialect } from './dialect-profiles.ts';
 import { openResponse, sealRequest } from './envelope.ts';
+import { encodeRequestBody, methodUrl, type EncodedBody } from './transport.ts';
 import { LinkBreaker, type BreakerSnapshot, type BreakerState } from './link-breaker.ts';
 import {
   ConnectFailed,
@@ -43,14 +45,16 @@ import {
 import { newOutVerifyNo, outVerifyTime } from './ids.ts';
 import {
   METHOD_CROSS_DOMAIN,
+  METHOD_REGISTER_TERMINAL,
+  METHOD_USECARDDATE,
   METHOD_VERIFY,
   type LinkView,
   type Upstream,
   type UpstreamCallContext,
   type UpstreamHealth,
+  type UpstreamBiz,
   type UpstreamIdentity,
   type UpstreamMethod,
-  type VerifyBiz,
 } from './upstream.ts';
 
 export type UpstreamConfig = ApplianceConfig['upstream'];
@@ -89,6 +93,7 @@ export interface HttpUpstreamOptions {
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EHOSTDOWN', 'ENETDOWN']);
 const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL_)/;
+const PROVINCE_METHODS = new Set<string>([METHOD_USECARDDATE, METHOD_REGISTER_TERMINAL]);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 const DAY_MS = 86_400_000;
 
@@ -150,7 +155,7 @@ export class HttpUpstream implements Upstream {
     private readonly config: UpstreamConfig,
     private readonly options: HttpUpstreamOptions = {},
   ) {
-    this.dialect = resolveDialect(config.dialect);
+    this.dialect = loadDialect(config.dialect, { appKey: config.appKey });
     this.now = options.now ?? Date.now;
     this.probeUrl = new URL(config.url);
     this.secure = this.probeUrl.protocol === 'https:';
@@ -315,17 +320,18 @@ export class HttpUpstream implements Upstream {
     );
   }
 
-  async call(method: UpstreamMethod, biz: VerifyBiz, ctx: UpstreamCallContext = {}): Promise<UpstreamIdentity> {
+  async call(method: UpstreamMethod, biz: UpstreamBiz, ctx: UpstreamCallContext = {}): Promise<UpstreamIdentity> {
     if (this.closed) throw new EhcError('8004', 'upstream client is closed');
-    const url = method === METHOD_VERIFY ? this.config.url : method === METHOD_CROSS_DOMAIN ? this.config.crossDomainUrl : undefined;
-    if (!url) throw new EhcError('1005', `method ${String(method)} is not one the appliance calls`);
+    const base = method === METHOD_CROSS_DOMAIN ? this.config.crossDomainUrl : method === METHOD_VERIFY || PROVINCE_METHODS.has(method) ? this.config.url : undefined;
+    if (!base) throw new EhcError('1005', `method ${String(method)} is not one the appliance calls`);
+    const url = methodUrl(base, method, this.dialect);
     if (!biz.out_verify_no || biz.out_verify_no.length > 32) throw new EhcError('9001', 'out_verify_no must be 1–32 characters');
     if (!this.breaker.allow(!this.probing_)) throw this.shortCircuit();
     const payload = this.seal(method, biz, ctx.termId);
     const started = performance.now();
     let answer: Answer & { signed?: boolean };
     try {
-      answer = await this.postOnce(new URL(url), payload, ctx.signal);
+      answer = await this.postOnce(url, payload, ctx.signal);
     } catch (err) {
       const e = err as EhcError;
       this.linkFailed(e, 'call');
@@ -344,19 +350,17 @@ export class HttpUpstream implements Upstream {
     return identity;
   }
 
-  private seal(method: UpstreamMethod, biz: VerifyBiz, termId?: string): string {
-    return JSON.stringify(
-      sealRequest({
-        method,
-        appId: this.config.appId,
-        termId: termId ?? this.config.termId,
-        version: this.config.version,
-        timestamp: String(Date.now()),
-        biz: { ...biz },
-        secret: this.config.appSecret,
-        dialect: this.dialect,
-      }),
-    );
+  private seal(method: UpstreamMethod, biz: UpstreamBiz, termId?: string): EncodedBody {
+    const envelope = sealRequest({
+      method,
+      appId: this.config.appId,
+      termId: termId ?? this.config.termId,
+      version: this.config.version,
+      biz: { ...biz },
+      secret: this.config.appSecret,
+      dialect: this.dialect,
+    });
+    return encodeRequestBody(envelope, this.dialect);
   }
 
   private linkAnswered(latencyMs: number): void {
@@ -404,7 +408,7 @@ export class HttpUpstream implements Upstream {
     }
   }
 
-  private async postOnce(url: URL, payload: string, signal?: AbortSignal): Promise<Answer> {
+  private async postOnce(url: URL, payload: EncodedBody, signal?: AbortSignal): Promise<Answer> {
     try {
       return await this.post(url, payload, signal);
     } catch (err) {
@@ -420,7 +424,8 @@ export class HttpUpstream implements Upstream {
     }
   }
 
-  private post(url: URL, payload: string, signal?: AbortSignal, retried = false): Promise<Answer> {
+  private post(url: URL, body: EncodedBody, signal?: AbortSignal, retried = false): Promise<Answer> {
+    const { payload, contentType } = body;
     return new Promise<Answer>((resolve, reject) => {
       let tcpConnected = false;
       let connected = false;
@@ -492,7 +497,7 @@ export class HttpUpstream implements Upstream {
         method: 'POST',
         agent: this.agent,
         headers: {
-          'content-type': 'application/json; charset=utf-8',
+          'content-type': contentType,
           'content-length': Buffer.byteLength(payload),
           accept: 'application/json',
         },
@@ -549,7 +554,7 @@ export class HttpUpstream implements Upstream {
         const expired = this.checkCertificates().find((c) => c.status === 'expired');
         if (expired) throw new TlsFailure(`${this.certWarnings([expired])[0]}: the home card system will refuse it`);
         const now = new Date(this.now());
-        const biz: VerifyBiz = {
+        const biz: UpstreamBiz = {
           ehealth_code: '',
           treatment_code: '',
           operator_id: 'ehc-edge-probe',
@@ -562,7 +567,7 @@ export class HttpUpstream implements Upstream {
         const timer = setTimeout(() => ac.abort(new ReadTimeout(`health probe: the home card system at ${this.target} gave no complete answer within ${timeoutMs} ms`)), timeoutMs);
         let answer: Answer;
         try {
-          answer = await this.postOnce(new URL(this.config.url), this.seal(METHOD_VERIFY, biz), ac.signal);
+          answer = await this.postOnce(methodUrl(this.config.url, METHOD_VERIFY, this.dialect), this.seal(METHOD_VERIFY, biz), ac.signal);
         } finally {
           clearTimeout(timer);
         }

@@ -5,7 +5,12 @@
  */
 export const METHOD_VERIFY = 'ehc.ehealthcode.verify';
 export const METHOD_CROSS_DOMAIN = 'ehn.ehealthcard.syncCheckErhcInfo';
-export type UpstreamMethod = typeof METHOD_VERIFY | typeof METHOD_CROSS_DOMAIN;
+/** Province methods (dialects): the daily card-usage upload and reading-terminal registration. */
+export const METHOD_USECARDDATE = 'ehc.ehealthcode.usecarddate';
+export const METHOD_REGISTER_TERMINAL = 'ehc.ehealthcode.addterm';
+export type VerifyMethod = typeof METHOD_VERIFY | typeof METHOD_CROSS_DOMAIN;
+export type ProvinceMethod = typeof METHOD_USECARDDATE | typeof METHOD_REGISTER_TERMINAL;
+export type UpstreamMethod = VerifyMethod | ProvinceMethod;
 
 /** Business fields of both verify methods (材料三 附录A), snake_case as on the wire. */
 export interface VerifyBiz {
@@ -16,6 +21,17 @@ export interface VerifyBiz {
   out_verify_no: string;
   out_verify_time: string; // yyyyMMddHHmmss
 }
+
+/**
+ * Business fields of a province method (usecarddate batch, terminal registration). `out_verify_no` is
+ * the message's serial, fixed when it is queued, so a repeat is recognisable (3002).
+ */
+export interface ProvinceBiz {
+  out_verify_no: string;
+  [field: string]: unknown;
+}
+
+export type UpstreamBiz = VerifyBiz | ProvinceBiz;
 
 /** What the home system says of a patient; any field may be absent. */
 export interface UpstreamIdentity {
@@ -60,7 +76,7 @@ export interface LinkView {
 
 export interface Upstream {
   /** Throws EhcError: the home system's ret_code, or 8001/8002/8004 for the network, 9003 for a bad digest. */
-  call(method: UpstreamMethod, biz: VerifyBiz, ctx?: UpstreamCallContext): Promise<UpstreamIdentity>;
+  call(method: UpstreamMethod, biz: UpstreamBiz, ctx?: UpstreamCallContext): Promise<UpstreamIdentity>;
   health(): Promise<UpstreamHealth>;
   close(): Promise<void>;
   /** present when the implementation keeps a circuit breaker (HttpUpstream) */

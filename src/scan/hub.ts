@@ -2,9 +2,12 @@
  * The live scan stream: every scan, result, error and scanner change gets a sequence number and is
  * kept in a bounded ring (config scan.streamBuffer) so a reconnecting client (`Last-Event-ID`) gets
  * what it missed. Subscribers are called synchronously, in order.
- * Ids start at the hub's creation time in ms, so they keep growing across appliance restarts: a client
- * reconnecting with an id from before a restart is told (gap) that it missed events, rather than
- * being matched against unrelated new ids.
+ * Ids never go back, across restarts and clock steps: they continue from a block reserved in the state
+ * file (`stream.reservedUpTo` in <stateDir>/state.json, written durably before the block is used, the
+ * next block reserved when half of the current one is spent), never from the clock alone. A client
+ * reconnecting with an id from before a restart gets the ring and a `gap` (it missed what the ring no
+ * longer holds); one with an id this hub never issued (from another appliance) gets the same.
+ * Each event is serialised once (`wire`), however many subscribers write it.
  */
 export type StreamEventType = 'scan' | 'result' | 'error' | 'scanner';
 
@@ -14,7 +17,26 @@ export interface StreamEvent {
   scannerId: string;
   station?: string;
   data: Record<string, unknown>;
+  /** the event as one SSE message, UTF-8 encoded: made once at publish, written by every subscriber */
+  wire?: Uint8Array;
 }
+
+const encoder = new TextEncoder();
+
+/** One SSE message; JSON.stringify never emits a raw newline, so `data` is a single line. */
+export function sseText(ev: StreamEvent): string {
+  return `id: ${ev.id}\nevent: ${ev.type}\ndata: ${JSON.stringify({ id: ev.id, ...ev.data })}\n\n`;
+}
+
+/** Where the hub keeps its id reservation (the state file); `reserve` resolves once it is durable. */
+export interface IdReservation {
+  /** the highest id a previous run may have issued (0 on a first start) */
+  reservedUpTo: number;
+  reserve(upTo: number): Promise<void>;
+}
+
+/** Ids reserved per state-file write. */
+export const ID_BLOCK = 100_000;
 
 export interface StreamFilter {
   station?: string;
@@ -34,6 +56,9 @@ export class ScanHub {
   readonly #first: number;
   #next: number;
   readonly #subs = new Set<Subscriber>();
+  #reservedUpTo = Infinity;
+  #reservation?: IdReservation;
+  #reserving = false;
 
   constructor(
     readonly capacity: number,
@@ -42,6 +67,19 @@ export class ScanHub {
     this.#ring = new Array(capacity);
     this.#first = firstId;
     this.#next = firstId;
+  }
+
+  /**
+   * A hub whose ids continue after everything a previous run reserved (and after the legacy
+   * clock-based ids of older versions: never below Date.now() at a first start), whatever the clock says.
+   */
+  static async persistent(capacity: number, reservation: IdReservation, clock: () => number = Date.now): Promise<ScanHub> {
+    const first = Math.max(reservation.reservedUpTo + 1, reservation.reservedUpTo === 0 ? clock() : 0);
+    await reservation.reserve(first + ID_BLOCK);
+    const hub = new ScanHub(capacity, first);
+    hub.#reservedUpTo = first + ID_BLOCK;
+    hub.#reservation = reservation;
+    return hub;
   }
 
   /** id of the oldest event still in the ring (or of the next one, when empty) */
@@ -60,7 +98,9 @@ export class ScanHub {
 
   publish(type: StreamEventType, scannerId: string, station: string | undefined, data: Record<string, unknown>): StreamEvent {
     const ev: StreamEvent = { id: this.#next++, type, scannerId, station, data };
+    ev.wire = encoder.encode(sseText(ev));
     this.#ring[ev.id % this.capacity] = ev;
+    if (this.#reservation && !this.#reserving && this.#reservedUpTo - this.#next < ID_BLOCK / 2) this.#extend();
     for (const s of this.#subs) {
       try {
         s(ev);
@@ -69,6 +109,20 @@ export class ScanHub {
       }
     }
     return ev;
+  }
+
+  #extend(): void {
+    this.#reserving = true;
+    const upTo = this.#reservedUpTo + ID_BLOCK;
+    this.#reservation!.reserve(upTo).then(
+      () => {
+        this.#reservedUpTo = upTo;
+        this.#reserving = false;
+      },
+      () => {
+        this.#reserving = false; // tried again at the next event; half a block is left
+      },
+    );
   }
 
   subscribe(fn: Subscriber): () => void {
@@ -82,6 +136,8 @@ export class ScanHub {
    */
   since(lastId: number, filter: StreamFilter = {}): { events: StreamEvent[]; gap: boolean } {
     const oldest = this.oldestId;
+    // an id this hub never issued: the client's place is unknown, so it gets the whole ring and a gap
+    if (lastId > this.lastId) return { events: this.since(oldest - 1, filter).events, gap: true };
     const from = Math.max(lastId + 1, oldest);
     const events: StreamEvent[] = [];
     for (let id = from; id < this.#next; id++) {

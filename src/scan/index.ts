@@ -53,13 +53,19 @@ export interface StartScanningOptions {
 export const VIRTUAL_PREFIX = 'virtual:';
 
 export async function startScanning(
-  config: Pick<ApplianceConfig, 'site' | 'scanners' | 'scannerAutoDetect' | 'scan'> & { verify?: { treatmentCode?: string } },
+  config: Pick<ApplianceConfig, 'site' | 'scanners' | 'scannerAutoDetect'> & { scan: Pick<ApplianceConfig['scan'], 'dedupeWindowMs' | 'streamBuffer'> & Partial<ApplianceConfig['scan']> } & { verify?: { treatmentCode?: string } },
   options: StartScanningOptions,
 ): Promise<Scanning> {
   const log = options.log.child({ component: 'scan' });
   const store = options.store ?? (await openStateStore(options.stateDir));
   const terminals = createTerminalRegistry(config, store);
-  const hub = new ScanHub(config.scan.streamBuffer);
+  const hub = await ScanHub.persistent(config.scan.streamBuffer, {
+    reservedUpTo: store.data.stream?.reservedUpTo ?? 0,
+    reserve: async (upTo) => {
+      store.data.stream = { reservedUpTo: upTo };
+      await store.write();
+    },
+  });
   const manager = new ScannerManager({
     scanners: config.scanners,
     autoDetect: config.scannerAutoDetect,
@@ -135,7 +141,7 @@ export async function startScanning(
     terminals,
     scanners,
     inject,
-    routeDeps: { hub, scanners, inject },
+    routeDeps: { hub, scanners, inject, maxSubscribers: config.scan.maxSubscribers, subscriberBuffer: config.scan.subscriberBuffer },
     async idle() {
       while (inflight.size) await Promise.allSettled([...inflight]);
     },

@@ -3,10 +3,11 @@
  * the record is on disk (fsync'd). Records are delivered with `peek` and removed with `ack` after the
  * upstream has answered. Implementations live beside this file.
  */
-import type { UpstreamIdentity, UpstreamMethod, VerifyBiz } from '../protocol/upstream.ts';
+import type { UpstreamBiz, UpstreamIdentity, UpstreamMethod } from '../protocol/upstream.ts';
 
 export type OutboxKind =
-  /** a code verified locally that the home system must still see (usage record) */
+  /** a code verified locally that the home system must still see (usage record), or a province
+   *  usage upload / terminal registration (method ehc.ehealthcode.usecarddate / addterm) */
   | 'usage'
   /** a verification a caller asked to defer; its answer is published when it arrives */
   | 'deferred';
@@ -15,7 +16,7 @@ export interface OutboxEntry {
   kind: OutboxKind;
   method: UpstreamMethod;
   /** exactly the payload of the first send; replayed unchanged */
-  biz: VerifyBiz;
+  biz: UpstreamBiz;
   termId: string;
   scannerId?: string;
   createdAt: string; // ISO

@@ -15,12 +15,13 @@
  * process) move dead letters.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fsync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { CardPrimitives } from '../crypto/card.ts';
 import { EhcError, asEhcError } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
+import { createFileDurablySync, fsyncDirSync } from '../platform/durable-write.ts';
 import type {
   DeferredAnswer,
   DeliveryOutcome,
@@ -201,7 +202,9 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     if (options.card) this.sealer = new RecordSealer(options.card, options.keys);
     const dir = path.dirname(this.file);
     try {
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // created here first, 0600 (SQLite gives its -wal and -shm files the database's mode)
+      if (!existsSync(this.file)) createFileDurablySync(this.file, '', { mode: 0o600 });
       this.db = new Database(this.file);
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
@@ -217,12 +220,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     }
     // the database and its -wal file are new directory entries: make them durable too
     try {
-      const fd = openSync(dir, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      fsyncDirSync(dir);
     } catch {
       /* directory fsync is not supported everywhere (it is on Linux ext4/xfs/tmpfs) */
     }

@@ -4,22 +4,21 @@
  *
  * lowdb's own JSONFile writes through steno, which renames a temp file into place but never fsyncs:
  * after a power cut the rename can survive while the data does not (an empty or truncated file). The
- * adapter below keeps lowdb's model and makes each write durable: write temp → fsync(temp) →
- * rename → fsync(folder). Writes are serialised. The state is small (a few KB), so a full rewrite
+ * adapter below keeps lowdb's model and makes each write durable through the one durable-write helper
+ * (src/platform/durable-write.ts: temp → fsync → rename → fsync(folder), mode 0600). Writes are serialised. The state is small (a few KB), so a full rewrite
  * per change is cheap.
  */
-import { open, readFile, rename, mkdir, unlink } from 'node:fs/promises';
+import { readFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
+import { replaceFileDurably } from '../platform/durable-write.ts';
 
 export class FsyncJSONFile<T> implements Adapter<T> {
   readonly #file: string;
-  readonly #tmp: string;
   #queue: Promise<void> = Promise.resolve();
 
   constructor(file: string) {
     this.#file = file;
-    this.#tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
   }
 
   async read(): Promise<T | null> {
@@ -40,26 +39,8 @@ export class FsyncJSONFile<T> implements Adapter<T> {
     return run;
   }
 
-  async #writeDurably(text: string): Promise<void> {
-    const fh = await open(this.#tmp, 'w', 0o640);
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(this.#tmp, this.#file);
-    } catch (err) {
-      await unlink(this.#tmp).catch(() => {});
-      throw err;
-    }
-    const dir = await open(path.dirname(this.#file), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+  #writeDurably(text: string): Promise<void> {
+    return replaceFileDurably(this.#file, text);
   }
 }
 
@@ -73,12 +54,14 @@ export interface ApplianceState {
   version: 1;
   /** scannerId → its registered reading-terminal number; allocated once, never reused */
   terminals: Record<string, TerminalRecord>;
+  /** the live scan stream's id reservation (src/scan/hub.ts): ids never go back across restarts */
+  stream?: { reservedUpTo: number };
 }
 
 export type StateStore = Low<ApplianceState>;
 
 export async function openStateStore(stateDir: string): Promise<StateStore> {
-  await mkdir(stateDir, { recursive: true });
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const db = new Low<ApplianceState>(new FsyncJSONFile<ApplianceState>(path.join(stateDir, 'state.json')), { version: 1, terminals: {} });
   await db.read();
   db.data.terminals ??= {};

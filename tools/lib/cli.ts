@@ -1,16 +1,147 @@
 /**
- * What every `ehc-edge` subcommand shares: exit codes, config loading, talking to the running appliance
- * over the HIS port, progress lines on stderr, and small table output.
+ * What every `ehc-edge` subcommand shares: the argument parser (commander), the common options, exit
+ * codes, config loading, talking to the running appliance over the HIS port, progress lines on stderr,
+ * and tables whose columns are measured in terminal cells (CJK characters are two wide).
  *
  * Exit codes: 0 ok · 1 a failure was found (unhealthy component, broken audit chain …) · 2 usage or
  * configuration error (bad flag, unreadable config, refused key) · 3 appliance unreachable.
+ *
+ * A subcommand is a module under tools/ exporting `command(): Command` (built with `defineCommand`, its
+ * work in `act`) and `main(argv)` (= `runCli(command(), argv)`). The dispatcher, `--help` and the man page
+ * (tools/man.ts) all read the same definitions.
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import stringWidth from 'string-width';
 import { ConfigError, configPathFrom, loadConfig } from '../../src/config/load.ts';
 import type { ApplianceConfig } from '../../src/config/types.ts';
+import { EhcError } from '../../src/errors.ts';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
+
+/** The exit codes every command uses, for --help and the man page. */
+export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
+  [EXIT.OK, 'ok'],
+  [EXIT.FAILURE, 'a failure was found (a component needs attention, a broken audit chain, a rejected code)'],
+  [EXIT.USAGE, 'usage or configuration error (unknown option, bad value, unreadable config, refused key)'],
+  [EXIT.UNREACHABLE, 'the appliance is not reachable on its HIS port'],
+];
+
+/** Options every subcommand takes. */
+export interface CommonOptions {
+  json?: boolean;
+  config?: string;
+  url?: string;
+  key?: string;
+  quiet?: boolean;
+}
+
+const RESULT = Symbol('ehc-edge exit code');
+type WithResult = Command & { [RESULT]?: number };
+
+/** Parser settings shared by every command of the tree: errors as exceptions, CJK-aware help columns. */
+export function configureParser(cmd: Command): Command {
+  return cmd
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .configureHelp({ displayWidth: (s) => stringWidth(s), sortSubcommands: false })
+    .showSuggestionAfterError(true);
+}
+
+/** Help text listing the exit codes (appended to every command's --help). */
+export function exitCodesHelp(): string {
+  return '\nExit codes:\n' + EXIT_CODES.map(([c, m]) => `  ${c}  ${m}`).join('\n') + '\n';
+}
+
+/**
+ * A leaf command with the common options (--json, --config, --url, --key, --quiet, --help). Add its own
+ * options and arguments, then its work with `act`.
+ */
+export function defineCommand(name: string, summary: string, description?: string, { his = true }: { his?: boolean } = {}): Command {
+  const cmd = configureParser(new Command(name))
+    .summary(summary)
+    .description(description ?? summary)
+    .option('--json', 'print JSON on stdout (errors too: {"error": …, "exit_code": …})')
+    .option('--config <path>', 'appliance config file (default: $EHC_EDGE_CONFIG, else ./appliance.config.json)');
+  if (his) {
+    cmd
+      .option('--url <url>', "HIS port of the appliance (default: from the config's his.listen)")
+      .option('--key <key>', 'API key (default: $EHC_EDGE_API_KEY, else the first plain his.apiKeys entry)');
+  }
+  return cmd.option('-q, --quiet', 'no progress lines on stderr').addHelpText('after', exitCodesHelp());
+}
+
+/** A command that only groups subcommands (`scanners list`, `queue dead` …). */
+export function defineGroup(name: string, summary: string, description?: string): Command {
+  return configureParser(new Command(name)).summary(summary).description(description ?? summary).addHelpText('after', exitCodesHelp());
+}
+
+function rootOf(cmd: Command): WithResult {
+  let c = cmd;
+  while (c.parent) c = c.parent;
+  return c as WithResult;
+}
+
+/**
+ * The command's work: called with its options (the common ones included) and its positional arguments;
+ * returns the exit code. A CliError ends it with its code and message; an EhcError with 1 and its return
+ * code; anything else with 1 and the stack. With --json the error is also printed as JSON on stdout.
+ */
+export function act<O extends CommonOptions = CommonOptions>(cmd: Command, work: (opts: O, args: string[], cmd: Command) => Promise<number>): Command {
+  return cmd.action(async (...a: unknown[]) => {
+    const self = a[a.length - 1] as Command;
+    const opts = self.opts() as O;
+    const args = self.args.slice(0, self.registeredArguments.length).filter((x) => x !== undefined);
+    const variadic = self.registeredArguments.some((r) => r.variadic);
+    const positional = variadic ? (a.slice(0, -2).flat() as string[]) : args;
+    let code: number;
+    try {
+      code = await work(opts, positional, self);
+    } catch (err) {
+      code = reportError(self, opts, err);
+    }
+    rootOf(self)[RESULT] = code;
+  });
+}
+
+function reportError(cmd: Command, opts: CommonOptions, err: unknown): number {
+  const name = cmd.name();
+  let code: number;
+  let message: string;
+  if (err instanceof CliError) {
+    code = err.exitCode;
+    message = err.message;
+  } else if (err instanceof ConfigError) {
+    code = EXIT.USAGE;
+    message = err.message;
+  } else if (err instanceof EhcError) {
+    code = EXIT.FAILURE;
+    message = `${err.code} ${err.message}`;
+  } else {
+    code = EXIT.FAILURE;
+    message = (err as Error)?.stack ?? String(err);
+  }
+  console.error(`ehc-edge ${name}: ${message}`);
+  if (opts.json) console.log(JSON.stringify({ error: err instanceof Error ? err.message : String(err), exit_code: code }));
+  return code;
+}
+
+/**
+ * Parse `argv` (the arguments after the program name) against a command tree and run the chosen
+ * command. Returns its exit code: 0 for --help, 2 for usage errors (commander prints them).
+ */
+export async function runCli(root: Command, argv: string[]): Promise<number> {
+  const r = root as WithResult;
+  r[RESULT] = undefined;
+  try {
+    await root.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    throw err;
+  }
+  return r[RESULT] ?? EXIT.OK;
+}
 
 /** An error that ends a subcommand with a given exit code and a one-line message. */
 export class CliError extends Error {
@@ -22,7 +153,9 @@ export class CliError extends Error {
   }
 }
 
-export function loadCliConfig(argv: string[]): ApplianceConfig {
+/** The config named by --config (or `argv` holding it), else $EHC_EDGE_CONFIG, else ./appliance.config.json. */
+export function loadCliConfig(from: string[] | { config?: string }): ApplianceConfig {
+  const argv = Array.isArray(from) ? from : from.config ? ['--config', from.config] : [];
   try {
     return loadConfig(configPathFrom(argv, process.env));
   } catch (err) {
@@ -123,28 +256,10 @@ export function progress(enabled: boolean): { update(text: string): void; done(t
 
 export function table(rows: Array<Array<string | number | null | undefined>>, header: string[]): string {
   const cell = (v: unknown) => (v === undefined || v === null || v === '' ? '-' : String(v));
-  const width = (s: string) => Array.from(s).reduce((n, ch) => n + (/[\u1100-\uffff]/.test(ch) ? 2 : 1), 0);
+  const width = (s: string) => stringWidth(s);
   const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(cell(r[i])))));
   const line = (vals: string[]) => vals.map((v, i) => v + ' '.repeat(Math.max(0, widths[i]! - width(v)))).join('  ').trimEnd();
   return [line(header), ...rows.map((r) => line(header.map((_, i) => cell(r[i]))))].join('\n');
-}
-
-/** Run a subcommand's main and turn a CliError (or anything else) into its exit code and a message. */
-export async function runCommand(name: string, work: () => Promise<number>): Promise<number> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof CliError) {
-      console.error(`ehc-edge ${name}: ${err.message}`);
-      return err.exitCode;
-    }
-    if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      console.error(`ehc-edge ${name}: ${(err as Error).message}`);
-      return EXIT.USAGE;
-    }
-    console.error(`ehc-edge ${name}: ${(err as Error).stack ?? String(err)}`);
-    return EXIT.FAILURE;
-  }
 }
 
 /** True when the module at `metaUrl` is the script node was started with (also through a symlinked bin). */
@@ -156,13 +271,3 @@ export function isEntry(metaUrl: string): boolean {
     return false;
   }
 }
-
-/** Common flags of every subcommand, for node:util parseArgs. */
-export const COMMON_OPTIONS = {
-  json: { type: 'boolean' },
-  config: { type: 'string' },
-  url: { type: 'string' },
-  key: { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-  help: { type: 'boolean', short: 'h' },
-} as const;

@@ -5,6 +5,10 @@
  * (src/protocol/envelope.ts) per registered app and dialect, reads codes of the card systems it knows
  * and answers identities from a small deterministic population.
  *
+ * Each app speaks its dialect (a shipped profile or an inline one): body form, per-method paths,
+ * field names, answer shape. It also takes the province methods: the daily card-usage upload
+ * (ehc.ehealthcode.usecarddate, ≤ 500 records) and reading-terminal registration (表6.4 fields).
+ *
  * Answers: 0000 identity · 1003 version other than 1.0.0 · 1008 unknown app (no digest: it has no secret to digest with) · 9003 bad
  * digest · 1005 unknown method · 9001 missing biz fields · 3002 repeated out_verify_no (per app) ·
  * 2002 illegal / foreign-to-it code · 2003/2004 bad VALID · 2001 expired · 3001 no such person.
@@ -18,8 +22,11 @@ import type { DialectConfig } from '../../src/config/types.ts';
 import { formatCst } from '../../src/crypto/profile.ts';
 import { EhcError, RETURN_CODES, isReturnCode } from '../../src/errors.ts';
 import { openRequest, sealResponse, type OpenedRequest } from '../../src/protocol/envelope.ts';
-import { resolveDialect, type Dialect } from '../../src/protocol/dialect.ts';
-import { METHOD_CROSS_DOMAIN, METHOD_VERIFY } from '../../src/protocol/upstream.ts';
+import type { Dialect } from '../../src/protocol/dialect.ts';
+import { loadDialect } from '../../src/protocol/dialect-profiles.ts';
+import { decodeRequestBody, methodUrl } from '../../src/protocol/transport.ts';
+import { METHOD_CROSS_DOMAIN, METHOD_REGISTER_TERMINAL, METHOD_USECARDDATE, METHOD_VERIFY } from '../../src/protocol/upstream.ts';
+import { checkTerminalRegistration, checkUsecarddate } from '../../src/protocol/province.ts';
 import { SimCardSystem, splitCode, type CardSystemSpec } from './card-system.ts';
 import { makePopulation, type Person } from './population.ts';
 
@@ -33,7 +40,10 @@ export const SUPPORTED_VERSIONS = new Set(['1.0.0']);
 export interface SimApp {
   appId: string;
   secret: string;
+  /** a shipped profile's name or an inline dialect (default national-v3.1) */
   dialect?: DialectConfig;
+  /** the fixed key of `key: fixed` dialects */
+  appKey?: string;
 }
 
 export interface SimulatorOptions {
@@ -62,6 +72,19 @@ export interface ReceivedCall {
   term_id: string;
   app_id: string;
   at: string;
+  /** biz field names as they arrived (the dialect's wire names) */
+  wireFields: string[];
+  /** the body was form-urlencoded */
+  form: boolean;
+  /** request path */
+  path: string;
+}
+
+/** A province message the simulator accepted (usage upload batch or terminal registration). */
+export interface ReceivedProvinceMessage {
+  method: string;
+  app_id: string;
+  biz: Record<string, unknown>;
 }
 
 export interface SimulatorHandle {
@@ -72,6 +95,8 @@ export interface SimulatorHandle {
   population: Person[];
   close(): Promise<void>;
   received(): ReceivedCall[];
+  /** usage-upload batches and terminal registrations accepted (repeats answered 3002 are not listed) */
+  province(): ReceivedProvinceMessage[];
   /** TCP connections accepted so far (keep-alive shows as fewer connections than calls) */
   connections(): number;
   /** true: close the listener and drop connections (connections are refused); false: listen again */
@@ -111,7 +136,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   if (!LOOPBACK.test(host)) throw new Error(`listen address ${host} is not loopback`);
   const now = opts.now ?? (() => new Date());
   const apps = new Map<string, { secret: string; dialect: Dialect }>();
-  for (const a of opts.apps ?? [{ appId: DEFAULT_APP_ID, secret: DEFAULT_APP_SECRET }]) apps.set(a.appId, { secret: a.secret, dialect: resolveDialect(a.dialect) });
+  for (const a of opts.apps ?? [{ appId: DEFAULT_APP_ID, secret: DEFAULT_APP_SECRET }]) apps.set(a.appId, { secret: a.secret, dialect: loadDialect(a.dialect, { appKey: a.appKey }) });
   const specs: CardSystemSpec[] = opts.cardSystems ?? [
     ...(opts.keyFile ? [{ ehcin: opts.localEhcin ?? DEFAULT_LOCAL_EHCIN, keyFile: opts.keyFile, name: '本地卡管系统 (simulated)' }] : []),
     { ehcin: opts.foreignEhcin ?? DEFAULT_FOREIGN_EHCIN, name: '异地卡管系统 (simulated)' },
@@ -121,6 +146,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const population = opts.population ?? makePopulation();
   const people = new Map(population.map((p) => [`${p.idType}|${p.idNo.toUpperCase()}`, p]));
   const received: ReceivedCall[] = [];
+  const province: ReceivedProvinceMessage[] = [];
   const serials = new Set<string>();
 
   function answer(req: OpenedRequest | undefined, appId: string, method: string, version: string, code: string, biz?: Record<string, unknown>) {
@@ -138,7 +164,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     });
   }
 
-  function handle(body: unknown): object {
+  function handle(body: unknown, path: string, form: boolean): object {
     const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const appId = typeof b.app_id === 'string' ? b.app_id : '';
     const method = typeof b.method === 'string' ? b.method : '';
@@ -151,14 +177,31 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return answer(undefined, appId, method, version, e.code);
     }
     const reply = (code: string, biz?: Record<string, unknown>) => answer(opened, appId, method, version, code, biz);
-    if (method !== METHOD_VERIFY && method !== METHOD_CROSS_DOMAIN) return reply('1005');
-    if (!SUPPORTED_VERSIONS.has(version)) return reply('1003');
+    const dialect = opened.dialect;
+    if (![METHOD_VERIFY, METHOD_CROSS_DOMAIN, METHOD_USECARDDATE, METHOD_REGISTER_TERMINAL].includes(method)) return reply('1005');
+    // a dialect with per-method paths: the method must arrive at its own path
+    if (Object.keys(dialect.paths).length && methodUrl(`http://x${SIMULATOR_PATH}`, method, dialect).pathname !== path) return reply('1005');
+    if (!SUPPORTED_VERSIONS.has(version) && version !== dialect.version) return reply('1003');
+    if ((dialect.body === 'form') !== form) return reply('9008');
     const biz = opened.biz;
     const serial = typeof biz.out_verify_no === 'string' ? biz.out_verify_no : '';
     const code = typeof biz.ehealth_code === 'string' ? biz.ehealth_code : '';
-    // a request without a code is answered 9001 and not a transaction (the appliance's health probe is one)
+    // a verify without a code is answered 9001 and is not a transaction: the appliance's health probe
+    if (!(method === METHOD_VERIFY && !code)) received.push({ method, out_verify_no: serial, ehealth_code: code, term_id: String(b.term_id), app_id: appId, at: now().toISOString(), wireFields: Object.keys(opened.wireBiz), form, path });
+    if (method === METHOD_USECARDDATE || method === METHOD_REGISTER_TERMINAL) {
+      try {
+        if (method === METHOD_USECARDDATE) checkUsecarddate(biz);
+        else checkTerminalRegistration(biz);
+      } catch (err) {
+        return reply(err instanceof EhcError ? err.code : '9001');
+      }
+      const key = `${appId}\n${method}\n${serial}`;
+      if (serials.has(key)) return reply('3002');
+      serials.add(key);
+      province.push({ method, app_id: appId, biz });
+      return reply('0000', method === METHOD_USECARDDATE ? { out_verify_no: serial, received_num: String((biz.list as unknown[]).length) } : { out_verify_no: serial, term_record: String(biz.term_record) });
+    }
     if (!serial || serial.length > 32 || !code) return reply('9001');
-    received.push({ method, out_verify_no: serial, ehealth_code: code, term_id: String(b.term_id), app_id: appId, at: now().toISOString() });
     const key = `${appId}\n${serial}`;
     if (serials.has(key)) return reply('3002');
     serials.add(key);
@@ -182,7 +225,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
-    if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== SIMULATOR_PATH) return send(404, { error: 'POST /ehc only' });
+    const path = (req.url ?? '').split('?')[0]!;
+    if (req.method !== 'POST' || (path !== SIMULATOR_PATH && !path.startsWith(`${SIMULATOR_PATH}/`))) return send(404, { error: `POST ${SIMULATOR_PATH} (or ${SIMULATOR_PATH}/<method path>) only` });
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -194,13 +238,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     });
     req.on('end', () => {
       if (res.headersSent) return;
-      let body: unknown;
+      let decoded: ReturnType<typeof decodeRequestBody>;
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        decoded = decodeRequestBody(Buffer.concat(chunks).toString('utf8'), req.headers['content-type']);
       } catch {
         return send(200, { ret_code: '9008', ret_msg: RETURN_CODES['9008'] });
       }
-      send(200, handle(body));
+      send(200, handle(decoded.fields, path, decoded.form));
     });
   };
 
@@ -246,6 +290,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     cardSystems,
     population,
     received: () => received.map((r) => ({ ...r })),
+    province: () => province.map((p) => structuredClone(p)),
     connections: () => connectionCount,
     setDown: async (down) => {
       if (down) await stop();
