@@ -19,7 +19,7 @@ import { JSONFilePreset } from 'lowdb/node';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 import { Replay } from '../src/store/replay.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { createLogger } from '../src/ops/log.ts';
+import { createLogger } from '../src/platform/log.ts';
 import type { OutboxEntry } from '../src/store/outbox.ts';
 import { testCard } from '../test/fixtures/test-card.ts';
 import { entry } from '../test/fixtures/entries.ts';

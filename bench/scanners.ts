@@ -21,7 +21,7 @@ import { openSse } from '../test/helpers/sse.ts';
 import { startScanning } from '../src/scan/index.ts';
 import { registerScanRoutes } from '../src/his/scans-route.ts';
 import { ScannerManager } from '../drivers/manager.ts';
-import { createLogger } from '../src/ops/log.ts';
+import { createLogger } from '../src/platform/log.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';

@@ -13,7 +13,7 @@ import { DEFAULT_KEY_INDEXES, type CryptoCard } from '../src/crypto/card.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SdfCard } from '../src/crypto/sdf-card.ts';
 import { generateSoftKeys, SoftCard, writeKeyFile } from '../src/crypto/soft-card.ts';
-import { createLogger } from '../src/ops/log.ts';
+import { createLogger } from '../src/platform/log.ts';
 import { entriesFromSoftKeyFile, importKeys } from '../tools/card-keys.ts';
 
 const CALLS = 1000;

@@ -22,7 +22,7 @@ import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { APPLIANCE_NODE_FLAGS, benchConfig, startChild } from './lib.ts';
-import { makePopulation } from '../tools/simulator/population.ts';
+import { makePopulation } from '../demo/simulator/population.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -125,7 +125,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const card = new ProfiledCard(await SoftCard.open(keyFile, keys), keys); // creates the key file both sides use
   // codes of people the home system knows, so their usage records are accepted (0000) as on site
   const people = makePopulation(PEOPLE);
-  const sim = await startChild<{ url: string }>(path.join(here, '../tools/simulator/main.ts'), ['--listen', '127.0.0.1:0', '--key-file', keyFile, '--population', String(PEOPLE)]);
+  const sim = await startChild<{ url: string }>(path.join(here, '../demo/simulator/main.ts'), ['--listen', '127.0.0.1:0', '--key-file', keyFile, '--population', String(PEOPLE)]);
   const cfgFile = benchConfig((doc) => {
     doc.stateDir = path.join(cfg.dir, 'state');
     doc.simulator.enabled = false;

@@ -2,16 +2,18 @@
  * Keeps every scanner that should be open, open: discovers devices, opens them with their driver,
  * closes the ones that went away, reopens on replug (same scannerId, derived from the port), and
  * re-emits their scans. Keyboard-mode devices are refused once per plug with the operator message.
+ * A scanner named in the config is always listed: while it is not plugged in as `absent`, with the
+ * time it went away (or the start, if it never came).
  */
 import { EventEmitter } from 'node:events';
 import { realpathSync } from 'node:fs';
 import type { ScannerConfig } from '../src/config/types.ts';
-import type { Logger } from '../src/ops/log.ts';
+import type { Logger } from '../src/platform/log.ts';
 import { DRIVERS, deviceSignature, discover, type Discovered, type SysfsRoots } from './registry.ts';
 import { watchDevices, watchDirsFor, type DeviceWatcher } from './hotplug.ts';
 import type { CloseReason, DeviceInfo, ScanEvent, Scanner, ScannerDriver, DriverName } from './types.ts';
 
-export type ScannerState = 'open' | 'closed' | 'refused' | 'failed';
+export type ScannerState = 'open' | 'closed' | 'refused' | 'failed' | 'absent';
 
 export interface ScannerStatus {
   scannerId: string;
@@ -24,6 +26,10 @@ export interface ScannerStatus {
   state: ScannerState;
   message?: string;
   openedAt?: string;
+  /** absent: ISO time it went away (or the manager started, when it was never seen) */
+  absentSince?: string;
+  /** absent: it was plugged in before (unplugged) rather than never seen since start */
+  seenBefore?: boolean;
   scans: number;
   config?: ScannerConfig;
 }
@@ -63,8 +69,24 @@ function realOf(p: string): string | undefined {
   }
 }
 
+/** The id a configured scanner is listed under while absent (its last id when it was seen). */
+function absentIdOf(c: ScannerConfig): string {
+  if (c.path) return `${c.driver}:${c.path}`;
+  const hex = (n: number | undefined) => (n === undefined ? '*' : n.toString(16).padStart(4, '0'));
+  return `${c.driver}:usb-${hex(c.vendorId)}:${hex(c.productId)}`;
+}
+
+interface Absence {
+  since: string;
+  lastId?: string;
+  seenBefore: boolean;
+  scans: number;
+}
+
 export class ScannerManager extends EventEmitter<ManagerEvents> {
   readonly #entries = new Map<string, Entry>();
+  /** configured scanners not plugged in now */
+  readonly #absent = new Map<ScannerConfig, Absence>();
   readonly #opts: ManagerOptions;
   #watcher: DeviceWatcher | undefined;
   #running: Promise<void> | undefined;
@@ -92,8 +114,40 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
   }
 
   list(): ScannerStatus[] {
-    return [...this.#entries.values()].map((e) => ({ ...e.status }));
+    const present = [...this.#entries.values()].map((e) => ({ ...e.status }));
+    const absent = [...this.#absent].map(([c, a]): ScannerStatus => ({
+      scannerId: a.lastId ?? absentIdOf(c),
+      driver: c.driver,
+      path: c.path ?? '',
+      location: '',
+      vendorId: c.vendorId,
+      productId: c.productId,
+      state: 'absent',
+      absentSince: a.since,
+      seenBefore: a.seenBefore,
+      message: a.seenBefore ? 'unplugged' : 'not plugged in',
+      scans: a.scans,
+      config: c,
+    }));
+    return [...present, ...absent];
   }
+
+  /** Configured scanners without a device now: listed as absent from the time they went away. */
+  #noteAbsent(found: Discovered[]): void {
+    const now = new Date().toISOString();
+    for (const c of this.#opts.scanners) {
+      const here = found.find((d) => d.config === c);
+      if (here) {
+        this.#absent.delete(c);
+        continue;
+      }
+      if (this.#absent.has(c)) continue;
+      const last = [...this.#entries.values()].find((e) => e.status.config === c);
+      this.#absent.set(c, { since: now, lastId: last?.status.scannerId, seenBefore: this.#seen.has(c), scans: last?.status.scans ?? 0 });
+    }
+  }
+
+  readonly #seen = new Set<ScannerConfig>();
 
   /** Bring open scanners in line with what is plugged in. Serialised; a call during a run queues one more. */
   reconcile(): Promise<void> {
@@ -113,6 +167,8 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
 
   async #reconcileOnce(): Promise<void> {
     const found = await discover({ scanners: this.#opts.scanners, autoDetect: this.#opts.autoDetect, roots: this.#opts.roots });
+    for (const d of found) if (d.config) this.#seen.add(d.config);
+    this.#noteAbsent(found);
     const present = new Map(found.map((d) => [d.scannerId, d]));
     // gone, or the path now points at another device node (replugged between two looks)
     for (const [id, entry] of this.#entries) {
@@ -233,6 +289,7 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
     await this.#running;
     for (const entry of this.#entries.values()) await this.#closeEntry(entry, 'closed');
     this.#entries.clear();
+    this.#absent.clear();
   }
 }
 

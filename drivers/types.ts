@@ -4,6 +4,7 @@
  * with reason 'unplugged', never an exception.
  */
 import type { EventEmitter } from 'node:events';
+import type { SerialFraming } from '../src/config/types.ts';
 
 export type DriverName = 'serial' | 'hid-pos' | 'hid-keyboard';
 
@@ -20,15 +21,7 @@ export interface ScanEvent {
 export type CloseReason = 'closed' | 'unplugged' | 'error';
 
 /** Options a device-table entry or the config can set for one device. */
-export interface DeviceOptions {
-  baudRate?: number;
-  dataBits?: 5 | 6 | 7 | 8;
-  parity?: 'none' | 'even' | 'odd' | 'mark' | 'space';
-  stopBits?: 1 | 1.5 | 2;
-  /** how a scan ends on a serial line; 'none' = inter-character timeout only */
-  suffix?: 'CR' | 'LF' | 'CRLF' | 'none';
-  /** serial: a scan ends after this quiet time (always with suffix 'none'; also flushes a stuck partial) */
-  interCharTimeoutMs?: number;
+export interface DeviceOptions extends SerialFraming {
   /** keyboard wedge: end a scan after this gap when no Enter comes */
   interKeyTimeoutMs?: number;
   /** HID POS: feature report that switches the device into HID POS mode, sent once on open */

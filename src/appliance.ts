@@ -10,21 +10,22 @@ import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
 import type { CryptoCard } from './crypto/card.ts';
 import { openCard } from './crypto/open-card.ts';
+import type { EmbeddedSimulator } from '../demo/embed.ts'; // a type only: the module is loaded when the config asks for it
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import { descriptorsNeeded, openFileLimit } from './his/connection-budget.ts';
-import type { Logger } from './ops/log.ts';
-import { createRegistry, verifyMetrics } from './ops/metrics.ts';
+import type { Logger } from './platform/log.ts';
+import { createRegistry } from './platform/metrics.ts';
+import { verifyMetrics } from './verify/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
-import { startOps } from './ops/wire.ts';
-import { EventLoopLoad, ForegroundActivity, desksBusy } from './ops/load-gauge.ts';
+import { startOps } from './his/wire.ts';
+import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import { registerLinkMetrics } from './protocol/link-metrics.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
 import type { Verifier } from './verify/types.ts';
-import { startEmbeddedSimulator, type EmbeddedSimulator } from './simulator-embed.ts';
 import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store/index.ts';
 import { deferredRoute } from './his/deferred-route.ts';
 import { startScanning, type Scanning } from './scan/index.ts';
@@ -76,6 +77,8 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
 
     let simulator: EmbeddedSimulator | undefined;
     if (config.simulator.enabled) {
+      // the demo room is reached only through the config: a site install never loads it
+      const { startEmbeddedSimulator } = await import('../demo/embed.ts');
       simulator = await startEmbeddedSimulator(config, log.child({ component: 'simulator' }));
       stops.push(() => simulator!.close());
     }
@@ -83,7 +86,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
     stops.push(() => upstream.close());
 
-    const outbox = await openOutbox(config, card, log);
+    // a card that is down at start is a degraded state, not a failed start: the outbox checks its keys on first use
+    const cardUp = (await card.health()).ok;
+    const outbox = await openOutbox(config, card, log, { checkKeysNow: cardUp });
     stops.push(() => outbox.close());
     const deferredListeners: DeferredResultListener[] = [];
     const load = new EventLoopLoad().start();
@@ -133,9 +138,21 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     scanning.hub.subscribe((ev) => {
       if (ev.type === 'scan') lastScanAt.set(ev.scannerId, new Date().toISOString());
     });
-    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'error', failed: 'error' };
+    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
     ops.setScanners(
-      () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, driver: v.driver, state: opsState[v.state] ?? 'error', lastScanAt: lastScanAt.get(v.scannerId) ?? null, scans: v.scans, detail: v.message })),
+      () =>
+        scanning.scanners().map((v) => ({
+          id: v.scannerId,
+          name: v.name,
+          station: v.station,
+          driver: v.driver,
+          state: opsState[v.state] ?? 'error',
+          lastScanAt: lastScanAt.get(v.scannerId) ?? null,
+          scans: v.scans,
+          detail: v.message,
+          configured: v.configured,
+          ...(v.state === 'absent' ? { since: v.absentSince, seenBefore: v.seenBefore } : {}),
+        })),
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
 
@@ -157,7 +174,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       status,
       ready: async () => {
         const c = await card.health();
-        return { ok: c.ok, checks: { card: c.ok } };
+        return { ok: c.ok, checks: { card: c.ok }, ...(c.ok ? {} : { down: { card: c.detail } }) };
       },
       authThrottle: ops.authThrottle,
       extensions,

@@ -3,8 +3,8 @@
  * wrong), start the appliance, stop cleanly on SIGTERM/SIGINT.
  */
 import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
-import { createLogger } from './ops/log.ts';
-import { createNotifier, statusSummary } from './ops/systemd.ts';
+import { createLogger } from './platform/log.ts';
+import { createNotifier, statusSummary } from './platform/systemd.ts';
 
 async function main(): Promise<void> {
   let config;

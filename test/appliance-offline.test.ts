@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
-import { SimCardSystem } from '../tools/simulator/index.ts';
+import { SimCardSystem } from '../demo/simulator/index.ts';
 import { API_KEY, testAppliance } from './helpers/appliance.ts';
 
 const person = { idType: '01', idNo: '350322199008207715' };

@@ -5,8 +5,8 @@ import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { AddressInfo } from 'node:net';
-import { SimCardSystem, startSimulator } from '../tools/simulator/index.ts';
-import { makePopulation } from '../tools/simulator/population.ts';
+import { SimCardSystem, startSimulator } from '../demo/simulator/index.ts';
+import { makePopulation } from '../demo/simulator/population.ts';
 import { testAppliance } from './helpers/appliance.ts';
 import { assertOpenApiInSync } from './helpers/openapi.ts';
 
@@ -94,7 +94,7 @@ test('a tampered answer from the home system is rejected with 9003, end to end',
 });
 
 test('the simulator as its own process: --population N makes it know exactly the first N people of makePopulation', async () => {
-  const main = new URL('../tools/simulator/main.ts', import.meta.url).pathname;
+  const main = new URL('../demo/simulator/main.ts', import.meta.url).pathname;
   const bad = spawn(process.execPath, ['--import', 'tsx', main, '--listen', '127.0.0.1:0', '--population', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let badErr = '';
   bad.stderr.on('data', (d) => (badErr += d));

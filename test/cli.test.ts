@@ -9,7 +9,8 @@ import { Hono } from 'hono';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { AuditTrail } from '../src/ops/audit.ts';
-import { UsageStats, statsRoutes } from '../src/ops/stats.ts';
+import { UsageStats } from '../src/ops/stats.ts';
+import { statsRoutes } from '../src/his/stats-routes.ts';
 import { hisAuth } from '../src/his/auth.ts';
 import { statusHandler } from '../src/his/status-page.ts';
 import type { StatusSources } from '../src/ops/status.ts';
@@ -130,7 +131,7 @@ test('status and stats over the HIS port: exit codes 0/1/2/3, JSON export with p
   const s2 = await site(srv.port);
   await s2.card.close();
   try {
-    const st = await run(['status', '--config', s2.file]);
+    const st = await run(['status', '--config', s2.file, '--lang', 'en']);
     assert.is(st.code, 0, st.stderr);
     assert.match(st.stdout, /HEALTHY/);
     assert.match(st.stdout, /upstream {2}reachable {2}3 ms/);

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { parseHealthCode, looksLikeHealthCode } from '../src/code/parse.ts';
 import { isEhcin, isStmCode, makeStmCode, parseComponentNumber, parseEhcin } from '../src/code/identifiers.ts';
-import { maskIdNo, maskName, maskPhone, maskDeep, maskText } from '../src/code/mask.ts';
+import { maskIdNo, maskName, maskPhone, maskDeep, maskText } from '../src/platform/mask.ts';
 import { EhcError } from '../src/errors.ts';
 
 const EHCID = 'C50EF5E2892CF29BDC2EFF37C4E9B36F1DA8BDC53B48F7AB5273E4D080CEFA08';

@@ -8,9 +8,10 @@ import { sm2 } from 'sm-crypto-v2';
 import { SoftCard, writeKeyFile, generateSoftKeys } from '../src/crypto/soft-card.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { formatCst, parseCst, pkcs7Pad, pkcs7Unpad } from '../src/crypto/profile.ts';
+import { formatCst, parseCst } from '../src/platform/time.ts';
+import { pkcs7Pad, pkcs7Unpad } from '../src/platform/pkcs7.ts';
 import { EhcError } from '../src/errors.ts';
-import { pooledRandomBytes } from '../src/crypto/random-pool.ts';
+import { pooledRandomBytes } from '../src/platform/random-pool.ts';
 import { tempDir } from './helpers/tmp.ts';
 
 const keys = { ...DEFAULT_KEY_INDEXES };

@@ -5,7 +5,7 @@ import { Hono } from 'hono';
 import { hisAuth, keyMatcher, FailureTracker } from '../src/his/auth.ts';
 import { adminAuth } from '../src/his/admin-auth.ts';
 import type { AuditEvent } from '../src/ops/audit.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { listen } from './helpers/serve.ts';
 
 const HIS_KEY = 'his-key-0123456789abcdef';

@@ -4,7 +4,7 @@ import { Hono } from 'hono';
 import { AuthThrottle, throttled } from '../src/his/auth-throttle.ts';
 import { apiKeyAuth } from '../src/his/auth.ts';
 import type { AuditEvent } from '../src/ops/audit.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { listen } from './helpers/serve.ts';
 import { requestFrom } from './helpers/from-address.ts';
 import { API_KEY, testAppliance } from './helpers/appliance.ts';

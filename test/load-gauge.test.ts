@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EventLoopLoad, ForegroundActivity, desksBusy } from '../src/ops/load-gauge.ts';
+import { EventLoopLoad, ForegroundActivity, desksBusy } from '../src/platform/load-gauge.ts';
 
 test('EventLoopLoad: a loop kept busy reads high, an idle one low', async () => {
   const load = new EventLoopLoad();

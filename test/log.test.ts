@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createLogger, memoryLogger, maskForLog, PiiInLogError } from '../src/ops/log.ts';
+import { createLogger, memoryLogger, maskForLog, PiiInLogError } from '../src/platform/log.ts';
 import { population, findClearPii } from './helpers/population.ts';
 
 const people = population(10, 21);

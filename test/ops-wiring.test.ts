@@ -12,8 +12,8 @@ import { opsExtensions } from '../src/his/ops-routes.ts';
 import { RoutingVerifier } from '../src/verify/verifier.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { createRegistry } from '../src/ops/metrics.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { createRegistry } from '../src/platform/metrics.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 import { UsageStats } from '../src/ops/stats.ts';
@@ -88,7 +88,7 @@ test('verify → audit + stats; auth failures audited; /v1/status, /status and /
     assert.equal(scene.usecard_scene_list.map((r: { online_or_offline: string; usecard_scene: string; usecard_scene_num: number }) => [r.online_or_offline, r.usecard_scene, r.usecard_scene_num]), [['online', '010105', 1]]);
     const page = await fetch(`${srv.url}/status`);
     assert.is(page.status, 200);
-    assert.match(await page.text(), /ehc-edge status/);
+    assert.match(await page.text(), /<title>ehc-edge 状态<\/title>/);
 
     const verified = audit.recentVerifications(5).find((r) => r.action === 'verify')!;
     assert.is(verified.route, 'local');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 import { EhcError } from '../src/errors.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { testCard } from './fixtures/test-card.ts';
 import { entry } from './fixtures/entries.ts';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { exportDead, inspect, retryDead } from '../tools/queue.ts';
 import { testCard } from './fixtures/test-card.ts';
 import { entry } from './fixtures/entries.ts';

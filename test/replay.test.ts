@@ -8,7 +8,7 @@ import { Replay, classify } from '../src/store/replay.ts';
 import { EhcError } from '../src/errors.ts';
 import type { UpstreamIdentity } from '../src/protocol/upstream.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { testCard } from './fixtures/test-card.ts';
 import { entry } from './fixtures/entries.ts';
 import { FakeUpstreamClient, startFakeUpstream, type FakeUpstream } from './fixtures/fake-upstream.ts';

@@ -23,7 +23,7 @@ import { ScanPipeline } from '../src/scan/pipeline.ts';
 import { looksLikeHealthCode } from '../src/code/parse.ts';
 import { startScanning } from '../src/scan/index.ts';
 import { registerScanRoutes } from '../src/his/scans-route.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { main as scannersTool } from '../tools/scanners.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'ehc-scan-'));

@@ -15,7 +15,7 @@ import { serialDriver } from '../drivers/serial.ts';
 import { EhcError } from '../src/errors.ts';
 import type { ScanEvent } from '../drivers/types.ts';
 import type { ScannerConfig } from '../src/config/types.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 
 const serial = needs(socatMissing());
 const dir = mkdtempSync(path.join(tmpdir(), 'ehc-serial-'));
@@ -101,7 +101,9 @@ serial('unplug closes the scanner, replug reopens it with the same id; nothing l
   const p = pair('replug');
   const { m, scans } = manager([{ driver: 'serial', path: p.devicePath, suffix: 'CR' }]);
   await m.start();
-  assert.equal(m.list(), [], 'nothing there before plug-in');
+  const before = m.list();
+  assert.equal(before.map((s) => [s.scannerId, s.state, s.seenBefore, s.message]), [[`serial:${p.devicePath}`, 'absent', false, 'not plugged in']], 'configured but not plugged in: listed as absent');
+  assert.ok(Date.parse(before[0]!.absentSince!) > 0, 'absent since the start');
   const detached: string[] = [];
   const attached: string[] = [];
   m.on('detached', (s, reason) => detached.push(`${s.scannerId}:${reason}`));
@@ -117,7 +119,10 @@ serial('unplug closes the scanner, replug reopens it with the same id; nothing l
   await p.unplug();
   await until('detach', () => detached.length === 1);
   assert.is(detached[0], `${id}:unplugged`);
-  await until('the unplugged scanner leaves the list', () => m.list().length === 0); // the detach event may come a tick before the list drops it
+  await until('the unplugged scanner is listed as absent', () => m.list()[0]?.state === 'absent'); // the detach event may come a tick before the list shows it
+  const gone = m.list();
+  assert.is(gone.length, 1, 'a configured scanner never vanishes from the list');
+  assert.equal([gone[0]!.scannerId, gone[0]!.seenBefore, gone[0]!.message, gone[0]!.scans], [id, true, 'unplugged', 5]);
   await p.plug();
   await until('reattach', () => attached.length === 2);
   assert.is(attached[1], id, 'same scannerId after replug');
@@ -172,7 +177,7 @@ serial('a configured scanner that is absent at start is opened when it appears',
   const p = pair('late');
   const { m, scans } = manager([{ driver: 'serial', path: p.devicePath }]);
   await m.start();
-  assert.is(m.list().length, 0);
+  assert.equal(m.list().map((s) => s.state), ['absent']);
   await p.plug();
   await until('open', () => m.list()[0]?.state === 'open');
   p.write('LATE\r');

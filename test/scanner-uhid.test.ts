@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, accessSync, constants } from 'node:fs';
 import { ScannerManager, type ScannerStatus } from '../drivers/manager.ts';
 import type { ScanEvent } from '../drivers/types.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { needs } from './helpers/skip.ts';
 import { HID_POS_DESCRIPTOR, KEYBOARD_DESCRIPTOR, UhidDevice } from './helpers/uhid.ts';
 

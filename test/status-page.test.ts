@@ -19,7 +19,7 @@ import { population, findClearPii } from './helpers/population.ts';
 import { listen } from './helpers/serve.ts';
 import { testAppliance, API_KEY } from './helpers/appliance.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
-import { SimCardSystem } from '../tools/simulator/index.ts';
+import { SimCardSystem } from '../demo/simulator/index.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -69,6 +69,7 @@ async function appliance() {
   const app = new Hono();
   app.use('/v1/*', hisAuth({ apiKeys: [KEY] }));
   app.get('/v1/status', statusHandler(sources));
+  app.get('/v1/history', (c) => c.json({ stepSeconds: 60, t: [], verified: [], rejected: [], p50: [], p99: [], outboxDepth: [], drained: [], upstreamUp: [], upstreamMs: [], events: [] }));
   app.route('/', statusPage());
   const srv = await listen(app);
   return {
@@ -114,8 +115,10 @@ test('collectStatus: a component that hangs or throws is reported, not waited on
     const s = await collectStatus({ ...a.sources, probeTimeoutMs: 50, card: () => new Promise(() => {}), outbox: () => { throw new Error('db closed'); } });
     assert.is(s.ok, false);
     assert.is(s.card.ok, false);
-    assert.match(s.problems.join(';'), /card: no answer within 50 ms/);
-    assert.match(s.problems.join(';'), /outbox: db closed/);
+    const reasons = s.problems.map((p) => p.reason).join(';');
+    assert.match(reasons, /card: no answer within 50 ms/);
+    assert.match(reasons, /outbox: db closed/);
+    assert.is(s.health, 'down', 'no card: down');
   } finally {
     await a.close();
   }
@@ -137,7 +140,7 @@ chromium('renders live in headless Chromium: login, every component, live update
     const consoleErrors: string[] = [];
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
     page.on('pageerror', (e) => consoleErrors.push(e.message));
-    await page.goto(`${a.srv.url}/status?interval=500`);
+    await page.goto(`${a.srv.url}/status?interval=500&lang=en`);
     await page.waitForSelector('#login:not([hidden])');
     // a wrong key is refused and the form says so
     await page.fill('#key', 'wrong-key-000000000000');
@@ -148,7 +151,8 @@ chromium('renders live in headless Chromium: login, every component, live update
     await page.waitForSelector('#dashboard:not([hidden])');
     await page.waitForFunction(() => document.getElementById('card-state')!.textContent === 'ready');
     const text = async (sel: string) => (await page.textContent(sel))?.trim() ?? '';
-    assert.is(await text('#overall'), 'attention');
+    assert.is(await text('#overall'), 'degraded');
+    assert.match(await text('#problems'), /scanner kiosk-2 \(hid:0c2e:0b61\) disconnected/, 'the reason is shown');
     assert.is(await text('#version'), '0.1.0');
     assert.is(await text('#uptime'), '1 h 2 min');
     assert.is(await text('#upstream-state'), 'reachable');
@@ -197,7 +201,7 @@ chromium('renders live in headless Chromium: login, every component, live update
       const expired = await issueHealthCode(live.appliance.card, { identity: { idType: '01', idNo: person.idNo }, ehcappid: '3502A0001APPA0001', expiresAt: new Date(Date.now() - 600_000) });
       assert.is((await live.post({ ehealth_code: expired })).body.ret_code, '2001');
       const page2 = await context.newPage();
-      await page2.goto(`${live.appliance.url}/status?interval=500`);
+      await page2.goto(`${live.appliance.url}/status?interval=500&lang=en`);
       await page2.fill('#key', API_KEY);
       await page2.click('#login button[type=submit]');
       await page2.waitForSelector('#dashboard:not([hidden])');

@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createNotifier, statusLine, statusSummary, watchdogIntervalFromEnv } from '../src/ops/systemd.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { createNotifier, statusLine, statusSummary, watchdogIntervalFromEnv } from '../src/platform/systemd.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 
 const require = createRequire(import.meta.url);
 const unix = require('unix-dgram') as {

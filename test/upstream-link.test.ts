@@ -18,18 +18,20 @@ import { UpstreamLinkError } from '../src/protocol/link-errors.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { memoryLogger } from '../src/ops/log.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 import { RoutingVerifier } from '../src/verify/verifier.ts';
-import { startSimulator, DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_LOCAL_EHCIN, DEFAULT_FOREIGN_EHCIN, type SimulatorHandle } from '../tools/simulator/server.ts';
-import { makePopulation } from '../tools/simulator/population.ts';
+import { startSimulator, DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_LOCAL_EHCIN, DEFAULT_FOREIGN_EHCIN, type SimulatorHandle } from '../demo/simulator/server.ts';
+import { makePopulation } from '../demo/simulator/population.ts';
 import { startFaultProxy, type FaultProxy } from './fixtures/fault-proxy.ts';
 import { MemoryOutbox } from './helpers/fixtures.ts';
 import { tempDir } from './helpers/tmp.ts';
 import { makePki, opensslMissing, type Pki } from './helpers/pki.ts';
+import { needs } from './helpers/skip.ts';
 
 const tmp = tempDir('ehc-link-');
 const keyFile = path.join(tmp.dir, 'soft-card.keys.json');
 const missing = opensslMissing();
+const withPki = needs(missing && `TLS cases need openssl: ${missing}`);
 let pki: Pki | undefined;
 const open: Array<{ close(): Promise<void> | void }> = [];
 const person = makePopulation()[3]!;
@@ -122,7 +124,7 @@ test('black hole: read timeout 8001 that says what was seen; delayed answer past
   assert.is(kindOf(late), 'read-timeout');
 });
 
-test('reset → 8002 reset; slow bytes → read timeout naming the bytes that arrived; TLS alert → tls, no guessed cause', async () => {
+test('reset → 8002 reset; slow bytes → read timeout naming the bytes that arrived', async () => {
   const s = await setup('reset');
   const u = upstream(config(s.url, { breakerFailures: 100 }));
   const reset = await failure(u.call(METHOD_VERIFY, biz(s.code())));
@@ -134,8 +136,11 @@ test('reset → 8002 reset; slow bytes → read timeout naming the bytes that ar
   const slow = await failure(u.call(METHOD_VERIFY, biz(s.code())));
   assert.is(slow.code, '8001');
   assert.match(slow.message, /incomplete after 400 ms: \d+ bytes arrived/);
-  if (!pki) return console.log(`  skip note: TLS-failure case needs openssl: ${missing}`);
-  s.proxy.mode = 'tls-fail';
+});
+
+withPki('TLS alert from the far end → tls kind (8004) naming the alert, no guessed cause', async () => {
+  if (!pki) throw new Error('no PKI');
+  const s = await setup('tls-fail');
   const t = upstream(config(s.url.replace('http:', 'https:'), { breakerFailures: 100, tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } }));
   const tlsErr = await failure(t.call(METHOD_VERIFY, biz(s.code())));
   assert.is(tlsErr.code, '8004');
@@ -250,8 +255,8 @@ test('link view: with probes on, the breaker opens on a black hole and closes by
   assert.ok(log.lines.some((l) => l.includes('closed again')));
 });
 
-test('certificate life: expiring within certWarnDays warns in state and log; expired fails the probe with a clear error', async () => {
-  if (!pki) return console.log(`  skip: ${missing}`);
+withPki('certificate life: expiring within certWarnDays warns in state and log; expired fails the probe with a clear error', async () => {
+  if (!pki) throw new Error('no PKI');
   const sim = await startSimulator({ keyFile, tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca } });
   open.push(sim);
   const tlsCfg = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };

@@ -6,9 +6,9 @@
  */
 import { openCard } from '../src/crypto/open-card.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
-import { createLogger } from '../src/ops/log.ts';
-import { maskIdNo, maskName } from '../src/code/mask.ts';
-import { SimCardSystem, makePopulation, DEFAULT_FOREIGN_EHCIN } from './simulator/index.ts';
+import { createLogger } from '../src/platform/log.ts';
+import { maskIdNo, maskName } from '../src/platform/mask.ts';
+import { SimCardSystem, makePopulation, DEFAULT_FOREIGN_EHCIN } from '../demo/simulator/index.ts';
 import { act, CliError, defineCommand, EXIT, isEntry, loadCliConfig, runCli, type CommonOptions } from './lib/cli.ts';
 
 type CodesOptions = CommonOptions & { static?: boolean; foreign?: boolean; expired?: boolean; count: string; ttl: string };

@@ -37,6 +37,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   stats: { module: './stats.ts' },
   codes: { module: './codes.ts' },
   verify: { module: './verify.ts' },
+  dialect: { module: './dialect.ts' },
 };
 
 export const PROGRAM_SUMMARY = 'operator command line of the ehc-edge health card appliance (电子健康卡)';

@@ -40,7 +40,7 @@ async function listLocal(config: ApplianceConfig): Promise<Array<Record<string, 
   }));
 }
 
-export function command(out: (line: string) => void = (line) => out(line)) {
+export function command(out: (line: string) => void = (line) => console.log(line)) {
   const list = defineCommand('list', 'scanners of the appliance (configured ones even when absent), or of this machine with --local').option('--local', 'what this machine has plugged in (the appliance need not run)');
   act<CommonOptions & { local?: boolean }>(list, async (values) => {
     if (!values.local) {

@@ -2,7 +2,7 @@
  * `ehc-edge verify <code>`: verify one code through the running appliance's HIS port and print the
  * answer with personal data masked. Exit 0 for 0000, 1 for a rejection, 3 when the appliance is unreachable.
  */
-import { maskDeep } from '../src/code/mask.ts';
+import { maskDeep } from '../src/platform/mask.ts';
 import { act, CliError, defineCommand, EXIT, hisTarget, isEntry, loadCliConfig, runCli, type CommonOptions } from './lib/cli.ts';
 
 export function command() {

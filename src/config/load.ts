@@ -5,9 +5,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import AjvModule from 'ajv';
-import { configSchema } from './schema.ts';
+import { DEFAULT_KEY_INDEXES, configSchema } from './schema.ts';
 import type { ApplianceConfig } from './types.ts';
-import { DEFAULT_KEY_INDEXES } from '../crypto/card.ts';
 import { DEFAULT_DIALECT, DialectError, loadDialect } from '../protocol/dialect-profiles.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;

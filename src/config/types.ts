@@ -1,13 +1,26 @@
-import type { VerifyPolicy } from '../verify/types.ts';
-import type { KeyMap } from '../crypto/card.ts';
-import type { DeviceOptions } from '../../drivers/types.ts';
-import type { DialectSpec } from '../protocol/dialect.ts';
+/** How verifications are routed (src/verify/verifier.ts). */
+export type VerifyPolicy = 'local-first' | 'upstream-first' | 'upstream-only';
 
-/** `upstream.dialect`: a shipped profile's name (dialects/*.json) or an inline dialect (src/protocol/dialect.ts). */
-export type DialectConfig = string | DialectSpec;
+/** Key index per role on the crypto card (src/crypto/card.ts `KeyMap`). */
+export type CardKeyIndexes = Record<'ehcid' | 'validity' | 'storage' | 'mac' | 'sign', number>;
 
-/** One `scanners[]` entry: the serial framing options are the drivers' own DeviceOptions. */
-export interface ScannerConfig extends Pick<DeviceOptions, 'baudRate' | 'dataBits' | 'parity' | 'stopBits' | 'suffix' | 'interCharTimeoutMs'> {
+/** Serial framing of one scanner; the drivers' DeviceOptions (drivers/types.ts) extend it. */
+export interface SerialFraming {
+  baudRate?: number;
+  dataBits?: 5 | 6 | 7 | 8;
+  parity?: 'none' | 'even' | 'odd' | 'mark' | 'space';
+  stopBits?: 1 | 1.5 | 2;
+  /** how a scan ends on a serial line; 'none' = inter-character timeout only */
+  suffix?: 'CR' | 'LF' | 'CRLF' | 'none';
+  /** serial: a scan ends after this quiet time (always with suffix 'none'; also flushes a stuck partial) */
+  interCharTimeoutMs?: number;
+}
+import type { DialectConfig, UpstreamSettings } from '../protocol/upstream.ts';
+
+export type { DialectConfig };
+
+/** One `scanners[]` entry. */
+export interface ScannerConfig extends SerialFraming {
   driver: 'serial' | 'hid-pos' | 'hid-keyboard';
   path?: string;
   vendorId?: number;
@@ -32,40 +45,20 @@ export interface ApplianceConfig {
     connections: { max: number; perAddress: number; reserve: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };
     authThrottle: { maxFailures: number; windowSeconds: number; globalMaxFailures: number };
   };
-  upstream: {
-    url: string;
-    crossDomainUrl: string;
-    appId: string;
-    appSecret: string;
-    termId: string;
-    version: string;
-    timeoutMs: number;
-    connectTimeoutMs: number;
-    healthIntervalMs: number;
-    /** circuit breaker: consecutive link failures of calls that open it (default 3) */
-    breakerFailures?: number;
-    /** circuit breaker: time open before the next probe (default 1000) */
-    breakerRetryMs?: number;
-    /** the health probe's whole round trip (default 1000) */
-    probeTimeoutMs?: number;
-    /** warn this many days before the client certificate or the pinned CA expires (default 30) */
-    certWarnDays?: number;
-    insecure: boolean;
-    tls?: { ca?: string; cert?: string; key?: string; servername?: string };
-    dialect: DialectConfig;
-    /** the fixed SM4 key issued with the app (dialects with key: fixed), 32 hex digits */
-    appKey?: string;
-  };
+  upstream: UpstreamSettings;
   card: {
     driver: 'soft' | 'sdf';
     keyFile: string;
-    keys: KeyMap;
+    keys: CardKeyIndexes;
     sdf?: {
       library: string;
       sessions?: number;
-      quirks?: 'standard' | 'ecc32' | 'sms4';
+      quirks?: 'standard' | 'ecc32' | 'sms4' | 'sym-key-handle';
       keyPassword?: string;
       kek?: number;
+      kekAlg?: 'sm4-ecb' | 'sm4-cbc';
+      isk?: number;
+      envelopes?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;
       retryMs?: number;
       timeoutMs?: number;
       wrappedKeys?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;

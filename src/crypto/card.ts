@@ -8,14 +8,10 @@
  */
 export type KeyIndex = number;
 
-/** Default key indexes. Config `card.keys` may remap them to the indexes a real card uses. */
-export const DEFAULT_KEY_INDEXES = {
-  ehcid: 1,
-  validity: 2,
-  storage: 3, // SM4 for personal data at rest (outbox)
-  mac: 4, // HMAC-SM3 for integrity (outbox records, audit chain)
-  sign: 1, // SM2 key pair (signing, registration public key)
-} as const;
+import { DEFAULT_KEY_INDEXES } from '../config/schema.ts';
+
+/** Default key indexes (the config's default for `card.keys`, which may remap them to a real card's). */
+export { DEFAULT_KEY_INDEXES };
 
 export type KeyRole = keyof typeof DEFAULT_KEY_INDEXES;
 export type KeyMap = Record<KeyRole, KeyIndex>;

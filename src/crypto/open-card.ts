@@ -6,7 +6,7 @@
  */
 import type { ApplianceConfig } from '../config/types.ts';
 import { EhcError } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { CryptoCard } from './card.ts';
 import { ProfiledCard } from './profiled-card.ts';
 import { SdfCard, type SdfCardOptions } from './sdf-card.ts';

@@ -11,6 +11,7 @@
  */
 import { EhcError } from '../errors.ts';
 import type { Identity } from './card.ts';
+import { formatCst, parseCst } from '../platform/time.ts';
 
 export interface CodeProfile {
   readonly name: string;
@@ -18,41 +19,6 @@ export interface CodeProfile {
   identityFromPlaintext(plain: Buffer): Identity;
   expiryPlaintext(expiresAt: Date): Buffer;
   expiryFromPlaintext(plain: Buffer): Date;
-}
-
-const BLOCK = 16;
-const CST_OFFSET_MS = 8 * 3600 * 1000;
-
-export function pkcs7Pad(data: Uint8Array): Buffer {
-  const n = BLOCK - (data.length % BLOCK);
-  return Buffer.concat([Buffer.from(data), Buffer.alloc(n, n)]);
-}
-
-/** Returns null when the padding is not valid PKCS#7. */
-export function pkcs7Unpad(data: Uint8Array): Buffer | null {
-  if (data.length === 0 || data.length % BLOCK !== 0) return null;
-  const n = data[data.length - 1]!;
-  if (n < 1 || n > BLOCK) return null;
-  for (let i = data.length - n; i < data.length; i++) if (data[i] !== n) return null;
-  return Buffer.from(data.subarray(0, data.length - n));
-}
-
-/** `yyyyMMddHHmmss` in China Standard Time. */
-export function formatCst(date: Date): string {
-  const t = new Date(date.getTime() + CST_OFFSET_MS);
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(t.getUTCFullYear(), 4)}${p(t.getUTCMonth() + 1)}${p(t.getUTCDate())}${p(t.getUTCHours())}${p(t.getUTCMinutes())}${p(t.getUTCSeconds())}`;
-}
-
-/** Parses `yyyyMMddHHmmss` (CST); null when it is not a real calendar time. */
-export function parseCst(text: string): Date | null {
-  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(text);
-  if (!m) return null;
-  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const utc = Date.UTC(y, mo - 1, d, h, mi, s);
-  const back = new Date(utc);
-  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || back.getUTCHours() !== h || back.getUTCMinutes() !== mi || back.getUTCSeconds() !== s) return null;
-  return new Date(utc - CST_OFFSET_MS);
 }
 
 const ID_TYPE = /^[0-9]{2}$/;

@@ -4,7 +4,8 @@
  */
 import { EhcError } from '../errors.ts';
 import type { CardHealth, CardPrimitives, CryptoCard, Identity, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
-import { defaultProfile, pkcs7Pad, pkcs7Unpad, type CodeProfile } from './profile.ts';
+import { defaultProfile, type CodeProfile } from './profile.ts';
+import { pkcs7Pad, pkcs7Unpad } from '../platform/pkcs7.ts';
 
 const HEX_BLOCKS = /^(?:[0-9A-Fa-f]{32})+$/;
 

@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { sm2 } from 'sm-crypto-v2';
 import { EhcError } from '../errors.ts';
-import { pooledRandomBytes } from './random-pool.ts';
+import { pooledRandomBytes } from '../platform/random-pool.ts';
 import type { CardHealth, CardPrimitives, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
 import { MAC_KEY_LABEL } from './mac-key.ts';
 import { createFileDurablySync } from '../platform/durable-write.ts';

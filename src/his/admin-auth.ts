@@ -11,7 +11,7 @@
  */
 import type { Context, MiddlewareHandler, Next } from 'hono';
 import { bearerCheck, clientAddress, keyMatcher, keyTag, type AuditSink } from './auth.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 
 export interface AdminAuthOptions {
   /** config admin.apiKeys */

@@ -13,7 +13,7 @@ import { bodyLimit } from './body-limit.ts';
 import { HTTPException } from 'hono/http-exception';
 import type { Registry } from 'prom-client';
 import { EhcError, asEhcError } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { Verifier, VerifyResult } from '../verify/types.ts';
 import { apiKeyAuth, type AuthFailure } from './auth.ts';
 import { AUTH_THROTTLE_DEFAULTS, AuthThrottle, throttled } from './auth-throttle.ts';
@@ -45,7 +45,8 @@ export interface HisDeps {
   registry: Registry;
   status: () => Promise<Record<string, unknown>>;
   /** readiness for /v1/health: false → 503 */
-  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  /** `down`: why each failed check is down, in words an operator can act on (no keys, no personal data) */
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; down?: Record<string, string> }>;
   onAuthFailure?: (c: Context, why: AuthFailure, presented: string | undefined) => void;
   /** failed-auth throttle shared by every key class (default: AUTH_THROTTLE_DEFAULTS, no audit) */
   authThrottle?: AuthThrottle;
@@ -57,6 +58,24 @@ export function verifyAnswer(result: VerifyResult): Record<string, unknown> {
   return { ...(upstream ?? {}), ...rest };
 }
 
+/** An error of reading a body the client stopped sending. */
+function isClientAbort(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; cause?: { code?: string } } | undefined;
+  return e?.name === 'AbortError' || e?.code === 'ECONNRESET' || e?.code === 'ERR_STREAM_PREMATURE_CLOSE' || e?.cause?.code === 'ECONNRESET' || (err instanceof Error && /aborted/i.test(err.message));
+}
+
+/** The methods the app serves on a path (for 405 + Allow), from its route table. */
+function methodsFor(app: Hono, path: string): string[] {
+  const methods = new Set<string>();
+  for (const r of app.routes) {
+    if (r.method === 'ALL') continue;
+    const pattern = new RegExp('^' + r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\/:[A-Za-z_]+/g, '/[^/]+').replace(/\*/g, '.*') + '$');
+    if (pattern.test(path)) methods.add(r.method);
+  }
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
+
 export function createHisApp(deps: HisDeps): Hono {
   const app = new Hono();
   const log = deps.log;
@@ -66,15 +85,27 @@ export function createHisApp(deps: HisDeps): Hono {
 
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
+    // the client went away while its body was being read: nothing to answer and nothing wrong here
+    if (c.req.raw.signal.aborted || isClientAbort(err)) {
+      log.debug('client aborted the request', { path: c.req.path });
+      return c.json({ ret_code: '9001', ret_msg: 'bad parameters: the request was aborted' }, 400);
+    }
     const error = asEhcError(err, '8009');
     if (error.code === '8009') log.error('unhandled error on the HIS port', { path: c.req.path, error: err });
     return fail(c, error);
   });
-  app.notFound((c) => c.json({ ret_code: '1005', ret_msg: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404));
+  app.notFound((c) => {
+    const allowed = methodsFor(app, c.req.path);
+    if (allowed.length > 0) {
+      c.header('Allow', allowed.join(', '));
+      return c.json({ ret_code: '1005', ret_msg: `method ${c.req.method} not allowed on ${c.req.path}; allowed: ${allowed.join(', ')}` }, 405);
+    }
+    return c.json({ ret_code: '1005', ret_msg: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404);
+  });
 
   app.get('/v1/health', async (c) => {
     const r = await deps.ready();
-    return c.json({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks }, r.ok ? 200 : 503);
+    return c.json({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks, ...(r.down ? { down: r.down } : {}) }, r.ok ? 200 : 503);
   });
   const document = openApiDocument((deps.extensions ?? []).flatMap((e) => (e.paths ? [e.paths] : [])));
   app.get('/v1/openapi.json', (c) => c.json(document));
@@ -87,7 +118,7 @@ export function createHisApp(deps: HisDeps): Hono {
       onError: (c) => c.json({ ret_code: '9001', ret_msg: `bad parameters: body larger than ${deps.bodyLimitBytes} bytes` }, 413),
     }),
     async (c) => {
-      if (!/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
+      if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) {
         throw new EhcError('9001', 'bad parameters: send Content-Type: application/json');
       }
       let raw: unknown;

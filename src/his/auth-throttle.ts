@@ -15,7 +15,7 @@
  * either (it was not checked), so Retry-After is honest.
  */
 import type { Context, MiddlewareHandler, Next } from 'hono';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import { clientAddress, keyTag, type AuditSink } from './auth.ts';
 
 export interface AuthThrottleOptions {

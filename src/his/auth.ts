@@ -9,7 +9,7 @@ import { bearerAuth } from 'hono/bearer-auth';
 import { HTTPException } from 'hono/http-exception';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { AuditEvent } from '../ops/audit.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import { AUTH_THROTTLE_DEFAULTS, AuthThrottle, throttled } from './auth-throttle.ts';
 
 export function sm3Hex(text: string): string {

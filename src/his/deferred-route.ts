@@ -6,18 +6,22 @@ import type { Hono } from 'hono';
 import { EhcError, isReturnCode } from '../errors.ts';
 import type { OutboxLookup } from '../store/outbox.ts';
 import type { HisExtension } from './app.ts';
+import { errorResponse } from './openapi.ts';
 
 export function deferredRoute(lookup: (outVerifyNo: string) => Promise<OutboxLookup | null>): HisExtension {
   const paths = { '/v1/verify/{out_verify_no}': {
     get: {
       summary: 'The answer to a deferred verification',
       security: [{ apiKey: [] }],
-      parameters: [{ name: 'out_verify_no', in: 'path', required: true, schema: { type: 'string', maxLength: 32 } }],
+      parameters: [{ name: 'out_verify_no', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9A-Za-z_-]{1,32}$' } }],
       responses: {
-        200: { description: 'answered: ret_code 0000 with identity fields' },
-        202: { description: 'still queued for the home card system' },
-        404: { description: 'no deferred verification with this serial (3001)' },
-        422: { description: 'the home card system rejected the code (its ret_code)' },
+        200: { description: 'answered: ret_code 0000 with identity fields', content: { 'application/json': { schema: { type: 'object', required: ['ret_code', 'state', 'out_verify_no'], properties: { ret_code: { const: '0000' }, state: { const: 'answered' } } } } } },
+        202: { description: 'still queued for the home card system', content: { 'application/json': { schema: { type: 'object', required: ['ret_code', 'state', 'out_verify_no'], properties: { ret_code: { const: '0000' }, state: { const: 'pending' } } } } } },
+        400: errorResponse('out_verify_no is not 1–32 of [0-9A-Za-z_-] (9001)'),
+        404: errorResponse('no deferred verification with this serial (3001)'),
+        422: errorResponse('the home card system rejected the code (its ret_code)'),
+        500: errorResponse('the home card system answered a code the port does not map (9999)'),
+        502: errorResponse('the home card system refused the request (1xxx/9xxx)'),
       },
     },
   } };

@@ -9,7 +9,7 @@ const error = {
   required: ['ret_code', 'ret_msg'],
   properties: { ret_code: { type: 'string', description: '附录A §5 return code' }, ret_msg: { type: 'string' } },
 };
-const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+export const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
 const secured = [{ apiKey: [] as string[] }];
 
 const verifyResult = {
@@ -38,7 +38,12 @@ const verifyResult = {
 
 const baseDocument = {
   openapi: '3.1.0',
-  info: { title: 'ehc-edge HIS/kiosk API', version: '1' },
+  info: {
+    title: 'ehc-edge HIS/kiosk API',
+    version: '1',
+    description:
+      'Every answer is listed under its operation. Secured operations may also answer 401 (no, unknown or malformed key) and 429 (too many failed authentications from this address; Retry-After). Any operation may answer 503 when the HIS port is at its connection limit (the reserve serves /v1/health, /v1/status, /metrics and /status only; Retry-After). A method a path does not serve answers 405 with Allow; an unknown path 404 (1005).',
+  },
   components: {
     securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an entry of his.apiKeys' } },
     schemas: { Error: error, VerifyRequest: verifyBodySchema, VerifyResult: verifyResult },
@@ -70,9 +75,34 @@ const baseDocument = {
 
 export type OpenApiPaths = Record<string, Record<string, unknown>>;
 
+const commonResponses = {
+  unauthorized: errorResponse('no, unknown or malformed API key (1010)'),
+  throttled: errorResponse('too many failed authentications from this address (1010); see Retry-After'),
+  busy: errorResponse('busy (8009): the HIS port is at its connection limit, or (scan stream) at scan.maxSubscribers; see Retry-After'),
+};
+
+/** The answers every operation can give besides its own: 401/429 behind a key, 503 when busy. */
+function withCommonResponses(paths: OpenApiPaths): OpenApiPaths {
+  const out: OpenApiPaths = {};
+  for (const [p, item] of Object.entries(paths)) {
+    out[p] = {};
+    for (const [method, op] of Object.entries(item)) {
+      const o = op as { security?: unknown[]; responses?: Record<string, unknown> };
+      const responses = { ...(o.responses ?? {}) };
+      if (o.security?.length) {
+        responses['401'] ??= commonResponses.unauthorized;
+        responses['429'] ??= commonResponses.throttled;
+      }
+      responses['503'] ??= commonResponses.busy;
+      out[p]![method] = { ...o, responses };
+    }
+  }
+  return out;
+}
+
 /** The document of one app: the core routes plus the paths its extensions describe. */
 export function openApiDocument(extra: OpenApiPaths[] = []): typeof baseDocument {
   const paths: OpenApiPaths = { ...baseDocument.paths };
   for (const more of extra) for (const [p, item] of Object.entries(more)) paths[p] = { ...(paths[p] ?? {}), ...item };
-  return { ...baseDocument, paths };
+  return { ...baseDocument, paths: withCommonResponses(paths) };
 }

@@ -15,31 +15,20 @@ import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
 import { matches, sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
 import type { HisExtension } from './app.ts';
+import { errorResponse } from './openapi.ts';
+import type { InjectRequest, ScanRouteSource } from '../scan/index.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
-export interface InjectRequest {
-  text: string;
-  scanner?: string;
-  station?: string;
-}
-
-export interface ScanRouteDeps {
-  hub: ScanHub;
+export interface ScanRouteDeps extends ScanRouteSource {
   /** Bearer auth middleware of the HIS app; applied to every route here when given */
   auth?: MiddlewareHandler;
-  scanners?: () => unknown[];
-  inject?: (req: InjectRequest) => Promise<{ status: string; scanEventId?: number; resultEventId?: number }>;
   /** keep-alive comment interval (default 15 s) */
   keepAliveMs?: number;
-  /** open streams at most (config scan.maxSubscribers); one more is answered 503 */
-  maxSubscribers?: number;
-  /** events queued for one subscriber at most (config scan.subscriberBuffer); a reader further behind is dropped with a gap */
-  subscriberBuffer?: number;
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true });
-const validateInject = ajv.compile({
+const injectSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['text'],
@@ -48,7 +37,8 @@ const validateInject = ajv.compile({
     scanner: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
     station: { type: 'string', minLength: 1, maxLength: 64 },
   },
-});
+} as const;
+const validateInject = ajv.compile(injectSchema);
 
 const encoder = new TextEncoder();
 const KEEP_ALIVE = encoder.encode(': keep-alive\n\n');
@@ -196,11 +186,22 @@ export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
             { name: 'scanner', in: 'query', schema: { type: 'string' } },
             { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
           ],
-          responses: { 200: { description: 'text/event-stream: events scan, result, error, scanner' }, 401: { description: 'no or unknown API key' } },
+          responses: { 200: { description: 'events scan, result, error, scanner, gap', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
         },
       },
-      '/v1/scanners': { get: { summary: 'Scanners with their scannerId, name, station, STM number and state', security: secured, responses: { 200: { description: '{scanners: [...]}' } } } },
-      '/v1/scans/inject': { post: { summary: 'Inject a scan as a virtual scanner (demos, tests)', security: secured, responses: { 200: { description: 'the pipeline outcome' }, 400: { description: 'bad parameters (9001)' } } } },
+      '/v1/scanners': { get: { summary: 'Scanners with their scannerId, name, station, STM number and state', security: secured, responses: { 200: { description: '{scanners: [...]}', content: { 'application/json': { schema: { type: 'object', required: ['scanners'], properties: { scanners: { type: 'array' } } } } } } } } },
+      '/v1/scans/inject': {
+        post: {
+          summary: 'Inject a scan as a virtual scanner (demos, tests)',
+          security: secured,
+          requestBody: { required: true, content: { 'application/json': { schema: injectSchema } } },
+          responses: {
+            200: { description: 'the pipeline outcome', content: { 'application/json': { schema: { type: 'object', required: ['ret_code', 'status'], properties: { ret_code: { const: '0000' }, status: { type: 'string' } } } } } },
+            400: errorResponse('bad parameters (9001): no body, not JSON, or not the schema'),
+            501: errorResponse('scan injection is not available (9005)'),
+          },
+        },
+      },
     },
     install: (app, { auth }) => registerScanRoutes(app, { ...deps, auth }),
   };

@@ -9,15 +9,22 @@
  * (collectStatus in src/ops/status.ts).
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Hono, type Context } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { collectStatus, type StatusSources } from '../ops/status.ts';
 
 const dir = new URL('./status-page/', import.meta.url);
+// uPlot (MIT, ~50 KB) draws the history charts; served from our own origin, never from a CDN
+const uplotDir = pathToFileURL(path.dirname(createRequire(import.meta.url).resolve('uplot')) + '/');
 const ASSETS = {
   html: readFileSync(new URL('index.html', dir), 'utf8'),
   js: readFileSync(new URL('status.js', dir), 'utf8'),
   css: readFileSync(new URL('status.css', dir), 'utf8'),
+  uplotJs: readFileSync(new URL('uPlot.iife.min.js', uplotDir), 'utf8'),
+  uplotCss: readFileSync(new URL('uPlot.min.css', uplotDir), 'utf8'),
 };
 
 function asset(c: Context, body: string, type: string) {
@@ -26,7 +33,7 @@ function asset(c: Context, body: string, type: string) {
   return c.body(body);
 }
 
-/** Routes `/status`, `/status/`, `/status/status.js`, `/status/status.css`: mount with `app.route('/', statusPage())`. */
+/** Routes `/status`, `/status/`, `/status/status.js`, `/status/status.css`, `/status/uplot.{js,css}`: mount with `app.route('/', statusPage())`. */
 export function statusPage(): Hono {
   const app = new Hono();
   const headers = secureHeaders({
@@ -48,6 +55,8 @@ export function statusPage(): Hono {
   app.get('/status/', (c) => asset(c, ASSETS.html, 'text/html; charset=utf-8'));
   app.get('/status/status.js', (c) => asset(c, ASSETS.js, 'text/javascript; charset=utf-8'));
   app.get('/status/status.css', (c) => asset(c, ASSETS.css, 'text/css; charset=utf-8'));
+  app.get('/status/uplot.js', (c) => asset(c, ASSETS.uplotJs, 'text/javascript; charset=utf-8'));
+  app.get('/status/uplot.css', (c) => asset(c, ASSETS.uplotCss, 'text/css; charset=utf-8'));
   return app;
 }
 

@@ -26,9 +26,9 @@
 import { mkdir, open, readdir, readFile, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { CardPrimitives, KeyIndex } from '../crypto/card.ts';
-import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../code/mask.ts';
+import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../platform/mask.ts';
 import { fsyncDirSync as fsyncDir, replaceFileDurably } from '../platform/durable-write.ts';
-import { maskForLog, type Logger } from './log.ts';
+import { maskForLog, type Logger } from '../platform/log.ts';
 
 export type AuditKind = 'verify' | 'config' | 'key' | 'admin' | 'security' | 'audit';
 

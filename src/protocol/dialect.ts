@@ -13,7 +13,7 @@
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import iconv from 'iconv-lite';
 import { EhcError } from '../errors.ts';
-import { pkcs7Pad, pkcs7Unpad } from '../crypto/profile.ts';
+import { pkcs7Pad, pkcs7Unpad } from '../platform/pkcs7.ts';
 
 export interface Dialect {
   name: string;

@@ -8,7 +8,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { EhcError, isReturnCode, type ReturnCode } from '../errors.ts';
-import { formatCst } from '../crypto/profile.ts';
+import { formatCst } from '../platform/time.ts';
 import { decryptBiz, digestOf, encryptBiz, NATIONAL_V31, type Dialect } from './dialect.ts';
 
 export const DIGEST_TYPE = 'SM3';

@@ -21,10 +21,9 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { ApplianceConfig } from '../config/types.ts';
 import { EhcError, type ReturnCode } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
-import { formatCst } from '../crypto/profile.ts';
+import type { Logger } from '../platform/log.ts';
+import { formatCst } from '../platform/time.ts';
 import type { Dialect } from './dialect.ts';
 import { loadDialect } from './dialect-profiles.ts';
 import { openResponse, sealRequest } from './envelope.ts';
@@ -55,9 +54,10 @@ import {
   type UpstreamBiz,
   type UpstreamIdentity,
   type UpstreamMethod,
+  type UpstreamSettings,
 } from './upstream.ts';
 
-export type UpstreamConfig = ApplianceConfig['upstream'];
+export type UpstreamConfig = UpstreamSettings;
 
 /** Life of the client certificate or the pinned CA. */
 export interface CertLife {

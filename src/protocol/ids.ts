@@ -4,8 +4,8 @@
  * restart cannot repeat an earlier one) + 15 hex digits of randomness (60 bits, so two processes in
  * the same millisecond do not collide) = exactly 32 characters.
  */
-import { pooledRandomBytes } from '../crypto/random-pool.ts';
-import { formatCst } from '../crypto/profile.ts';
+import { pooledRandomBytes } from '../platform/random-pool.ts';
+import { formatCst } from '../platform/time.ts';
 
 export const OUT_VERIFY_NO_MAX = 32;
 

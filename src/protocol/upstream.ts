@@ -3,6 +3,37 @@
  * site's SSL VPN tunnel). Every call carries an `out_verify_no` that the outbox reuses on replay, so
  * the home system can recognise a repeat (3002 = already done).
  */
+import type { DialectSpec } from './dialect.ts';
+
+/** `upstream.dialect`: a shipped profile's name (dialects/*.json) or an inline dialect (src/protocol/dialect.ts). */
+export type DialectConfig = string | DialectSpec;
+
+/** The `upstream` section of the config (src/config/schema.ts), as the upstream link reads it. */
+export interface UpstreamSettings {
+  url: string;
+  crossDomainUrl: string;
+  appId: string;
+  appSecret: string;
+  termId: string;
+  version: string;
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  healthIntervalMs: number;
+  /** circuit breaker: consecutive link failures of calls that open it (default 3) */
+  breakerFailures?: number;
+  /** circuit breaker: time open before the next probe (default 1000) */
+  breakerRetryMs?: number;
+  /** the health probe's whole round trip (default 1000) */
+  probeTimeoutMs?: number;
+  /** warn this many days before the client certificate or the pinned CA expires (default 30) */
+  certWarnDays?: number;
+  insecure: boolean;
+  tls?: { ca?: string; cert?: string; key?: string; servername?: string };
+  dialect: DialectConfig;
+  /** the fixed SM4 key issued with the app (dialects with key: fixed), 32 hex digits */
+  appKey?: string;
+}
+
 export const METHOD_VERIFY = 'ehc.ehealthcode.verify';
 export const METHOD_CROSS_DOMAIN = 'ehn.ehealthcard.syncCheckErhcInfo';
 /** Province methods (dialects): the daily card-usage upload and reading-terminal registration. */

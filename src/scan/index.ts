@@ -8,7 +8,7 @@
  *   … on shutdown: await scanning.stop();
  */
 import type { ApplianceConfig, ScannerConfig } from '../config/types.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { Verifier } from '../verify/types.ts';
 import { ScannerManager, type ScannerStatus } from '../../drivers/manager.ts';
 import type { ScanEvent } from '../../drivers/types.ts';
@@ -17,12 +17,31 @@ import { openStateStore, type StateStore } from '../store/state.ts';
 import { ScanHub } from './hub.ts';
 import { ScanPipeline, type PipelineOutcome, type ScannerIdentity } from './pipeline.ts';
 import { createTerminalRegistry, type TerminalRegistry } from './terminals.ts';
-import type { InjectRequest, ScanRouteDeps } from '../his/scans-route.ts';
 
 export interface ScannerView extends Omit<ScannerStatus, 'config'> {
+  /** named in the config's scanners[] (listed even when absent) */
+  configured: boolean;
   name?: string;
   station?: string;
   termId?: string;
+}
+
+/** A scan from a virtual scanner (demos, `ehc-edge scanners inject`). */
+export interface InjectRequest {
+  text: string;
+  scanner?: string;
+  station?: string;
+}
+
+/** What the HIS scan routes (src/his/scans-route.ts) read from scanning. */
+export interface ScanRouteSource {
+  hub: ScanHub;
+  scanners?: () => unknown[];
+  inject?: (req: InjectRequest) => Promise<{ status: string; scanEventId?: number; resultEventId?: number }>;
+  /** open streams at most (config scan.maxSubscribers); one more is answered 503 */
+  maxSubscribers?: number;
+  /** events queued for one subscriber at most (config scan.subscriberBuffer); a reader further behind is dropped with a gap */
+  subscriberBuffer?: number;
 }
 
 export interface Scanning {
@@ -33,7 +52,7 @@ export interface Scanning {
   scanners(): ScannerView[];
   inject(req: InjectRequest): Promise<PipelineOutcome>;
   /** what registerScanRoutes needs (add `auth`) */
-  routeDeps: Omit<ScanRouteDeps, 'auth'>;
+  routeDeps: ScanRouteSource;
   /** resolves when the pipeline has finished with every scan received so far */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -110,14 +129,14 @@ export async function startScanning(
   manager.on('refused', (s) => publishState(s));
 
   const view = (s: ScannerStatus): ScannerView => {
-    const { config: _c, ...rest } = s;
-    return rest;
+    const { config, ...rest } = s;
+    return { ...rest, configured: config !== undefined };
   };
   await manager.start();
   // allocate numbers for scanners found at start, so the listing shows them
   for (const s of manager.list()) {
     configOf.set(s.scannerId, s.config);
-    if (s.state !== 'refused') await terminals.termIdFor(s.scannerId).catch(() => undefined);
+    if (s.state !== 'refused' && s.state !== 'absent') await terminals.termIdFor(s.scannerId).catch(() => undefined);
   }
 
   const scanners = (): ScannerView[] => {

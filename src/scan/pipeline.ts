@@ -6,9 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { ScanEvent } from '../../drivers/types.ts';
-import { maskCode } from '../code/mask.ts';
+import { maskCode } from '../platform/mask.ts';
 import { asEhcError } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { Verifier } from '../verify/types.ts';
 import type { ScanHub } from './hub.ts';
 

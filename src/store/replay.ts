@@ -27,7 +27,7 @@
  * record is sent again, and the home system answers 3002 — never a second transaction.
  */
 import { EhcError, asEhcError, isReturnCode } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import type { LinkView, Upstream, UpstreamHealth, UpstreamIdentity } from '../protocol/upstream.ts';
 import type { DeferredAnswer, DeliveryOutcome, Outbox, StoredOutboxEntry } from './outbox.ts';
 

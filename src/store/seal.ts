@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { CardPrimitives, KeyIndex } from '../crypto/card.ts';
 import { EhcError, asEhcError } from '../errors.ts';
+import { pkcs7Pad, pkcs7Unpad } from '../platform/pkcs7.ts';
 
 export interface SealKeys {
   storage: KeyIndex;
@@ -18,25 +19,7 @@ export interface Sealed {
   mac: Buffer;
 }
 
-const BLOCK = 16;
-
-export function pkcs7Pad(data: Uint8Array): Buffer {
-  const n = BLOCK - (data.length % BLOCK);
-  const out = Buffer.alloc(data.length + n, n);
-  out.set(data, 0);
-  return out;
-}
-
-export function pkcs7Unpad(data: Uint8Array): Buffer {
-  const n = data[data.length - 1];
-  if (data.length === 0 || data.length % BLOCK !== 0 || n === undefined || n < 1 || n > BLOCK) {
-    throw new EhcError('9007', 'outbox record: bad PKCS#7 padding');
-  }
-  for (let i = data.length - n; i < data.length; i++) {
-    if (data[i] !== n) throw new EhcError('9007', 'outbox record: bad PKCS#7 padding');
-  }
-  return Buffer.from(data.subarray(0, data.length - n));
-}
+const IV_BYTES = 16; // one SM4 block
 
 function lengthPrefixed(aad: Buffer, iv: Buffer, body: Buffer): Buffer {
   const len = Buffer.alloc(4);
@@ -53,7 +36,7 @@ export class RecordSealer {
   /** Encrypt `plain`; `aad` (clear columns stored beside it) is bound into the MAC. */
   async seal(plain: Uint8Array, aad: Buffer): Promise<Sealed> {
     try {
-      const iv = await this.card.random(BLOCK);
+      const iv = await this.card.random(IV_BYTES);
       const body = await this.card.sm4Encrypt(this.keys.storage, pkcs7Pad(plain), 'cbc', iv);
       const mac = await this.card.hmacSm3(this.keys.mac, lengthPrefixed(aad, iv, body));
       return { iv, body, mac };
@@ -79,6 +62,8 @@ export class RecordSealer {
     } catch (err) {
       throw asEhcError(err, '8008', 'outbox: SM4 decryption with the crypto card failed');
     }
-    return pkcs7Unpad(padded);
+    const plain = pkcs7Unpad(padded);
+    if (!plain) throw new EhcError('9007', 'outbox record: bad PKCS#7 padding');
+    return plain;
   }
 }

@@ -20,7 +20,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { CardPrimitives } from '../crypto/card.ts';
 import { EhcError, asEhcError } from '../errors.ts';
-import type { Logger } from '../ops/log.ts';
+import type { Logger } from '../platform/log.ts';
 import { createFileDurablySync, fsyncDirSync } from '../platform/durable-write.ts';
 import type {
   DeferredAnswer,

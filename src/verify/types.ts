@@ -5,7 +5,7 @@
 import type { UpstreamIdentity } from '../protocol/upstream.ts';
 
 export type DecidedBy = 'local' | 'upstream' | 'cross-domain' | 'offline-local' | 'deferred';
-export type VerifyPolicy = 'local-first' | 'upstream-first' | 'upstream-only';
+export type { VerifyPolicy } from '../config/types.ts';
 
 export interface VerifyRequest {
   ehealthCode: string;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ApplianceConfig } from '../../src/config/types.ts';
 import { startAppliance, type Appliance } from '../../src/appliance.ts';
-import { memoryLogger } from '../../src/ops/log.ts';
+import { memoryLogger } from '../../src/platform/log.ts';
 import { tempDir } from './tmp.ts';
 
 export const API_KEY = 'demo-his-key-change-me-0001';

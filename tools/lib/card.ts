@@ -8,7 +8,7 @@ import type { ApplianceConfig } from '../../src/config/types.ts';
 import type { CardPrimitives } from '../../src/crypto/card.ts';
 import { openCard } from '../../src/crypto/open-card.ts';
 import { SoftCard } from '../../src/crypto/soft-card.ts';
-import { createLogger } from '../../src/ops/log.ts';
+import { createLogger } from '../../src/platform/log.ts';
 import { CliError, EXIT } from './cli.ts';
 
 /** The configured card (any driver openCard knows), or a software card from `keyFile` when given. */

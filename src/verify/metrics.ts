@@ -1,15 +1,6 @@
-/**
- * Prometheus metrics (prom-client) of one appliance instance. Each component registers its own
- * metrics on the registry it is given; `/metrics` serves `registry.metrics()`.
- */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { VerifyObserver } from '../verify/verifier.ts';
-
-export function createRegistry(withDefaults = true): Registry {
-  const registry = new Registry();
-  if (withDefaults) collectDefaultMetrics({ register: registry, prefix: 'ehc_edge_' });
-  return registry;
-}
+/** The verifier's Prometheus metrics: every verification counted and timed by outcome and route. */
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { VerifyObserver } from './verifier.ts';
 
 /** Counts and times every verification by outcome and route. */
 export function verifyMetrics(registry: Registry): VerifyObserver {

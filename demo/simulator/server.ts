@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { DialectConfig } from '../../src/config/types.ts';
-import { formatCst } from '../../src/crypto/profile.ts';
+import { formatCst } from '../../src/platform/time.ts';
 import { EhcError, RETURN_CODES, isReturnCode } from '../../src/errors.ts';
 import { openRequest, sealResponse, type OpenedRequest } from '../../src/protocol/envelope.ts';
 import type { Dialect } from '../../src/protocol/dialect.ts';

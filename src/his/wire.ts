@@ -10,7 +10,7 @@
  *
  * Components that land later plug in through the setters (scanner registry, outbox).
  */
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { MiddlewareHandler } from 'hono';
@@ -19,15 +19,15 @@ import type { CardHealth, CardPrimitives } from '../crypto/card.ts';
 import type { Upstream } from '../protocol/upstream.ts';
 import type { OutboxStats } from '../store/outbox.ts';
 import type { VerifyObserver } from '../verify/verifier.ts';
-import type { HisExtension } from '../his/app.ts';
-import { adminAuth } from '../his/admin-auth.ts';
-import { AuthThrottle, throttled } from '../his/auth-throttle.ts';
-import { opsExtensions } from '../his/ops-routes.ts';
-import { AuditTrail } from './audit.ts';
-import type { Logger } from './log.ts';
-import { opsObserver } from './observer.ts';
-import { UsageStats, type ScannerInfo } from './stats.ts';
-import { collectStatus, type ScannerStatus, type StatusReport } from './status.ts';
+import type { HisExtension } from './app.ts';
+import { adminAuth } from './admin-auth.ts';
+import { AuthThrottle, throttled } from './auth-throttle.ts';
+import { opsExtensions } from './ops-routes.ts';
+import { AuditTrail } from '../ops/audit.ts';
+import type { Logger } from '../platform/log.ts';
+import { opsObserver } from '../ops/observer.ts';
+import { UsageStats, type ScannerInfo } from '../ops/stats.ts';
+import { collectStatus, DownSince, type CertificateInfo, type ScannerStatus, type StatusReport } from '../ops/status.ts';
 
 export interface OpsDeps {
   config: ApplianceConfig;
@@ -89,6 +89,8 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
   let scannerInfos: () => ScannerInfo[] = () => [];
   let outbox: () => OutboxStats = () => ({ depth: 0, bytes: 0, oldestAgeSeconds: null, dead: 0, full: false });
   const adminLog = log.child({ component: 'admin' });
+  const since = new DownSince();
+  const certificates = (): CertificateInfo[] => certificateInfos(config);
   const authThrottle = new AuthThrottle({ ...config.his.authThrottle, audit, logger: log.child({ component: 'his' }) });
 
   return {
@@ -110,6 +112,9 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
         errors: (w) => stats.recentErrors(w),
         audit: () => audit.state(),
         recent: (n) => audit.recentVerifications(n),
+        certificates,
+        since,
+        outboxWarnDepth: Math.ceil(config.outbox.maxRecords * 0.8),
       }),
     setScanners(states, infos) {
       scannerStates = states;
@@ -123,4 +128,23 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
       await audit.close();
     },
   };
+}
+
+/** The client certificate towards the home card system (and the HIS port's), for expiry warnings. */
+function certificateInfos(config: ApplianceConfig): CertificateInfo[] {
+  const out: CertificateInfo[] = [];
+  const files: Array<[string, string | undefined]> = [
+    ['upstream client', config.upstream.tls?.cert],
+    ['HIS port', config.his.tls?.cert],
+  ];
+  for (const [name, file] of files) {
+    if (!file) continue;
+    try {
+      const cert = new X509Certificate(readFileSync(file));
+      out.push({ name, notAfter: new Date(cert.validTo).toISOString() });
+    } catch {
+      // unreadable: the component using it reports that
+    }
+  }
+  return out;
 }

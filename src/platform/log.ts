@@ -11,7 +11,7 @@
  * throws PiiInLogError naming the field — never its value — when a clear identity reaches the logger,
  * so a test or a development run finds the call site that should have masked it.
  */
-import { PII_FIELDS, maskDeep, maskIdNo, maskName, maskPhone, maskText } from '../code/mask.ts';
+import { PII_FIELDS, maskDeep, maskIdNo, maskName, maskPhone, maskText } from './mask.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -30,7 +30,7 @@ export type PiiPolicy = 'mask' | 'refuse';
 export class PiiInLogError extends Error {
   override readonly name = 'PiiInLogError';
   constructor(readonly field: string) {
-    super(`refused to log a clear identity in field '${field}' (mask it with src/code/mask.ts)`);
+    super(`refused to log a clear identity in field '${field}' (mask it with src/platform/mask.ts)`);
   }
 }
 

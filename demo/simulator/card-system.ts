@@ -7,7 +7,8 @@
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { EhcError } from '../../src/errors.ts';
-import { defaultProfile, pkcs7Pad, pkcs7Unpad, type CodeProfile } from '../../src/crypto/profile.ts';
+import { defaultProfile, type CodeProfile } from '../../src/crypto/profile.ts';
+import { pkcs7Pad, pkcs7Unpad } from '../../src/platform/pkcs7.ts';
 import type { Identity } from '../../src/crypto/card.ts';
 
 export interface CardSystemKeys {

@@ -1,13 +1,13 @@
 /**
- * The demo default: the home-card-system simulator (tools/simulator) started in-process, so that
+ * The demo default: the home-card-system simulator (demo/simulator) started in-process, so that
  * `npm start` works with no network. It reads local codes with the appliance's own SoftCard keys and
  * foreign codes of `simulator.ehcin` with fixed demo keys. When `upstream.url` points at the
  * simulator's listen address with port 0, it is rewritten to the port actually bound. Off on site.
  */
-import type { ApplianceConfig } from './config/types.ts';
-import type { Logger } from './ops/log.ts';
-import { splitHostPort } from './his/server.ts';
-import { startSimulator, type SimulatorHandle } from '../tools/simulator/index.ts';
+import type { ApplianceConfig } from '../src/config/types.ts';
+import type { Logger } from '../src/platform/log.ts';
+import { splitHostPort } from '../src/his/server.ts';
+import { startSimulator, type SimulatorHandle } from './simulator/index.ts';
 
 export type EmbeddedSimulator = SimulatorHandle;
 

@@ -1,6 +1,6 @@
 /**
  * CLI: run the home-card-system simulator.
- *   node --import tsx tools/simulator/main.ts --listen 127.0.0.1:18443 --key-file var/soft-card.keys.json
+ *   node --import tsx demo/simulator/main.ts --listen 127.0.0.1:18443 --key-file var/soft-card.keys.json
  *     [--local-ehcin 3502A0001] [--foreign-ehcin 3501A0002] [--app ID:SECRET]...
  *     [--tls-cert server.pem --tls-key server.key --tls-ca clients-ca.pem] [--population N]
  *   --population N  how many people it knows (default 24; makePopulation(N) gives the same people everywhere)
@@ -26,7 +26,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  console.log('usage: tools/simulator/main.ts --listen HOST:PORT [--key-file FILE] [--local-ehcin EHCIN] [--foreign-ehcin EHCIN] [--app ID:SECRET] [--tls-cert F --tls-key F --tls-ca F] [--population N]');
+  console.log('usage: demo/simulator/main.ts --listen HOST:PORT [--key-file FILE] [--local-ehcin EHCIN] [--foreign-ehcin EHCIN] [--app ID:SECRET] [--tls-cert F --tls-key F --tls-ca F] [--population N]');
   process.exit(0);
 }
 

@@ -18,7 +18,7 @@
  */
 import { createRequire } from 'node:module';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { maskText } from '../code/mask.ts';
+import { maskText } from './mask.ts';
 import type { Logger } from './log.ts';
 
 /** Sends one notification datagram. Errors are reported, never thrown into the caller. */
