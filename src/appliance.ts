@@ -14,6 +14,7 @@ import type { EmbeddedSimulator } from '../demo/embed.ts'; // a type only: the m
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import { descriptorsNeeded, openFileLimit } from './his/connection-budget.ts';
+import { ClockDiscipline } from './ops/clock-discipline.ts';
 import type { Logger } from './platform/log.ts';
 import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
@@ -23,6 +24,8 @@ import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-ga
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import { registerLinkMetrics } from './protocol/link-metrics.ts';
+import { startProvinceJobs } from './protocol/province-jobs.ts';
+import { readTermList } from './ops/stats.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
 import type { Verifier } from './verify/types.ts';
@@ -83,7 +86,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       stops.push(() => simulator!.close());
     }
 
-    const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
+    const clock = await ClockDiscipline.open({ stateDir: config.stateDir, ...config.verify.clock, logger: log.child({ component: 'clock' }) });
+    stops.push(() => clock.close());
+    const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }), onAnswer: (e) => clock.noteHomeTimestamp(e.timestamp) });
     stops.push(() => upstream.close());
 
     // a card that is down at start is a degraded state, not a failed start: the outbox checks its keys on first use
@@ -124,6 +129,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       upstream,
       outbox,
       settings: { ...config.verify, localEhcins: config.site.localEhcins, termId: config.site.termId },
+      clock,
       observers,
     });
 
@@ -156,14 +162,36 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
 
+    // province methods (usage upload, terminal registration): only where the site's card system offers them
+    const province = config.upstream.province;
+    if (province?.usecarddate || province?.registerTerminals) {
+      const jobs = startProvinceJobs({
+        settings: province,
+        stateDir: config.stateDir,
+        termId: config.site.termId,
+        outbox,
+        log: log.child({ component: 'province' }),
+        usageRows: (day) => ops.stats.usecardSceneList({ from: day, to: day, pageSize: 1_000_000 }).rows,
+        terminals: () => readTermList(scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })), config.site),
+      });
+      stops.push(() => jobs.stop());
+      void jobs.runOnce().catch((err: Error) => log.warn('province job failed', { error: err.message }));
+    }
+
     let his: HisServer | undefined;
-    const status = async (): Promise<Record<string, unknown>> => ({
-      ...(await ops.status()),
+    const status = async (): Promise<Record<string, unknown>> => {
+      const base = await ops.status();
+      const clockState = clock.state();
+      return {
+      ...base,
+      ok: base.ok && clockState.ok,
+      clock: clockState,
       policy: config.verify.policy,
       outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
-    });
+    };
+    };
     const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
     const app = createHisApp({
       verifier,

@@ -88,6 +88,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       ...upstream,
       crossDomainUrl: upstream.crossDomainUrl ?? upstream.url,
       dialect: upstream.dialect ?? DEFAULT_DIALECT,
+      province: { usecarddate: false, usecarddateHour: 1, registerTerminals: false, ...(upstream.province ?? {}) },
     },
     card: {
       ...doc.card,
@@ -101,6 +102,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       operatorId: 'ehc-edge',
       operatorName: 'ehc-edge',
       ...doc.verify,
+      clock: { maxSkewSeconds: 120, policy: 'refuse', ...(doc.verify.clock ?? {}) },
     },
     simulator: { enabled: false, listen: '127.0.0.1:18443', ...(doc.simulator ?? {}) },
     scannerAutoDetect: doc.scannerAutoDetect ?? true,

@@ -117,6 +117,16 @@ export const configSchema = {
           anyOf: [{ type: 'string', minLength: 1 }, { type: 'object' }],
         },
         appKey: { type: 'string', pattern: '^[0-9A-Fa-f]{32}$', description: 'fixed SM4 key issued with the app (dialects with key: fixed)' },
+        province: {
+          description: 'province methods the site card system offers (queued in the outbox)',
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            usecarddate: { type: 'boolean', description: 'upload yesterday\'s card usage daily (ehc.ehealthcode.usecarddate, ≤ 500 records a call)' },
+            usecarddateHour: { type: 'integer', minimum: 0, maximum: 23, description: 'hour (China Standard Time) from which yesterday is uploaded (default 1)' },
+            registerTerminals: { type: 'boolean', description: 'register each reading terminal (STM number, 表6.4 fields) once' },
+          },
+        },
       },
     },
     card: {
@@ -171,6 +181,15 @@ export const configSchema = {
         treatmentCode: { type: 'string', pattern: '^[0-9]{6}$' },
         operatorId: { type: 'string' },
         operatorName: { type: 'string' },
+        clock: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'clock discipline (src/ops/clock-discipline.ts)',
+          properties: {
+            maxSkewSeconds: { type: 'integer', minimum: 1, maximum: 86400, description: 'beyond this difference from the home system or the last known time the clock is suspect' },
+            policy: { enum: ['refuse', 'accept-and-flag'], description: 'local decisions on dynamic codes while the clock is suspect' },
+          },
+        },
       },
     },
     simulator: {

@@ -70,6 +70,7 @@ export interface ApplianceConfig {
     treatmentCode: string;
     operatorId: string;
     operatorName: string;
+    clock: { maxSkewSeconds: number; policy: 'refuse' | 'accept-and-flag' };
   };
   simulator: { enabled: boolean; listen: string; ehcin?: string; keys?: { ehcid: string; validity: string } };
   scannerAutoDetect: boolean;

@@ -89,6 +89,8 @@ export interface HttpUpstreamOptions {
   /** largest response body accepted (default 1 MiB) */
   maxResponseBytes?: number;
   now?: () => number;
+  /** every opened answer's envelope (clock discipline reads its `timestamp`) */
+  onAnswer?: (envelope: { timestamp?: string }) => void;
 }
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EHOSTDOWN', 'ENETDOWN']);
@@ -398,6 +400,7 @@ export class HttpUpstream implements Upstream {
     try {
       const opened = openResponse(body, { secret: this.config.appSecret, dialect: this.dialect });
       answer.signed = true;
+      this.options.onAnswer?.(opened.envelope as { timestamp?: string });
       return opened;
     } catch (err) {
       const e = err as EhcError;
