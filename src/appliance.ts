@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
+import { deepFreeze } from './config/load.ts';
 import type { CryptoCard } from './crypto/card.ts';
 import { openCard } from './crypto/open-card.ts';
 import type { EmbeddedSimulator } from '../demo/embed.ts'; // a type only: the module is loaded when the config asks for it
@@ -33,6 +34,8 @@ import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store
 import { deferredRoute } from './his/deferred-route.ts';
 import { startScanning, type Scanning } from './scan/index.ts';
 import { scanExtension } from './his/scans-route.ts';
+import { StreamTickets, streamTicketExtension, ticketOrKey } from './his/stream-tickets.ts';
+import { deskPage } from './his/desk-page.ts';
 import { EhcError } from './errors.ts';
 import type { DeferredResultListener } from './store/replay.ts';
 
@@ -62,15 +65,18 @@ export interface Appliance {
 export async function startAppliance(config: ApplianceConfig, log: Logger): Promise<Appliance> {
   const startedAt = Date.now();
   const stops: Array<() => Promise<void>> = [];
-  const stop = async () => {
-    for (const s of stops.reverse()) {
-      try {
-        await s();
-      } catch (err) {
-        log.warn('error while stopping', { error: err });
+  // stops run once, in reverse start order; a second stop() answers the first one's promise
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      for (const s of [...stops].reverse()) {
+        try {
+          await s();
+        } catch (err) {
+          log.warn('error while stopping', { error: err });
+        }
       }
-    }
-  };
+    })());
   try {
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     const registry = createRegistry();
@@ -81,9 +87,10 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     let simulator: EmbeddedSimulator | undefined;
     if (config.simulator.enabled) {
       // the demo room is reached only through the config: a site install never loads it
-      const { startEmbeddedSimulator } = await import('../demo/embed.ts');
+      const { startEmbeddedSimulator, upstreamOnSimulator } = await import('../demo/embed.ts');
       simulator = await startEmbeddedSimulator(config, log.child({ component: 'simulator' }));
       stops.push(() => simulator!.close());
+      config = deepFreeze({ ...config, upstream: upstreamOnSimulator(config, simulator) });
     }
 
     const clock = await ClockDiscipline.open({ stateDir: config.stateDir, ...config.verify.clock, logger: log.child({ component: 'clock' }) });
@@ -190,9 +197,16 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
+      };
     };
-    };
-    const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
+    const tickets = new StreamTickets(config.his.streamTickets);
+    const extensions: HisExtension[] = [
+      ...ops.extensions,
+      deferredRoute((ovn) => outbox.lookup(ovn)),
+      scanExtension(scanning.routeDeps, (auth, ctx) => ticketOrKey(tickets, auth, ctx.throttle)),
+      streamTicketExtension(tickets),
+      deskPage(),
+    ];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
@@ -206,6 +220,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       },
       authThrottle: ops.authThrottle,
       extensions,
+      cors: config.his.cors,
     });
     his = await startHisServer(app, config.his);
     stops.push(() => his!.close());

@@ -14,7 +14,7 @@ import { METHOD_VERIFY, type VerifyBiz } from '../src/protocol/upstream.ts';
 import { sealResponse } from '../src/protocol/envelope.ts';
 import { newOutVerifyNo, outVerifyTime } from '../src/protocol/ids.ts';
 import { EhcError } from '../src/errors.ts';
-import { UpstreamLinkError } from '../src/protocol/link-errors.ts';
+import { isLinkError, type UpstreamLinkError } from '../src/protocol/link-errors.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
@@ -93,7 +93,7 @@ async function until(cond: () => boolean, what: string, ms = 15_000): Promise<vo
   }
 }
 
-const kindOf = (e: EhcError) => (e instanceof UpstreamLinkError ? e.kind : 'none');
+const kindOf = (e: EhcError) => (isLinkError(e) ? e.linkKind : 'none');
 
 test.before(async () => {
   await SoftCard.open(keyFile, { ...DEFAULT_KEY_INDEXES });

@@ -37,7 +37,16 @@ function keyPath(instancePath: string, params: Record<string, unknown>): string 
   return extra ? (base ? `${base}.${extra}` : extra) : base;
 }
 
-/** Validate a parsed document and fill in defaults. Throws ConfigError. */
+/** The loaded config is read-only: a component that needs another value derives its own copy. */
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Validate a parsed document and fill in defaults (frozen). Throws ConfigError. */
 export function parseConfig(raw: unknown, file: string): ApplianceConfig {
   if (!validate(raw)) {
     const first = validate.errors?.[0];
@@ -69,14 +78,16 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
   for (const [i, k] of (his.apiKeys as string[]).entries()) {
     if (k.startsWith('sm3:') && !/^sm3:[0-9a-fA-F]{64}$/.test(k)) throw new ConfigError(file, `his.apiKeys.${i}`, 'sm3: must be followed by 64 hex digits');
   }
-  return {
+  return deepFreeze({
     configPath: file,
     configDir: dir,
     stateDir,
     site: doc.site,
     his: { bodyLimitBytes: 16384, ...his,
       connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
-      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) } },
+      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) },
+      cors: { origins: [], maxAgeSeconds: 600, ...(his.cors ?? {}) },
+      streamTickets: { ttlSeconds: 30, maxOutstanding: 1000, ...(his.streamTickets ?? {}) } },
     upstream: {
       connectTimeoutMs: 3000,
       healthIntervalMs: 5000,
@@ -113,7 +124,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     admin: { apiKeys: [], maxFailedAttempts: 5, lockoutSeconds: 900, ...(doc.admin ?? {}) },
     log: { level: 'info', pii: 'mask', ...(doc.log ?? {}) },
     systemd: { watchdog: true, ...(doc.systemd ?? {}) },
-  };
+  });
 }
 
 export function loadConfig(file: string): ApplianceConfig {

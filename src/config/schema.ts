@@ -81,6 +81,24 @@ export const configSchema = {
             globalMaxFailures: { type: 'integer', minimum: 1, maximum: 1000000, description: 'failures of all addresses together within the window before every failing address is limited' },
           },
         },
+        cors: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'browser pages on these origins may call the port (src/his/cors.ts); none by default',
+          properties: {
+            origins: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$', description: 'scheme://host[:port], exactly as the browser sends Origin' } },
+            maxAgeSeconds: { type: 'integer', minimum: 0, maximum: 86400, description: 'how long a browser may cache a preflight answer' },
+          },
+        },
+        streamTickets: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'single-use tickets that open the scan stream from a browser (src/his/stream-tickets.ts)',
+          properties: {
+            ttlSeconds: { type: 'integer', minimum: 5, maximum: 300 },
+            maxOutstanding: { type: 'integer', minimum: 1, maximum: 100000 },
+          },
+        },
       },
     },
     upstream: {
@@ -200,7 +218,6 @@ export const configSchema = {
         enabled: { type: 'boolean' },
         listen: hostPort,
         ehcin: ehcin,
-        keys: { type: 'object', additionalProperties: false, properties: { ehcid: hex16, validity: hex16 } },
       },
     },
     scannerAutoDetect: { type: 'boolean' },

@@ -21,7 +21,7 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { EhcError, type ReturnCode } from '../errors.ts';
+import { EhcError, UpstreamConnectError, UpstreamConnectTimeoutError, UpstreamTimeoutError, UpstreamTlsError, UpstreamTransferError, type ReturnCode } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
 import { formatCst } from '../platform/time.ts';
 import type { Dialect } from './dialect.ts';
@@ -38,8 +38,11 @@ import {
   TlsFailure,
   UpstreamBusy,
   UpstreamHttpStatus,
-  UpstreamLinkError,
+  ProbeAnswerFailure,
+  isLinkError,
+  isLinkFailure,
   parseRetryAfter,
+  type UpstreamLinkError,
 } from './link-errors.ts';
 import { newOutVerifyNo, outVerifyTime } from './ids.ts';
 import {
@@ -323,7 +326,7 @@ export class HttpUpstream implements Upstream {
   }
 
   async call(method: UpstreamMethod, biz: UpstreamBiz, ctx: UpstreamCallContext = {}): Promise<UpstreamIdentity> {
-    if (this.closed) throw new EhcError('8004', 'upstream client is closed');
+    if (this.closed) throw new UpstreamConnectError('upstream client is closed');
     const base = method === METHOD_CROSS_DOMAIN ? this.config.crossDomainUrl : method === METHOD_VERIFY || PROVINCE_METHODS.has(method) ? this.config.url : undefined;
     if (!base) throw new EhcError('1005', `method ${String(method)} is not one the appliance calls`);
     const url = methodUrl(base, method, this.dialect);
@@ -344,7 +347,7 @@ export class HttpUpstream implements Upstream {
       identity = this.open(answer).biz as UpstreamIdentity;
     } catch (err) {
       const e = err as EhcError;
-      if (e instanceof UpstreamLinkError) this.linkFailed(e, 'call');
+      if (isLinkError(e)) this.linkFailed(e, 'call');
       else if (answer.signed) this.linkAnswered(performance.now() - started); // the home system answered (a business code)
       throw e;
     }
@@ -371,7 +374,7 @@ export class HttpUpstream implements Upstream {
   }
 
   private linkFailed(e: EhcError, by: 'call' | 'probe'): void {
-    if (!(e instanceof UpstreamLinkError) || !e.isLinkFailure) return;
+    if (!isLinkFailure(e)) return;
     this.record(false, undefined, e);
     if (by === 'probe') return this.breaker.probeFailed(e);
     this.breaker.callFailed(e);
@@ -580,15 +583,15 @@ export class HttpUpstream implements Upstream {
         } catch (err) {
           if (!a.signed) {
             const e = err as EhcError;
-            throw e instanceof UpstreamLinkError ? e : new UpstreamLinkError('http-status', e.code, `health probe: ${e.message}`);
+            throw isLinkError(e) ? e : new ProbeAnswerFailure(`health probe: ${e.message}`, { cause: e });
           }
         }
         this.linkAnswered(performance.now() - started);
       } catch (err) {
-        const e = err instanceof UpstreamLinkError ? err : mapNetworkError(err, false, this.target);
-        const asLink = e instanceof UpstreamLinkError ? e : new UpstreamLinkError('http-status', e.code, e.message);
+        const e = isLinkError(err) ? err : mapNetworkError(err, false, this.target);
+        const asLink: UpstreamLinkError = isLinkError(e) ? e : new ProbeAnswerFailure(e.message, { cause: e });
         this.linkFailed(asLink, 'probe');
-        this.options.logger?.warn('upstream probe failed', { target: this.target, code: asLink.code, kind: asLink.kind, error: asLink.message });
+        this.options.logger?.warn('upstream probe failed', { target: this.target, code: asLink.code, kind: asLink.linkKind, error: asLink.message });
       } finally {
         this.probing = undefined;
         // a probe that began before the breaker opened may end after the open-state timer fired

@@ -123,7 +123,7 @@ export class LinkBreaker extends EventEmitter {
   }
 
   private note(err: UpstreamLinkError): void {
-    this.last = { kind: err.kind, code: err.code, message: err.message, at: new Date(this.now()).toISOString() };
+    this.last = { kind: err.linkKind, code: err.code, message: err.message, at: new Date(this.now()).toISOString() };
   }
 
   private open(): void {

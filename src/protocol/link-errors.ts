@@ -14,72 +14,99 @@
  *   busy               3003   the home system said 3003 (资源繁忙), or HTTP 429
  *   link-open          8004   not asked at all: the circuit breaker is open (src/protocol/link-breaker.ts)
  *
- * `retryAfterMs` is set when the answer carried Retry-After (429 / 503) — replay waits at least that.
+ * The classes extend the kinds of src/errors.ts (HTTP status and replay decisions switch on those);
+ * `linkKind` says which of the table above it was. `retryAfterMs` is set when the answer carried Retry-After (429 / 503) — replay waits at least that.
  */
-import { EhcError, type ReturnCode } from '../errors.ts';
+import {
+  EhcError,
+  UpstreamAnswerError,
+  UpstreamConnectError,
+  UpstreamConnectTimeoutError,
+  UpstreamTimeoutError,
+  UpstreamTlsError,
+  UpstreamTransferError,
+  UpstreamUnreachableError,
+} from '../errors.ts';
 
 export type LinkFailureKind = 'connect-failed' | 'connect-timeout' | 'tls' | 'read-timeout' | 'reset' | 'http-status' | 'busy' | 'link-open';
 
-export class UpstreamLinkError extends EhcError {
+/** What the link layer adds to the error classes of src/errors.ts: which failure it was, and Retry-After. */
+export interface LinkFailure {
+  readonly linkKind: LinkFailureKind;
   readonly retryAfterMs?: number;
-  constructor(
-    readonly kind: LinkFailureKind,
-    code: ReturnCode,
-    message: string,
-    options: { cause?: unknown; retryAfterMs?: number } = {},
-  ) {
-    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
-    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
-  }
-  /** failures of the link itself: these feed the circuit breaker (busy and link-open do not) */
-  get isLinkFailure(): boolean {
-    return this.kind !== 'busy' && this.kind !== 'link-open';
-  }
+}
+export type UpstreamLinkError = EhcError & LinkFailure;
+
+export function isLinkError(e: unknown): e is UpstreamLinkError {
+  return e instanceof EhcError && typeof (e as Partial<LinkFailure>).linkKind === 'string';
+}
+/** failures of the link itself: these feed the circuit breaker (busy and link-open do not) */
+export function isLinkFailure(e: unknown): e is UpstreamLinkError {
+  return isLinkError(e) && e.linkKind !== 'busy' && e.linkKind !== 'link-open';
 }
 
-export class ConnectFailed extends UpstreamLinkError {
+export class ConnectFailed extends UpstreamConnectError implements LinkFailure {
+  readonly linkKind = 'connect-failed' as const;
   constructor(message: string, cause?: unknown) {
-    super('connect-failed', '8004', message, { cause });
+    super(message, { cause });
   }
 }
-export class ConnectTimeout extends UpstreamLinkError {
-  constructor(message: string) {
-    super('connect-timeout', '8004', message);
-  }
+export class ConnectTimeout extends UpstreamConnectTimeoutError implements LinkFailure {
+  readonly linkKind = 'connect-timeout' as const;
 }
-export class TlsFailure extends UpstreamLinkError {
+export class TlsFailure extends UpstreamTlsError implements LinkFailure {
+  readonly linkKind = 'tls' as const;
   constructor(message: string, cause?: unknown) {
-    super('tls', '8004', message, { cause });
+    super(message, { cause });
   }
 }
-export class ReadTimeout extends UpstreamLinkError {
-  constructor(message: string) {
-    super('read-timeout', '8001', message);
-  }
+export class ReadTimeout extends UpstreamTimeoutError implements LinkFailure {
+  readonly linkKind = 'read-timeout' as const;
 }
-export class ConnectionReset extends UpstreamLinkError {
+/** closed or reset before the answer was complete (8002); on a fresh TLS 1.3 connection before any answer, 8004 */
+export class ConnectionReset extends UpstreamUnreachableError implements LinkFailure {
+  override readonly name: string = 'ConnectionReset';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_RESET';
+  readonly linkKind = 'reset' as const;
   constructor(message: string, cause?: unknown, code: '8002' | '8004' = '8002') {
-    super('reset', code, message, { cause });
+    super(message, { cause, code });
   }
 }
-export class UpstreamHttpStatus extends UpstreamLinkError {
+export class UpstreamHttpStatus extends UpstreamTransferError implements LinkFailure {
+  override readonly name: string = 'UpstreamHttpStatus';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_HTTP_STATUS';
+  readonly linkKind = 'http-status' as const;
   constructor(
     readonly status: number,
     message: string,
-    retryAfterMs?: number,
+    readonly retryAfterMs?: number,
   ) {
-    super('http-status', '8002', message, retryAfterMs === undefined ? {} : { retryAfterMs });
+    super(message);
   }
 }
-export class UpstreamBusy extends UpstreamLinkError {
-  constructor(message: string, retryAfterMs?: number) {
-    super('busy', '3003', message, retryAfterMs === undefined ? {} : { retryAfterMs });
+/** the home system is busy: its own 3003, or HTTP 429 (it answered; the link works) */
+export class UpstreamBusy extends UpstreamAnswerError implements LinkFailure {
+  override readonly name: string = 'UpstreamBusy';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_BUSY';
+  readonly linkKind = 'busy' as const;
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super('3003', message);
   }
 }
-export class LinkOpen extends UpstreamLinkError {
-  constructor(message: string) {
-    super('link-open', '8004', message);
-  }
+/** not sent: the circuit breaker is open (8004 at once) */
+export class LinkOpen extends UpstreamUnreachableError implements LinkFailure {
+  override readonly name: string = 'LinkOpen';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_LINK_OPEN';
+  readonly linkKind = 'link-open' as const;
+}
+/** the probe got an answer that is not a working link (unsigned, untrusted digest, not an envelope) */
+export class ProbeAnswerFailure extends UpstreamUnreachableError implements LinkFailure {
+  override readonly name: string = 'ProbeAnswerFailure';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_PROBE_ANSWER';
+  readonly linkKind = 'http-status' as const;
 }
 
 /** Retry-After as delta-seconds or an HTTP date; undefined when absent or unreadable. Capped at 1 h. */
