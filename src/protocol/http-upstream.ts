@@ -468,10 +468,9 @@ export class HttpUpstream implements Upstream {
         // done, so a refusal can arrive as a plain close of a fresh connection. Say what was seen.
         if (freshTls13 && !answered && !(err instanceof EhcError) && RESET_CODES.has(errCode(err))) {
           return reject(
-            new ConnectionReset(
+            new TlsFailure(
               `the home card system at ${this.target} closed a fresh TLS 1.3 connection right after the handshake, before any answer (${errCode(err)}); no TLS alert was received`,
               err,
-              '8004',
             ),
           );
         }

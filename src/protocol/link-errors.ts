@@ -9,7 +9,7 @@
  *   tls                8004   the TLS handshake failed (alert, certificate check, protocol)
  *   read-timeout       8001   connected, request sent, no complete answer within upstream.timeoutMs
  *   reset              8002   the connection was reset or closed before the answer was complete
- *                      8004   … on a fresh TLS 1.3 connection before any answer byte (nothing was served)
+ *   (tls)              8004   … a fresh TLS 1.3 connection closed before any answer byte, no alert
  *   http-status        8002   the home side answered HTTP 5xx (its front end, not the card system)
  *   busy               3003   the home system said 3003 (资源繁忙), or HTTP 429
  *   link-open          8004   not asked at all: the circuit breaker is open (src/protocol/link-breaker.ts)
@@ -63,13 +63,13 @@ export class TlsFailure extends UpstreamTlsError implements LinkFailure {
 export class ReadTimeout extends UpstreamTimeoutError implements LinkFailure {
   readonly linkKind = 'read-timeout' as const;
 }
-/** closed or reset before the answer was complete (8002); on a fresh TLS 1.3 connection before any answer, 8004 */
-export class ConnectionReset extends UpstreamUnreachableError implements LinkFailure {
+/** closed or reset before the answer was complete (8002) */
+export class ConnectionReset extends UpstreamTransferError implements LinkFailure {
   override readonly name: string = 'ConnectionReset';
   override readonly kind: string = 'EHC_ERR_UPSTREAM_RESET';
   readonly linkKind = 'reset' as const;
-  constructor(message: string, cause?: unknown, code: '8002' | '8004' = '8002') {
-    super(message, { cause, code });
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
   }
 }
 export class UpstreamHttpStatus extends UpstreamTransferError implements LinkFailure {
