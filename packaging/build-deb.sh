@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Builds packaging/dist/ehc-edge_<version>_<arch>.deb from the working tree (tracked and untracked,
-# not ignored files), with production node_modules installed by `npm ci --omit=dev` in a staging dir
-# (native addons compiled there for this machine's architecture), then runs lintian on it.
+# Builds packaging/dist/ehc-edge_<version>_<arch>.deb: the compiled JavaScript of the working tree
+# (`npm run build` → dist/), its own Node.js runtime (the official linux binary of the version in
+# packaging/node-runtime.version, from the npm registry's node-linux-<arch> package), production
+# node_modules installed by `npm ci --omit=dev --ignore-scripts` in a staging dir, and every native
+# addon compiled from source by node-gyp against that runtime's headers (--nodedir), for the target
+# architecture (Debian's cross toolchain when it is not this machine's). Then lintian.
 #
-#   npm run package                         # version from package.json
+#   npm run package                         # version from package.json, this machine's architecture
+#   EHC_DEB_ARCH=arm64 npm run package      # cross build (crossbuild-essential-arm64, libusb-1.0-0-dev:arm64)
 #   EHC_DEB_VERSION=0.1.0+site2 npm run package
 #   EHC_LINTIAN=0 npm run package           # skip lintian (not for releases)
 #
-# Needs: dpkg-dev (dpkg-deb, dpkg-shlibdeps), binutils (strip), lintian, npm, a C/C++ toolchain for
-# addons without a prebuilt binary in their npm package (build-essential).
+# Needs: dpkg-dev (dpkg-deb, dpkg-shlibdeps), binutils (strip), file, lintian, npm, build-essential,
+# python3 (node-gyp), libusb-1.0-0-dev (node-hid); for arm64 also crossbuild-essential-arm64,
+# binutils-aarch64-linux-gnu and libusb-1.0-0-dev:arm64 (dpkg --add-architecture arm64).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -18,110 +23,154 @@ cd "$root"
 say() { printf '== %s\n' "$*"; }
 die() { printf 'build-deb: %s\n' "$*" >&2; exit 1; }
 
-for tool in dpkg-deb dpkg-shlibdeps strip file npm node gzip; do
-  command -v "$tool" >/dev/null 2>&1 || die "missing $tool (apt-get install dpkg-dev binutils file nodejs npm)"
+for tool in dpkg-deb dpkg-shlibdeps strip file npm node gzip python3 make; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing $tool (apt-get install dpkg-dev binutils file nodejs npm python3 build-essential)"
 done
 
 name=ehc-edge
 pkg_version="$(node -p "require('./package.json').version")"
 version="${EHC_DEB_VERSION:-$pkg_version}"
-arch="$(dpkg --print-architecture)"
-build="$here/build"
+host_arch="$(dpkg --print-architecture)"
+arch="${EHC_DEB_ARCH:-$host_arch}"
+case "$arch" in
+  amd64) node_arch=x64; gnu=x86_64-linux-gnu ;;
+  arm64) node_arch=arm64; gnu=aarch64-linux-gnu ;;
+  *) die "EHC_DEB_ARCH=$arch: only amd64 and arm64 are built" ;;
+esac
+cross=""
+if [ "$arch" != "$host_arch" ]; then
+  cross="$gnu-"
+  for tool in "${cross}gcc" "${cross}g++" "${cross}strip"; do
+    command -v "$tool" >/dev/null 2>&1 || die "missing $tool (apt-get install crossbuild-essential-$arch)"
+  done
+  [ -f "/usr/lib/$gnu/pkgconfig/libusb-1.0.pc" ] || die "missing libusb-1.0-0-dev:$arch (dpkg --add-architecture $arch && apt-get update && apt-get install libusb-1.0-0-dev:$arch)"
+fi
+strip="${cross}strip"
+build="$here/build/$arch"
 stage="$build/stage"
 app="$stage/usr/lib/$name"
 dist="$here/dist"
 deb="$dist/${name}_${version}_${arch}.deb"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
 
-[ -f src/main.ts ] || [ -n "${EHC_PACKAGE_STANDIN:-}" ] || die "src/main.ts is missing: nothing to run"
+[ -f src/main.ts ] || die "src/main.ts is missing: nothing to run"
 
-say "staging $name $version ($arch)"
+# ---- the runtime: one version pin, fetched once per version and architecture into packaging/.cache
+node_version="$(tr -d ' \n' < "$here/node-runtime.version")"
+[[ "$node_version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "packaging/node-runtime.version: '$node_version' is not a version (e.g. 24.22.3)"
+runtimes="$here/.cache/runtime"
+runtime="$runtimes/node-v$node_version-linux-$node_arch"
+if [ ! -x "$runtime/bin/node" ]; then
+  say "fetching the runtime node-linux-$node_arch@$node_version (npm registry; integrity checked by npm)"
+  mkdir -p "$runtimes"
+  tmp="$(mktemp -d "$runtimes/fetch.XXXXXX")"
+  (cd "$tmp" && npm pack --silent "node-linux-$node_arch@$node_version" >/dev/null)
+  tar -xzf "$tmp/node-linux-$node_arch-$node_version.tgz" -C "$tmp"
+  [ -x "$tmp/package/bin/node" ] && [ -f "$tmp/package/include/node/node_api.h" ] || die "node-linux-$node_arch@$node_version has no bin/node or include/node"
+  rm -rf "$runtime"
+  mv "$tmp/package" "$runtime"
+  rm -rf "$tmp"
+fi
+file -b "$runtime/bin/node" | grep -q "$([ "$arch" = arm64 ] && echo aarch64 || echo x86-64)" || die "$runtime/bin/node is not a $arch binary"
+
+say "staging $name $version ($arch, Node.js $node_version)"
 rm -rf "$build"
 mkdir -p "$app" "$dist"
 
-# the app: what a clean clone has (git ls-files), limited to what runs on the box
-app_paths=(package.json package-lock.json src drivers firmware-bridge tools demo) # demo: `ehc-edge codes` and the simulator; the appliance loads it only when simulator.enabled
-existing=()
-for p in "${app_paths[@]}"; do [ -e "$p" ] && existing+=("$p"); done
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  git ls-files -z --cached --others --exclude-standard -- "${existing[@]}" \
-    | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
-    | tar --null -T - -cf - | tar -xf - -C "$app"
-else
-  tar -cf - --exclude=node_modules --exclude=build "${existing[@]}" | tar -xf - -C "$app"
-fi
-if [ -n "${EHC_PACKAGE_STANDIN:-}" ]; then
-  # development only: a stand-in entry while src/main.ts is not written yet
-  say "WARNING: packaging the stand-in entry $EHC_PACKAGE_STANDIN as src/main.ts"
-  install -D -m 0644 "$EHC_PACKAGE_STANDIN" "$app/src/main.ts"
-fi
+# ---- the app: compiled JavaScript with source maps (npm run build; demo/ too: `ehc-edge codes` and the
+# simulator, loaded by the appliance only when simulator.enabled), nothing TypeScript
+say "npm run build (tsc → JavaScript with source maps)"
+EHC_BUILD_OUT="$build/js" bash "$here/build-js.sh"
+cp -a "$build/js/." "$app/"
+cp package-lock.json "$app/"
 
 nm="$app/node_modules"
-node_arch="$(node -p process.arch)"
-# production node_modules depend only on the lock file, this script, node's ABI and the architecture: reuse them
-# from packaging/.cache when those match (EHC_DEB_CACHE=0 forces a fresh npm ci)
-cache_key="$(cat package.json package-lock.json "$0" | sha256sum | cut -c1-16)-$(node -p 'process.versions.modules')-$arch"
+# production node_modules depend only on the lock file, this script, the runtime and the architecture:
+# reuse them from packaging/.cache when those match (EHC_DEB_CACHE=0 forces a fresh build)
+cache_key="$(cat package.json package-lock.json "$0" | sha256sum | cut -c1-16)-node$node_version-$arch"
 cache="$here/.cache/node_modules-$cache_key"
+# node-gyp from the project's devDependencies, run by this machine's node, building for the target:
+# headers and common.gypi from the runtime (--nodedir: nothing downloaded), the cross compiler and
+# the target's multiarch pkg-config directory when cross building
+gyp=(node "$root/node_modules/node-gyp/bin/node-gyp.js" rebuild --release "--nodedir=$runtime" "--arch=$node_arch" -j 2)
+gyp_env=(env)
+if [ -n "$cross" ]; then
+  gyp_env=(env CC="${cross}gcc" CXX="${cross}g++" LINK="${cross}g++" AR="${cross}ar" RANLIB="${cross}ranlib" STRIP="${cross}strip"
+    CC_host=gcc CXX_host=g++ PKG_CONFIG_LIBDIR="/usr/lib/$gnu/pkgconfig:/usr/share/pkgconfig")
+fi
+# the addons of the dependencies, each compiled from its own sources (no prebuilt binaries are shipped)
+addons=(better-sqlite3 unix-dgram node-hid @serialport/bindings-cpp)
 if [ "${EHC_DEB_CACHE:-1}" != 0 ] && [ -d "$cache" ]; then
   say "production node_modules from cache ${cache#"$root/"}"
   cp -a "$cache" "$nm"
 else
-  say "npm ci --omit=dev (production dependencies, native addons built for $arch)"
-  (cd "$app" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+  say "npm ci --omit=dev --ignore-scripts (production dependencies)"
+  (cd "$app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+  for a in "${addons[@]}"; do
+    [ -f "$nm/$a/binding.gyp" ] || die "$a has no binding.gyp"
+    say "node-gyp: $a for linux-$node_arch against Node.js $node_version"
+    (cd "$nm/$a" && rm -rf build prebuilds && "${gyp_env[@]}" "${gyp[@]}" >"$build/gyp-${a//\//_}.log" 2>&1) \
+      || { tail -30 "$build/gyp-${a//\//_}.log" >&2; die "node-gyp rebuild of $a failed (log: $build/gyp-${a//\//_}.log)"; }
+  done
 
   say "pruning node_modules"
   rm -rf "$nm/.bin" "$nm/.package-lock.json"
   # build intermediates and sources of native addons (the .node files stay)
-  find "$app" \( -path '*/build/Release/obj.target' -o -path '*/build/Release/obj' -o -path '*/build/Release/.deps' \
+  find "$nm" \( -path '*/build/Release/obj.target' -o -path '*/build/Release/obj' -o -path '*/build/Release/.deps' \
     -o -path '*/build/Release/test_extension.node' -o -name '*.a' -o -path '*/build/*.mk' -o -path '*/build/Makefile' \
-    -o -path '*/build/config.gypi' -o -path '*/build/binding.Makefile' -o -path '*/build/node_gyp_bins' \) -prune -exec rm -rf {} +
-  rm -rf "$nm/better-sqlite3/deps" "$nm/better-sqlite3/src" "$nm/node-hid/hidapi" "$nm/node-hid/src" "$nm/unix-dgram/src"
-  # prebuilt binaries for other platforms (the ones shipped inside npm packages)
-  find "$nm" -type d -path '*/prebuilds/*' -prune ! -name "*linux-$node_arch*" ! -name "linux-$node_arch" -exec rm -rf {} +
-  # Debian is glibc: drop musl builds
-  find "$nm" \( -path '*/prebuilds/*musl*' \) -prune -exec rm -rf {} +
-  # esbuild's CLI copy (a hard link to @esbuild/<platform>/bin/esbuild); its JS API, which tsx uses,
-  # runs the platform package's binary
-  rm -f "$nm/esbuild/bin/esbuild"
+    -o -path '*/build/config.gypi' -o -path '*/build/binding.Makefile' -o -path '*/build/node_gyp_bins' -o -path '*/build/Release/.forge-meta' \) -prune -exec rm -rf {} +
+  rm -rf "$nm/better-sqlite3/deps" "$nm/better-sqlite3/src" "$nm/node-hid/hidapi" "$nm/node-hid/src" "$nm/unix-dgram/src" "$nm/@serialport/bindings-cpp/src"
+  # any prebuilt binaries left inside npm packages (the addons above load build/Release first)
+  find "$nm" -type d -name prebuilds -prune -exec rm -rf {} +
   # VCS and editor files
   find "$nm" -type f \( -name '.gitattributes' -o -name '.gitignore' -o -name '.gitmodules' -o -name '.prettierrc*' -o -name '.eslintignore' \) -delete
   # docs, tests, type declarations and source maps of dependencies are not needed at run time
-  # (node-addon-api and nan keep their headers and .gyp: the firmware-bridge addon builds against them)
+  # (node-addon-api keeps its headers and .gyp: the firmware-bridge addon builds against them)
   find "$nm" \( -path "$nm/node-addon-api" -o -path "$nm/nan" \) -prune -o \( -type d \( -name test -o -name tests -o -name __tests__ -o -name example -o -name examples -o -name docs -o -name .github \) -prune \
     -o -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.ts.map' \
-    -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.travis.yml' -o -name '.editorconfig' -o -name 'Makefile' -o -name '*.gyp' -o -name '*.gypi' -o -name '*.cc' -o -name '*.h' \) \) \
+    -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.travis.yml' -o -name '.editorconfig' -o -name 'Makefile' -o -name '*.gyp' -o -name '*.gypi' -o -name '*.cc' -o -name '*.c' -o -name '*.cpp' -o -name '*.h' \) \) \
     -exec rm -rf {} + 2>/dev/null || true
-  rm -rf "$here/.cache"
-  mkdir -p "$here/.cache"
+  rm -rf "$here"/.cache/node_modules-*
   cp -a "$nm" "$cache"
 fi
+# no TypeScript toolchain in the package
+for dev in tsx esbuild @esbuild typescript; do [ ! -e "$nm/$dev" ] || die "node_modules/$dev in the package: it must be a devDependency"; done
 
-if [ -f "$app/firmware-bridge/binding.gyp" ]; then
-  say "building the firmware-bridge addon (firmware-bridge/build.ts: node-gyp with the local node headers)"
-  (cd "$app" && node --import tsx --input-type=module -e "
-    const m = await import('./firmware-bridge/build.ts');
-    const r = m.buildAddon(true);
-    if (!r.ok) { console.error(r.why); process.exit(1); }
-    console.log('   ' + m.ADDON_PATH);")
-  # the software SDF library and the C sources are for tests and building only
-  rm -rf "$app/firmware-bridge/softsdf" "$app/firmware-bridge/src" "$app/firmware-bridge/binding.gyp" "$app/firmware-bridge/build.ts"
+if [ -f firmware-bridge/binding.gyp ]; then
+  say "node-gyp: the firmware-bridge addon (sdf_bridge.node)"
+  cp -a firmware-bridge/binding.gyp firmware-bridge/src "$app/firmware-bridge/"
+  (cd "$app/firmware-bridge" && "${gyp_env[@]}" "${gyp[@]}" >"$build/gyp-firmware-bridge.log" 2>&1) \
+    || { tail -30 "$build/gyp-firmware-bridge.log" >&2; die "node-gyp rebuild of firmware-bridge failed"; }
+  rm -rf "$app/firmware-bridge/src" "$app/firmware-bridge/binding.gyp"
+fi
+if [ -f firmware-bridge/softsdf/Makefile ]; then
+  # the software SDF library (tests, and the booted test's card): built for the target beside the
+  # package, not in it
+  say "softsdf for $arch (packaging/build/$arch/softsdf; not shipped)"
+  rm -rf "$build/softsdf" && cp -a firmware-bridge/softsdf "$build/softsdf" && rm -rf "$build/softsdf/build"
+  mkdir -p "$build/src" && cp -a firmware-bridge/src/sdf.h "$build/src/"
+  if [ -n "$cross" ]; then
+    PKG_CONFIG_LIBDIR="/usr/lib/$gnu/pkgconfig:/usr/share/pkgconfig" make -s -C "$build/softsdf" CC="${cross}gcc" >"$build/softsdf.log" 2>&1 || printf '   softsdf not built (libssl-dev:%s?): see %s\n' "$arch" "$build/softsdf.log"
+  else
+    make -s -C "$build/softsdf" >"$build/softsdf.log" 2>&1 || printf '   softsdf not built (libssl-dev?): see %s\n' "$build/softsdf.log"
+  fi
 fi
 
 # build intermediates of the app's own addons
 find "$app" \( -path '*/build/Release/obj.target' -o -path '*/build/Release/.deps' -o -path '*/build/*.mk' -o -path '*/build/Makefile' \
-  -o -path '*/build/config.gypi' \) -prune -exec rm -rf {} +
-# the app's own .ts entry points run through /usr/bin/ehc-edge (node --import tsx), not their #! line
-find "$app" -path "$nm" -prune -o -type f -name '*.ts' -exec grep -l -m1 '^#!' {} + 2>/dev/null | while IFS= read -r f; do
-  head -c2 "$f" | grep -q '#!' && sed -i '1s|^#!.*$|// (#! line removed in the package: /usr/bin/ehc-edge runs this file)|' "$f"
-done
-# developer notes of the app's folders: the operator docs go to /usr/share/doc/ehc-edge
-find "$app" -path "$nm" -prune -o -type f -name '*.md' -exec rm -f {} +
+  -o -path '*/build/config.gypi' -o -path '*/build/binding.Makefile' -o -path '*/build/node_gyp_bins' \) -prune -exec rm -rf {} +
 find "$app" -type d -empty -delete
+
+say "the runtime: Node.js $node_version (bin/node, stripped; its licence)"
+install -D -m 0755 "$runtime/bin/node" "$app/runtime/bin/node"
+"$strip" --strip-unneeded --remove-section=.comment --remove-section=.note "$app/runtime/bin/node"
+install -m 0644 "$runtime/LICENSE" "$app/runtime/LICENSE"
+"$app/runtime/bin/node" --version >/dev/null 2>&1 || [ -n "$cross" ] || die "the staged runtime does not run"
 
 say "stripping native objects"
 mapfile -t natives < <(find "$app" -type f \( -name '*.node' -o -name '*.so' -o -name '*.so.*' \) | sort)
 for f in "${natives[@]}"; do
-  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$f"
+  "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note "$f"
 done
 printf '   %s\n' "${natives[@]#"$stage"}"
 
@@ -155,21 +204,17 @@ chmod 0750 "$stage/etc/ehc-edge"
 find "$app" -type f -exec chmod 0644 {} +
 chmod 0755 "$app/bin/ehc-edge-daemon" "$stage/usr/bin/ehc-edge"
 for f in "${natives[@]}"; do chmod 0644 "$f"; done
-# executables that packages run by path (esbuild's binary, used by tsx), and scripts with a #! line
-find "$nm" -type f -path '*/@esbuild/*/bin/*' -exec chmod 0755 {} +
-find "$nm" -type f \( -name '*.js' -o -name '*.mjs' -o -name '*.cjs' \) -exec grep -l -m1 '^#!' {} + 2>/dev/null | while IFS= read -r f; do
-  head -c2 "$f" | grep -q '#!' && chmod 0755 "$f"
-done
+# the only program: the runtime (the CLIs inside node_modules are not run on the box: no npm there)
+chmod 0755 "$app/runtime/bin/node"
 
 say "control"
 shlibs="$(
   tmp="$(mktemp -d)"; mkdir -p "$tmp/debian"
   printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$name" "$name" > "$tmp/debian/control"
-  exes=()
+  exes=("-e$app/runtime/bin/node")
   for f in "${natives[@]}"; do exes+=("-e$f"); done
-  find "$nm" -type f -path '*/@esbuild/*/bin/*' -print0 | while IFS= read -r -d '' f; do file -b "$f" | grep -q ELF && printf '%s\n' "$f"; done > "$tmp/elf"
-  while IFS= read -r f; do exes+=("-e$f"); done < "$tmp/elf"
-  (cd "$tmp" && dpkg-shlibdeps -O --warnings=0 "${exes[@]}" | sed -n 's/^shlibs:Depends=//p')
+  # cross build: the target's libraries are looked up in its multiarch directories
+  (cd "$tmp" && eval "$(dpkg-architecture -a"$arch" -s 2>/dev/null)" && dpkg-shlibdeps -O --warnings=0 "${exes[@]}" 2> >(grep -v 'should already be installed in their package' >&2) | sed -n 's/^shlibs:Depends=//p')
   rm -rf "$tmp"
 )"
 [ -n "$shlibs" ] || die "dpkg-shlibdeps found no shared library dependencies (is libusb-1.0-0 installed on the build machine?)"
@@ -181,7 +226,7 @@ Version: $version
 Architecture: $arch
 Maintainer: ehc-edge developers <dev@ehc-edge.example.org>
 Installed-Size: $installed_kb
-Depends: nodejs (>= 20), systemd | systemd-standalone-sysusers | systemd-sysusers, init-system-helpers (>= 1.52)${shlibs:+, $shlibs}
+Depends: systemd | systemd-standalone-sysusers | systemd-sysusers, init-system-helpers (>= 1.52)${shlibs:+, $shlibs}
 Recommends: systemd-sysv, udev
 Section: misc
 Priority: optional
@@ -202,6 +247,13 @@ chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles"
 (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -print0 | sort -z | xargs -0 md5sum | sed 's| \./| |' > DEBIAN/md5sums)
 chmod 0644 "$stage/DEBIAN/md5sums"
 grep '^Depends:' "$stage/DEBIAN/control"
+# every ELF file is built for the target architecture
+want_elf="$([ "$arch" = arm64 ] && echo 'ARM aarch64' || echo 'x86-64')"
+while IFS= read -r -d '' f; do
+  kind="$(file -b "$f")"
+  case "$kind" in ELF*) printf '%s' "$kind" | grep -q "$want_elf" || die "${f#"$stage"} is not $want_elf: $kind" ;; esac
+done < <(find "$stage" -type f -print0)
+printf '   every ELF in the package is %s\n' "$want_elf"
 
 say "dpkg-deb --build"
 rm -f "$deb"

@@ -1,15 +1,20 @@
 /**
- * ehc-edge process entry: load and validate the config (exit 2 naming the file and key that is
- * wrong), start the appliance, stop cleanly on SIGTERM/SIGINT.
+ * ehc-edge process entry: load and validate the config and check what it points at (TLS files,
+ * listen ports, placeholders: src/config/startup-checks.ts) — exit 2 with `file: key: what to fix`,
+ * no stack trace — start the appliance, stop cleanly on SIGTERM/SIGINT.
  */
 import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
-import { createLogger } from './platform/log.ts';
+import { checkPlaceholders, checkStartup, checkTlsFiles } from './config/startup-checks.ts';
+import { applyReload } from './config/reload.ts';
+import { replaceKeyList } from './his/auth.ts';
+import { createLogger, setLogLevel } from './platform/log.ts';
 import { createNotifier, statusSummary } from './platform/systemd.ts';
 
 async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig(configPathFrom(process.argv.slice(2), process.env));
+    await checkStartup(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ehc-edge: configuration error: ${err.message}\n`);
@@ -26,6 +31,13 @@ async function main(): Promise<void> {
   try {
     appliance = await startAppliance(config, log);
   } catch (err) {
+    // a port taken between the check and the listen is still the config's problem, not a crash
+    const inUse = causeCode(err) === 'EADDRINUSE';
+    if (inUse) {
+      process.stderr.write(`ehc-edge: configuration error: ${config.configPath}: his.listen: ${config.his.listen} is already in use by another process: stop it, or choose another address\n`);
+      notifier.close();
+      process.exit(2);
+    }
     log.error('start-up failed', { error: err });
     notifier.status(`start-up failed: ${String((err as Error)?.message ?? err)}`);
     notifier.close();
@@ -52,8 +64,43 @@ async function main(): Promise<void> {
     notifier.close();
     process.exit(0);
   };
+  // SIGHUP (systemctl reload ehc-edge): re-read the config; apply HIS keys and log level; name the rest
+  let reloading = Promise.resolve();
+  const reload = async () => {
+    if (stopping) return;
+    notifier.status('reloading the config (SIGHUP)');
+    try {
+      let next;
+      try {
+        next = loadConfig(config.configPath);
+        checkPlaceholders(next);
+        checkTlsFiles(next);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        log.error('config reload refused: the running config stays', { problem: err.message });
+        return;
+      }
+      const r = await applyReload(config, next, { setLogLevel, setHisKeys: (keys) => replaceKeyList(config.his.apiKeys, keys) });
+      log.info('config reloaded', { applied: r.applied, needsRestart: r.needsRestart, ...(r.needsRestart.length ? { hint: 'systemctl restart ehc-edge applies the keys named in needsRestart' } : {}) });
+    } catch (err) {
+      log.error('config reload failed: the running config stays', { error: err });
+    } finally {
+      notifier.status(await summary().catch(() => appliance.url));
+    }
+  };
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(reload);
+  });
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** the errno code of an error or of any error in its cause chain */
+function causeCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 8; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return e.code;
+  }
+  return undefined;
 }
 
 void main();

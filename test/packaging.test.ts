@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load.ts';
 import { STM_PATTERN } from '../src/scan/terminals.ts';
 import { APPLIANCE_NODE_FLAGS } from '../bench/lib.ts';
+import { checkPlaceholders } from '../src/config/startup-checks.ts';
+import { ConfigError } from '../src/config/load.ts';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'packaging');
 const unit = readFileSync(path.join(pkg, 'ehc-edge.service'), 'utf8');
@@ -72,17 +74,44 @@ test('maintainer scripts and launchers are executable shell scripts', () => {
     assert.match(readFileSync(p, 'utf8'), /^#!\/(usr\/)?bin\/(env )?(ba)?sh/, f);
     if (f !== 'build-deb.sh') assert.ok((statSync(p).mode & 0o111) !== 0, `${f} is executable`);
   }
-  assert.match(readFileSync(path.join(pkg, 'ehc-edge-daemon'), 'utf8'), /\nexec \/usr\/bin\/node /, 'exec keeps node the main PID');
+  assert.match(readFileSync(path.join(pkg, 'ehc-edge-daemon'), 'utf8'), /\nexec \/usr\/lib\/ehc-edge\/runtime\/bin\/node /, 'exec keeps node (the bundled runtime) the main PID');
 });
 
 test('the service, npm start and the benchmark run node with the same flags', () => {
-  const daemon = readFileSync(path.join(pkg, 'ehc-edge-daemon'), 'utf8').match(/\nexec \/usr\/bin\/node (.*)/)![1]!;
+  const daemon = readFileSync(path.join(pkg, 'ehc-edge-daemon'), 'utf8').match(/\nexec \/usr\/lib\/ehc-edge\/runtime\/bin\/node (.*)/)![1]!;
   const start = (JSON.parse(readFileSync(path.join(pkg, '..', 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
   assert.ok(APPLIANCE_NODE_FLAGS.length > 0);
   for (const flag of APPLIANCE_NODE_FLAGS) {
     assert.ok(daemon.split(' ').includes(flag), `ehc-edge-daemon runs node with ${flag}`);
     assert.ok(start.split(' ').includes(flag), `npm start runs node with ${flag}`);
   }
+});
+
+test('the shipped config does not start as shipped: its placeholder keys are refused (exit 2 at start)', () => {
+  const c = loadConfig(path.join(pkg, 'appliance.config.json'));
+  try {
+    checkPlaceholders(c);
+    assert.unreachable('placeholder accepted');
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    assert.is((err as ConfigError).key, 'his.apiKeys.0');
+  }
+});
+
+test('one runtime pin, of the Node.js 24 LTS line; both launchers run the bundled runtime and the compiled JavaScript', () => {
+  const pin = readFileSync(path.join(pkg, 'node-runtime.version'), 'utf8').trim();
+  assert.match(pin, /^24\.\d+\.\d+$/);
+  const build = readFileSync(path.join(pkg, 'build-deb.sh'), 'utf8');
+  assert.match(build, /node-runtime\.version/);
+  assert.not.match(build.split('\n').find((l) => l.startsWith('Depends:')) ?? '', /nodejs/, 'Depends: does not name nodejs');
+  for (const f of ['ehc-edge', 'ehc-edge-daemon']) {
+    const text = readFileSync(path.join(pkg, f), 'utf8');
+    assert.match(text, /runtime\/bin\/node/, `${f} runs the bundled runtime`);
+    assert.not.match(text.replace(/^#.*$/gm, ''), /tsx|\.ts\b/, `${f} runs no TypeScript`);
+  }
+  const pkgJson = JSON.parse(readFileSync(path.join(pkg, '..', 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  for (const dev of ['tsx', 'typescript', 'esbuild']) assert.not.ok(dev in pkgJson.dependencies, `${dev} is not a runtime dependency`);
+  assert.ok('tsx' in pkgJson.devDependencies && 'typescript' in pkgJson.devDependencies);
 });
 
 test.run();

@@ -18,6 +18,7 @@
  * the latter in a shebang line.)
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { configureParser, EXIT, exitCodesHelp, isEntry, runCli } from './lib/cli.ts';
@@ -38,6 +39,8 @@ export const COMMANDS: Record<string, CommandEntry> = {
   codes: { module: './codes.ts' },
   verify: { module: './verify.ts' },
   dialect: { module: './dialect.ts' },
+  backup: { module: './backup.ts' },
+  restore: { module: './restore.ts' },
 };
 
 export const PROGRAM_SUMMARY = 'operator command line of the ehc-edge health card appliance (电子健康卡)';
@@ -47,7 +50,8 @@ type CommandModule = { command?: () => Command };
 /** The command defined by COMMANDS[name]'s module, or why it is not available. */
 async function loadCommand(name: string): Promise<Command | string> {
   const entry = COMMANDS[name]!;
-  const file = fileURLToPath(new URL(entry.module, import.meta.url));
+  // the compiled build (dist/, the package) has each command's .js where the sources have its .ts
+  const file = fileURLToPath(new URL(entry.module.replace(/\.ts$/, path.extname(fileURLToPath(import.meta.url))), import.meta.url));
   if (!existsSync(file)) return 'not available in this build';
   const mod = (await import(file)) as CommandModule;
   if (typeof mod.command !== 'function') return `not available in this build (${entry.module} exports no command)`;

@@ -44,9 +44,24 @@ export interface AuditSink {
 }
 
 /** A constant-time matcher over configured keys (`key` or `sm3:<hex>`). */
+const reloadedKeys = new WeakMap<readonly string[], readonly string[]>();
+/** A config reload (SIGHUP, src/config/reload.ts) replaces the key list the config started with. */
+export function replaceKeyList(configured: readonly string[], next: readonly string[]): void {
+  reloadedKeys.set(configured, [...next]);
+}
+
 export function keyMatcher(keys: readonly string[]): (presented: string) => boolean {
-  const digests = keyDigests(keys);
-  return (presented) => matchesKey(presented, digests);
+  // digests follow a list replaced by a reload
+  let derivedFrom: readonly string[] = keys;
+  let digests = keyDigests(keys);
+  return (presented) => {
+    const now = reloadedKeys.get(keys) ?? keys;
+    if (now !== derivedFrom) {
+      digests = keyDigests(now);
+      derivedFrom = now;
+    }
+    return matchesKey(presented, digests);
+  };
 }
 
 /** Short non-reversible tag of a presented key, for the audit trail (never the key itself). */

@@ -99,6 +99,12 @@ export function findClearPii(value: unknown, at = '', depth = 0): string | undef
   return undefined;
 }
 
+/** a process-wide level set by a config reload (SIGHUP, src/main.ts); wins over each logger's own (undefined: none) */
+let reloadedThreshold: number | undefined;
+export function setLogLevel(level: LogLevel | undefined): void {
+  reloadedThreshold = level === undefined ? undefined : ORDER[level];
+}
+
 export function createLogger(
   options: { level?: LogLevel; sink?: LogSink; bindings?: Record<string, unknown>; pii?: PiiPolicy } = {},
 ): Logger {
@@ -107,7 +113,7 @@ export function createLogger(
   const bindings = options.bindings ?? {};
   const pii: PiiPolicy = options.pii ?? (process.env.EHC_LOG_PII === 'refuse' ? 'refuse' : 'mask');
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[level] < threshold) return;
+    if (ORDER[level] < (reloadedThreshold ?? threshold)) return;
     const all = { ...bindings, ...fields };
     if (pii === 'refuse') {
       const field = findClearPii(msg, 'msg') ?? findClearPii(all);

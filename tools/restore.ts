@@ -1,0 +1,48 @@
+/**
+ * ehc-edge restore FILE [--config PATH] [--check] [--json]
+ * Puts a backup archive (ehc-edge backup) back where its files came from, after checking every file
+ * against the archive's manifest. Refuses while the appliance runs; the state dir it replaces is moved
+ * aside to <stateDir>.before-restore-<time>. --check only checks the archive.
+ * Exit 0 restored (or intact), 1 damaged archive, 2 usage/config or running.
+ */
+import { existsSync } from 'node:fs';
+import { openBackup, restoreBackup } from './lib/backup-archive.ts';
+import { act, defineCommand, EXIT, isEntry, loadCliConfig, runCli, type CommonOptions } from './lib/cli.ts';
+import { configPathFrom } from '../src/config/load.ts';
+
+export function command() {
+  const cmd = defineCommand(
+    'restore',
+    'put a backup archive back (the appliance stopped)',
+    'Checks FILE against its own manifest (nothing unlisted, nothing missing, every SHA-256 equal) before writing anything, then puts the config, TLS and key files and the state dir back where they were taken from, with their owners and modes. Refuses while the appliance runs (systemctl stop ehc-edge first). The state dir it replaces is moved aside to <stateDir>.before-restore-<time>. Then: systemctl start ehc-edge; ehc-edge verify-audit.',
+    { his: false },
+  )
+    .argument('<file>', 'the archive written by ehc-edge backup')
+    .option('--check', 'only check the archive; write nothing');
+  return act<CommonOptions & { check?: boolean }>(cmd, async (values, [file]) => {
+    if (values.check) {
+      const { manifest, cleanup } = await openBackup(file!);
+      cleanup();
+      if (values.json) console.log(JSON.stringify({ ok: true, ...manifest }, null, 2));
+      else console.log(`archive intact: ${manifest.files.length} files from ${manifest.hostname}, ${manifest.created} (ehc-edge ${manifest.appVersion})`);
+      return EXIT.OK;
+    }
+    // the config in place (if any) tells where the running appliance would answer
+    const configFile = configPathFrom(values.config ? ['--config', values.config] : [], process.env);
+    const config = existsSync(configFile) ? loadCliConfig(values) : undefined;
+    const { manifest, movedAside } = await restoreBackup(file!, config);
+    if (values.json) console.log(JSON.stringify({ restored: true, movedAside: movedAside ?? null, ...manifest }, null, 2));
+    else {
+      console.log(`restored ${manifest.files.length} files (config ${manifest.configPath}, state ${manifest.stateDir}) from ${manifest.hostname}, ${manifest.created}`);
+      if (movedAside) console.log(`the state dir it replaced is in ${movedAside}`);
+      console.log('next: systemctl start ehc-edge; ehc-edge verify-audit');
+    }
+    return EXIT.OK;
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCli(command(), argv);
+}
+
+if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));
