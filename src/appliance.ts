@@ -41,6 +41,7 @@ import { WebhookDelivery } from './webhook/delivery.ts';
 import { scanExtension } from './his/scans-route.ts';
 import { StreamTickets, streamTicketExtension, ticketOrKey } from './his/stream-tickets.ts';
 import { deskPage } from './his/desk-page.ts';
+import { attachScanWebSocket } from './his/scan-websocket.ts';
 import { EhcError } from './errors.ts';
 import type { ApplianceEvents } from './events.ts';
 import { EventBus } from './platform/event-bus.ts';
@@ -271,6 +272,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     });
     his = await startHisServer(app, config.his);
     stops.push(() => his!.close());
+    // the scan stream over WebSocket beside SSE (ticket auth): stops before the server closes
+    const stopScanSocket = attachScanWebSocket(his.server as unknown as Parameters<typeof attachScanWebSocket>[0], { hub: scanning.hub, tickets, maxSubscribers: config.scan.maxSubscribers });
+    stops.push(async () => stopScanSocket());
     const fdLimit = openFileLimit(() => readFileSync('/proc/self/limits', 'utf8'));
     const fdNeeded = descriptorsNeeded(config.his.connections);
     if (fdLimit !== undefined && fdLimit < fdNeeded) log.warn('open-file limit below what the HIS connection budget needs: raise LimitNOFILE or lower his.connections', { limit: fdLimit, needed: fdNeeded });
