@@ -27,6 +27,7 @@ import { startOps } from './his/wire.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
+import { registerLinkMetrics } from './protocol/link-metrics.ts';
 import { startProvinceJobs } from './protocol/province-jobs.ts';
 import { readTermList } from './ops/stats.ts';
 import type { Upstream } from './protocol/upstream.ts';
@@ -130,11 +131,17 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       // foreground first: the desks' verifications go before usage records while they keep the loop busy
       busy: desksBusy(load, desks, config.outbox.replayYieldAbove),
       maxYieldMs: config.outbox.replayMaxYieldMs,
-      callTimeoutMs: config.upstream.timeoutMs,
+      // pipelined and a good citizen toward the home system (src/store/replay.ts)
+      window: config.outbox.replayWindow,
+      maxPerSecond: config.outbox.replayMaxPerSecond,
+      startJitterMs: config.outbox.replayStartJitterMs,
+      backoff: { baseMs: config.outbox.replayBackoffBaseMs, maxMs: config.outbox.replayBackoffMaxMs },
+      callTimeoutMs: config.upstream.connectTimeoutMs + config.upstream.timeoutMs,
       onDeferredResult: (outVerifyNo, answer) => events.emit('deferred-answer', { outVerifyNo, answer }),
     });
     stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
     registerOutboxMetrics(registry, replay);
+    registerLinkMetrics(registry, upstream);
 
     const ops = await startOps({ config, card, upstream, outbox, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
     stops.push(() => ops.close());

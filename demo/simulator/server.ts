@@ -186,7 +186,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const biz = opened.biz;
     const serial = typeof biz.out_verify_no === 'string' ? biz.out_verify_no : '';
     const code = typeof biz.ehealth_code === 'string' ? biz.ehealth_code : '';
-    received.push({ method, out_verify_no: serial, ehealth_code: code, term_id: String(b.term_id), app_id: appId, at: now().toISOString(), wireFields: Object.keys(opened.wireBiz), form, path });
+    // a verify without a code is answered 9001 and is not a transaction: the appliance's health probe
+    if (!(method === METHOD_VERIFY && !code)) received.push({ method, out_verify_no: serial, ehealth_code: code, term_id: String(b.term_id), app_id: appId, at: now().toISOString(), wireFields: Object.keys(opened.wireBiz), form, path });
     if (method === METHOD_USECARDDATE || method === METHOD_REGISTER_TERMINAL) {
       try {
         if (method === METHOD_USECARDDATE) checkUsecarddate(biz);

@@ -79,7 +79,7 @@ export interface ApplianceConfig {
   scannerAutoDetect: boolean;
   scanners: ScannerConfig[];
   scan: { dedupeWindowMs: number; streamBuffer: number; maxSubscribers: number; subscriberBuffer: number };
-  outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number; replayYieldAbove: number; replayMaxYieldMs: number };
+  outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number; replayYieldAbove: number; replayMaxYieldMs: number; replayWindow?: number; replayMaxPerSecond?: number; replayStartJitterMs?: number; replayBackoffBaseMs?: number; replayBackoffMaxMs?: number };
   audit: { retainDays: number; maxBytes: number; onFailure: 'refuse' | 'continue' };
   admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error'; pii: 'mask' | 'refuse' };

@@ -19,6 +19,14 @@ export interface UpstreamSettings {
   timeoutMs: number;
   connectTimeoutMs: number;
   healthIntervalMs: number;
+  /** circuit breaker: consecutive link failures of calls that open it (default 3) */
+  breakerFailures?: number;
+  /** circuit breaker: time open before the next probe (default 1000) */
+  breakerRetryMs?: number;
+  /** the health probe's whole round trip (default 1000) */
+  probeTimeoutMs?: number;
+  /** warn this many days before the client certificate or the pinned CA expires (default 30) */
+  certWarnDays?: number;
   insecure: boolean;
   tls?: { ca?: string; cert?: string; key?: string; servername?: string };
   dialect: DialectConfig;
@@ -87,9 +95,23 @@ export interface UpstreamHealth {
   checkedAt?: string;
 }
 
+/**
+ * The one view of the link (circuit breaker state) that verification, replay and status share.
+ * `closed`: calls go out; `open`: calls fail at once with 8004; `half-open`: one trial is running.
+ */
+export interface LinkView {
+  readonly linkState: 'closed' | 'open' | 'half-open';
+  /** the owner probes by itself while open (else a user of the link must probe or try) */
+  readonly selfProbing: boolean;
+  /** listener gets the new state; returns the unsubscribe function */
+  onLinkChange(listener: (state: 'closed' | 'open' | 'half-open') => void): () => void;
+}
+
 export interface Upstream {
   /** Throws EhcError: the home system's ret_code, or 8001/8002/8004 for the network, 9003 for a bad digest. */
   call(method: UpstreamMethod, biz: UpstreamBiz, ctx?: UpstreamCallContext): Promise<UpstreamIdentity>;
   health(): Promise<UpstreamHealth>;
   close(): Promise<void>;
+  /** present when the implementation keeps a circuit breaker (HttpUpstream) */
+  link?: LinkView;
 }

@@ -19,9 +19,10 @@ const HELP: Record<string, string> = {
   ehc_edge_replay_duplicates_total: 'Deliveries answered 3002 (already done upstream)',
   ehc_edge_replay_dead_total: 'Records turned into dead letters by a business rejection',
   ehc_edge_replay_retries_total: 'Sends that failed for a network or busy reason',
-  ehc_edge_replay_probes_total: 'Health probes while the breaker was open',
+  ehc_edge_replay_probes_total: 'Health probes replay itself ran while the breaker was open (upstreams that do not probe by themselves)',
   ehc_edge_replay_yields_total: 'Times replay waited for busy desks (a verification answered within the last second and event-loop utilization above outbox.replayYieldAbove)',
-  ehc_edge_replay_breaker_open: '1 while the replay circuit breaker is open',
+  ehc_edge_replay_breaker_open: '1 while the link replay acts on is open (the upstream link breaker, or replay\'s own without one)',
+  ehc_edge_replay_in_flight: 'Records sent and not yet answered (at most outbox.replayWindow)',
 };
 
 export function registerOutboxMetrics(registry: Registry, replay: Pick<Replay, 'metrics'>): void {

@@ -1,22 +1,37 @@
 /**
- * Replay: delivers the outbox to the home card system, in order, each record with exactly the payload
- * it was stored with (same out_verify_no / out_verify_time), so a repeat is recognised upstream (3002).
+ * Replay: delivers the outbox to the home card system, each record with exactly the payload it was
+ * stored with (same out_verify_no / out_verify_time), so a repeat is recognised upstream (3002).
  *
- * Circuit breaker: closed (sending) → a network error opens it → wait with exponential backoff and
- * jitter → health probe → half-open (one trial send) → closed on success, open again on failure.
+ * Pipelined, ordered: up to `window` records are in flight at once (config outbox.replayWindow,
+ * default 16). Ordering rule: records are *sent* in outbox order (seq, i.e. the order they were
+ * decided at the desks); answers are matched to the request that carried them and acked as they come,
+ * in any order; after a retryable failure nothing new is sent and the next round starts again at
+ * the oldest record not yet acknowledged — so a record is never overtaken by more than window − 1
+ * later ones, and nothing is skipped. That is enough for the home system: every record is a
+ * self-contained verification carrying its own out_verify_no (its duplicate key: a repeat answers
+ * 3002) and its own out_verify_time (the moment of the scan, which its usage statistics count by);
+ * no transaction of 附录A refers to another, so arrival order carries no meaning there.
+ *
+ * The link: with an upstream that keeps a circuit breaker (`upstream.link`, HttpUpstream) replay
+ * waits while the link is open and, once it closes again, waits a random 0..startJitterMs before its
+ * first send (a thousand sites must not come back in the same second). Without one it keeps its own
+ * breaker: a network error opens it → backoff → health probe → half-open trial → closed.
+ *
+ * A good citizen: at most `maxPerSecond` sends per second; after a failure exponential backoff with
+ * full jitter (a random 0..min(maxMs, baseMs·2^(n−1))), never shorter than the Retry-After the
+ * home system gave (3003 / HTTP 429 / 503); and yielding to the desks (`busy`).
+ *
  * Outcomes: 0000 and 3002 delivered; business rejections (1xxx, 2xxx, 3001, 9001, 9005) become dead
- * letters with the reason; everything else (8xxx, 3003, other 9xxx) is retried after backoff, and the
- * head of the queue stays the head — nothing is skipped.
- *
- * Acks are group-committed with the next batch: a crash between the upstream's answer and the ack
- * commit only means the record is sent again, and the home system answers 3002.
+ * letters with the reason; everything else (8xxx, 3003, other 9xxx) is retried after backoff.
+ * Acks are group-committed: a crash between the upstream's answer and the ack commit only means the
+ * record is sent again, and the home system answers 3002 — never a second transaction.
  */
 import { BadRequestError, EhcError, UpstreamAnswerError, UpstreamUnreachableError, asEhcError, isReturnCode } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
-import type { Upstream, UpstreamHealth, UpstreamIdentity } from '../protocol/upstream.ts';
+import type { LinkView, Upstream, UpstreamHealth, UpstreamIdentity } from '../protocol/upstream.ts';
 import type { DeferredAnswer, DeliveryOutcome, Outbox, StoredOutboxEntry } from './outbox.ts';
 
-export type ReplayState = 'idle' | 'sending' | 'yielding' | 'backoff' | 'probing' | 'stopped';
+export type ReplayState = 'idle' | 'sending' | 'yielding' | 'backoff' | 'probing' | 'link-down' | 'start-delay' | 'stopped';
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** What the replay needs of an outbox; SqliteOutbox also emits `append` so replay starts at once. */
@@ -51,6 +66,12 @@ export interface ReplayOptions {
    */
   busy?: () => boolean;
   maxYieldMs?: number;
+  /** records in flight at once (default 1; the appliance passes outbox.replayWindow, 16) */
+  window?: number;
+  /** most sends per second (default unlimited; the appliance passes outbox.replayMaxPerSecond) */
+  maxPerSecond?: number;
+  /** after the link returns, wait a random 0..this before sending (default 0; appliance: outbox.replayStartJitterMs) */
+  startJitterMs?: number;
 }
 
 export interface ReplayStatus {
@@ -68,6 +89,9 @@ export interface ReplayStatus {
   probes: number;
   /** times replay waited for busy desks before a send */
   yields: number;
+  /** records in flight now */
+  inFlight: number;
+  window: number;
   consecutiveFailures: number;
   lastError?: { code: string; message: string; at: string };
   lastDeliveredAt?: string;
@@ -96,7 +120,8 @@ export function classifyError(error: EhcError): Classification {
 }
 
 export class Replay {
-  private readonly o: Required<Pick<ReplayOptions, 'batch' | 'idlePollMs' | 'probeTimeoutMs' | 'callTimeoutMs' | 'random' | 'maxYieldMs'>> & {
+  private readonly o: Required<Pick<ReplayOptions, 'batch' | 'idlePollMs' | 'probeTimeoutMs' | 'callTimeoutMs' | 'random' | 'maxYieldMs' | 'window' | 'startJitterMs'>> & {
+    minGapMs: number;
     baseMs: number;
     maxMs: number;
   };
@@ -107,6 +132,10 @@ export class Replay {
   private loopDone?: Promise<void>;
   private wake?: () => void;
   private readonly counts = { delivered: 0, duplicates: 0, deadLettered: 0, sent: 0, retries: 0, probes: 0, yields: 0 };
+  private inFlight = 0;
+  private nextSendAt = 0;
+  /** no send before this (backoff after a failure, Retry-After) */
+  private backoffUntil = 0;
   private lastError?: ReplayStatus['lastError'];
   private lastDeliveredAt?: string;
   private nextAttemptAt?: string;
@@ -120,6 +149,9 @@ export class Replay {
       callTimeoutMs: opts.callTimeoutMs ?? 60_000,
       random: opts.random ?? Math.random,
       maxYieldMs: opts.maxYieldMs ?? 5000,
+      window: Math.max(1, opts.window ?? 1),
+      startJitterMs: opts.startJitterMs ?? 0,
+      minGapMs: opts.maxPerSecond ? 1000 / opts.maxPerSecond : 0,
       baseMs: opts.backoff?.baseMs ?? 500,
       maxMs: opts.backoff?.maxMs ?? 60_000,
     };
@@ -163,16 +195,18 @@ export class Replay {
     const s = this.opts.outbox.stats();
     return {
       state: this.stateV,
-      breaker: this.breaker,
+      breaker: this.opts.upstream.link?.linkState ?? this.breaker,
       depth: s.depth,
       dead: s.dead,
       full: s.full,
       oldestAgeSeconds: s.oldestAgeSeconds,
       ...this.counts,
+      inFlight: this.inFlight,
+      window: this.o.window,
       consecutiveFailures: this.failures,
       ...(this.lastError ? { lastError: this.lastError } : {}),
       ...(this.lastDeliveredAt ? { lastDeliveredAt: this.lastDeliveredAt } : {}),
-      ...(this.nextAttemptAt && this.stateV === 'backoff' ? { nextAttemptAt: this.nextAttemptAt } : {}),
+      ...(this.nextAttemptAt && (this.stateV === 'backoff' || this.stateV === 'start-delay') ? { nextAttemptAt: this.nextAttemptAt } : {}),
     };
   }
 
@@ -197,6 +231,7 @@ export class Replay {
       ehc_edge_replay_probes_total: st.probes,
       ehc_edge_replay_yields_total: st.yields,
       ehc_edge_replay_breaker_open: st.breaker === 'open' ? 1 : 0,
+      ehc_edge_replay_in_flight: st.inFlight,
     };
   }
 
@@ -214,9 +249,46 @@ export class Replay {
     });
   }
 
+  /** full jitter: a random 0..min(maxMs, baseMs·2^(failures−1)) */
   private backoffMs(): number {
     const exp = Math.min(this.o.maxMs, this.o.baseMs * 2 ** Math.max(0, this.failures - 1));
-    return Math.round(exp / 2 + (this.o.random() * exp) / 2); // "equal jitter": [exp/2, exp]
+    return Math.round(this.o.random() * exp);
+  }
+
+  /** wait for the link's breaker to close (true), or for stop (false) */
+  private waitForLink(): Promise<boolean> {
+    const link = this.link!;
+    if (link.linkState === 'closed') return Promise.resolve(true);
+    this.stateV = 'link-down';
+    return new Promise<boolean>((resolve) => {
+      let off = () => undefined as void;
+      const done = (v: boolean) => {
+        off();
+        clearInterval(poll);
+        this.wake = undefined;
+        resolve(v);
+      };
+      off = link.onLinkChange((state) => state === 'closed' && done(true));
+      const poll = setInterval(() => link.linkState === 'closed' && done(true), 1000); // safety net
+      this.wake = () => done(link.linkState === 'closed');
+      if (this.stopping) done(false);
+    });
+  }
+
+  /** at most maxPerSecond sends per second, evenly spaced */
+  private async pace(): Promise<void> {
+    if (this.o.minGapMs <= 0) return;
+    const now = Date.now();
+    const at = Math.max(now, this.nextSendAt);
+    this.nextSendAt = at + this.o.minGapMs;
+    if (at > now) await this.sleep(at - now);
+  }
+
+  /** a retryable failure: back off with full jitter, at least as long as the home system asked */
+  private backOff(err: EhcError | undefined): void {
+    if (this.backoffUntil <= Date.now()) this.failures++; // once per round, not once per record in flight
+    const asked = (err as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 0;
+    this.backoffUntil = Math.max(this.backoffUntil, Date.now() + Math.max(this.backoffMs(), asked));
   }
 
   private noteError(e: EhcError): void {
@@ -246,10 +318,31 @@ export class Replay {
     }
   }
 
+  /** the shared link view, when its owner probes by itself (else replay probes, as without one) */
+  private get link(): LinkView | undefined {
+    const l = this.opts.upstream.link;
+    return l?.selfProbing ? l : undefined;
+  }
+
   private async loop(): Promise<void> {
+    const link = this.link;
     while (!this.stopping) {
-      if (this.breaker === 'open') {
-        const ms = this.backoffMs();
+      if (link && link.linkState !== 'closed') {
+        // one view of the link: wait for it instead of hammering a known-down upstream
+        if (!(await this.waitForLink())) break;
+        this.opts.log.info('upstream answers again: replaying', { depth: this.opts.outbox.stats().depth });
+        this.failures = 0;
+        this.backoffUntil = 0;
+        const delay = Math.round(this.o.random() * this.o.startJitterMs);
+        if (delay > 0) {
+          this.stateV = 'start-delay';
+          this.nextAttemptAt = new Date(Date.now() + delay).toISOString();
+          await this.sleep(delay);
+        }
+        continue; // look at the link again
+      }
+      if (!link && this.breaker === 'open') {
+        const ms = Math.max(this.backoffMs(), this.backoffUntil - Date.now());
         this.stateV = 'backoff';
         this.nextAttemptAt = new Date(Date.now() + ms).toISOString();
         await this.sleep(ms);
@@ -260,6 +353,11 @@ export class Replay {
         }
         this.breaker = 'half-open';
         this.opts.log.info('upstream answers again: replaying', { depth: this.opts.outbox.stats().depth });
+      } else if (this.backoffUntil > Date.now()) {
+        this.stateV = 'backoff';
+        this.nextAttemptAt = new Date(this.backoffUntil).toISOString();
+        await this.sleep(this.backoffUntil - Date.now());
+        continue;
       }
       let batch: StoredOutboxEntry[];
       this.kicked = false;
@@ -270,7 +368,7 @@ export class Replay {
         const e = asEhcError(err, '8007', 'outbox peek');
         this.noteError(e);
         this.opts.log.error('replay cannot read the outbox', { code: e.code, reason: e.message });
-        this.openBreaker();
+        this.failed(e);
         continue;
       }
       if (batch.length === 0) {
@@ -280,35 +378,64 @@ export class Replay {
       }
       this.stateV = 'sending';
       const decided: Decision[] = [];
+      const inflight = new Set<Promise<void>>();
+      let halted = false;
+      let commitError: unknown;
       try {
         let yielded = 0;
         for (const rec of batch) {
           // foreground first: wait while the desks keep the loop busy, at most maxYieldMs before a batch
-          while (yielded < this.o.maxYieldMs && !this.stopping && this.opts.busy?.()) {
+          while (yielded < this.o.maxYieldMs && !this.stopping && !halted && this.opts.busy?.()) {
             if (yielded === 0) this.counts.yields++;
             this.stateV = 'yielding';
             await this.commit(decided.splice(0)); // what is decided is acked before waiting
             await this.sleep(YIELD_STEP_MS);
             yielded += YIELD_STEP_MS;
           }
-          if (this.stopping) break;
+          if (this.stopping || halted) break;
+          await this.pace();
+          while (inflight.size >= this.o.window && !halted) await Promise.race(inflight);
+          if (this.stopping || halted || (link && link.linkState !== 'closed')) break;
           this.stateV = 'sending';
-          const d = await this.deliver(rec);
-          if (!d) break; // retryable failure: breaker is open, keep the order
-          decided.push(d);
-          // a deferred answer is committed at once, so a crash cannot lose it; usage acks share a commit
-          if (d.answer) await this.commit(decided.splice(0));
-          if (this.stopping) break;
+          this.inFlight++;
+          const p: Promise<void> = this.deliver(rec)
+            .then(async (d) => {
+              if (!d) {
+                halted = true; // retryable failure: nothing new goes out; the head stays the head
+                return;
+              }
+              // a deferred answer is committed at once, so a crash cannot lose it; usage acks share a commit
+              if (d.answer) await this.commit([d]);
+              else decided.push(d);
+            })
+            .catch((err: unknown) => {
+              commitError ??= err;
+              halted = true;
+            })
+            .finally(() => {
+              this.inFlight--;
+              inflight.delete(p);
+            });
+          inflight.add(p);
         }
+        await Promise.all(inflight);
         await this.commit(decided.splice(0));
+        if (commitError) throw commitError;
       } catch (err) {
         // e.g. disk full on ack: the records stay and are sent again (3002 upstream)
+        await Promise.all(inflight);
         const e = asEhcError(err, '8007', 'outbox ack');
         this.noteError(e);
         this.opts.log.error('replay could not record deliveries; they will be re-sent', { code: e.code, reason: e.message });
-        this.openBreaker();
+        this.failed(e);
       }
     }
+  }
+
+  /** a failure that must be retried later: own breaker (no link view) or backoff */
+  private failed(e: EhcError): void {
+    if (this.link) this.backOff(e);
+    else this.openBreaker();
   }
 
   private openBreaker(): void {
@@ -333,8 +460,9 @@ export class Replay {
       this.counts.retries++;
       this.noteError(error!);
       void outbox.noteAttempt?.(rec.seq).catch(() => undefined);
-      log.warn('replay: upstream not reachable or busy; backing off', { seq: rec.seq, code, reason: error!.message, failures: this.failures + 1 });
-      this.openBreaker();
+      // once per round: the other records of the window fail the same way
+      if (this.backoffUntil <= Date.now()) log.warn('replay: upstream not reachable or busy; backing off', { seq: rec.seq, code, reason: error!.message, failures: this.failures + 1 });
+      this.failed(error!);
       return undefined;
     }
     this.breaker = 'closed';

@@ -2,7 +2,8 @@
  * The Verifier: routes a code by its issuing card system (EHCIN) and the configured policy.
  *
  *   local code, card holds the keys      local-first     → card; usage record → outbox        `local`
- *                                         upstream-first  → home system; unreachable → card     `upstream` | `offline-local`
+ *                                         upstream-first  → home system; unreachable, busy or
+ *                                                            link open → card (no wait)          `upstream` | `offline-local`
  *                                         upstream-only   → home system                         `upstream`
  *   code of another card system           → cross-domain verify at the home system               `cross-domain`
  *   code in older numbering (no EHCIN)    → verify at the home system                            `upstream`
@@ -20,8 +21,12 @@ import { newOutVerifyNo, outVerifyTime } from '../protocol/ids.ts';
 import type { Outbox, OutboxEntry } from '../store/outbox.ts';
 import type { DecidedBy, Verifier, VerifyPolicy, VerifyRequest, VerifyResult } from './types.ts';
 
-/** Network failures that mean "the home system could not be asked" (not "it said no"). */
-export const UNREACHABLE_CODES: ReadonlySet<string> = new Set(['8001', '8002', '8004']);
+/**
+ * Failures that mean "the home system could not be asked" (not "it said no"): the network (8001,
+ * 8002, 8004 — also at once while the link's circuit breaker is open, src/protocol/link-breaker.ts)
+ * and the home system's own 3003 (资源繁忙, busy): a local code is then decided by the card.
+ */
+export const UNREACHABLE_CODES: ReadonlySet<string> = new Set(['8001', '8002', '8004', '3003']);
 
 export interface VerifierSettings {
   localEhcins: readonly string[];

@@ -19,6 +19,8 @@ export async function testAppliance(adjust: (doc: Record<string, any>) => void =
   doc.upstream.healthIntervalMs = 500;
   doc.upstream.timeoutMs = 1000;
   doc.upstream.connectTimeoutMs = 500;
+  // replay starts at once when the link returns (on site: a random 0..10 s, so sites do not stampede)
+  doc.outbox = { ...(doc.outbox ?? {}), replayStartJitterMs: 0 };
   doc.scannerAutoDetect = false;
   adjust(doc);
   const config: ApplianceConfig = parseConfig(doc, path.join(t.dir, 'appliance.config.json'));
