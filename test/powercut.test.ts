@@ -23,7 +23,7 @@ import { generateSoftKeys, writeKeyFile } from '../src/crypto/soft-card.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
-import { API_KEY } from './helpers/appliance.ts';
+const POWERCUT_KEY = 'powercut-test-his-key-0000000001';
 import { needs } from './helpers/skip.ts';
 import { tempDir } from './helpers/tmp.ts';
 
@@ -95,7 +95,7 @@ function startAppliance(configFile: string): { proc: ChildProcess; url: Promise<
     });
     proc.on('exit', (code) => reject(new Error(`appliance exited (${code}) before listening: ${buf.slice(-2000)}`)));
   });
-  proc.stderr!.on('data', () => {});
+  proc.stderr!.on('data', (c: Buffer) => (buf += c.toString()));
   url.catch(() => {});
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   return { proc, url, exited };
@@ -134,6 +134,10 @@ needs(missing())(`${CUTS} power cuts under load: nothing acknowledged lost, ever
   doc.stateDir = path.join(mnt, 'state');
   doc.his.listen = '127.0.0.1:0';
   doc.simulator.enabled = false;
+  // without the demo simulator the start-up checks refuse the shipped placeholders (src/config/startup-checks.ts)
+  doc.his.apiKeys = [POWERCUT_KEY];
+  doc.upstream.appSecret = 'powercut-test-app-secret-0001';
+  doc.admin.apiKeys = ['powercut-test-admin-key-00000001'];
   doc.upstream.url = 'http://127.0.0.1:9/ehc'; // no home system: usage records stay in the outbox to be counted
   doc.upstream.timeoutMs = 300;
   doc.upstream.connectTimeoutMs = 200;
@@ -182,7 +186,7 @@ needs(missing())(`${CUTS} power cuts under load: nothing acknowledged lost, ever
         while (running) {
           const code = await issueHealthCode(card, { identity: { idType: '01', idNo: '350322199008207715' }, ehcappid: '3502A0001APPA0001', expiresAt: new Date(Date.now() + 300_000) });
           try {
-            const res = await fetch(`${url}/v1/verify`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ ehealth_code: code }) });
+            const res = await fetch(`${url}/v1/verify`, { method: 'POST', headers: { authorization: `Bearer ${POWERCUT_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ ehealth_code: code }) });
             const body = (await res.json()) as { out_verify_no?: string; decided_by?: string };
             if (res.status === 200 && body.decided_by === 'local' && body.out_verify_no && running) acked.push(body.out_verify_no);
           } catch {
