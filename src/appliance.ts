@@ -19,6 +19,7 @@ import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
 import { startOps } from './his/wire.ts';
+import { registerStatusMetrics } from './ops/status-metrics.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
@@ -106,6 +107,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     registerOutboxMetrics(registry, replay);
 
     const ops = await startOps({ config, card, upstream, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
+    registerStatusMetrics(registry, () => ops.status());
     stops.push(() => ops.close());
     ops.setOutbox(() => outbox.stats());
 
