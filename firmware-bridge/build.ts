@@ -16,6 +16,8 @@ export const ADDON_PATH = path.join(BRIDGE_DIR, 'build', 'Release', 'sdf_bridge.
 export const SOFTSDF_DIR = path.join(BRIDGE_DIR, 'softsdf');
 export const SOFTSDF_PATH = path.join(SOFTSDF_DIR, 'build', 'libsoftsdf.so');
 export const SOFTSDF_ECC32_PATH = path.join(SOFTSDF_DIR, 'build', 'libsoftsdf-ecc32.so');
+/** softsdf with the vendor extension SDF_GetSymmKeyHandle, for the quirk table's tests */
+export const SOFTSDF_VENDOR_PATH = path.join(SOFTSDF_DIR, 'build', 'libsoftsdf-vendor.so');
 
 export interface BuildResult {
   ok: boolean;

@@ -86,7 +86,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
     stops.push(() => upstream.close());
 
-    const outbox = await openOutbox(config, card, log);
+    // a card that is down at start is a degraded state, not a failed start: the outbox checks its keys on first use
+    const cardUp = (await card.health()).ok;
+    const outbox = await openOutbox(config, card, log, { checkKeysNow: cardUp });
     stops.push(() => outbox.close());
     const deferredListeners: DeferredResultListener[] = [];
     const load = new EventLoopLoad().start();
@@ -167,7 +169,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       status,
       ready: async () => {
         const c = await card.health();
-        return { ok: c.ok, checks: { card: c.ok } };
+        return { ok: c.ok, checks: { card: c.ok }, ...(c.ok ? {} : { down: { card: c.detail } }) };
       },
       authThrottle: ops.authThrottle,
       extensions,

@@ -13,6 +13,7 @@ import { SoftCard } from '../src/crypto/soft-card.ts';
 import { SimCardSystem } from '../demo/simulator/index.ts';
 import { API_KEY, testAppliance } from './helpers/appliance.ts';
 import { built, cardFixture, SOFTSDF_PATH, withEnv } from './helpers/softsdf.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { tempDir } from './helpers/tmp.ts';
 
 const person = { idType: '01', idNo: '350322199008207715' };
@@ -30,7 +31,7 @@ if (!built.ok) {
     copyFileSync(SOFTSDF_PATH, library);
     const issuer = new ProfiledCard(await SoftCard.open(f.softKeyFile, f.keys), f.keys);
     const a = await testAppliance((doc) => {
-      doc.card = { driver: 'sdf', sdf: { library, sessions: 2, retryMs: 100 } };
+      doc.card = { driver: 'sdf', sdf: { ...f.sdf, library, sessions: 2, retryMs: 100 } };
     });
     const status = async () =>
       (await (await fetch(`${a.appliance.url}/v1/status`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { card: { ok: boolean; detail: string; driver: string; device?: Record<string, unknown> } };
@@ -81,6 +82,46 @@ if (!built.ok) {
       assert.is((await a.post({ ehealth_code: local })).body.decided_by, 'local');
       assert.ok(a.log.lines.some((l) => l.includes('crypto card failed; will reopen')), 'the failure is logged');
       assert.ok(!a.log.lines.join('\n').includes(person.idNo), 'no clear ID number in the log');
+    } finally {
+      await a.stop();
+      await issuer.close();
+      keysDir.cleanup();
+    }
+  });
+
+  test('degraded start: a card whose keys are missing does not stop the appliance; it says why, answers 8008 locally, verifies foreign codes upstream, and comes up once the keys are there', async () => {
+    const keysDir = tempDir('ehc-sdf-keys-');
+    const f = cardFixture(keysDir.dir);
+    const issuer = new ProfiledCard(await SoftCard.open(f.softKeyFile, f.keys), f.keys);
+    // the vendor's tool has not yet put the card's encryption key pair in: no envelope can be opened
+    const full = readFileSync(f.sdfKeyFile, 'utf8');
+    writeFileSync(f.sdfKeyFile, full.split('\n').filter((l) => !l.startsWith('sm2enc ')).join('\n'));
+    const a = await testAppliance((doc) => {
+      doc.card = { driver: 'sdf', sdf: { ...f.sdf, sessions: 2, retryMs: 100 } };
+    });
+    const get = async (p: string) => (await fetch(`${a.appliance.url}${p}`, { headers: { authorization: `Bearer ${API_KEY}` } }));
+    try {
+      const status = (await (await get('/v1/status')).json()) as { card: { ok: boolean; detail: string } };
+      assert.is(status.card.ok, false);
+      assert.match(status.card.detail, /keys not loadable: key ehcid \(index 1\): SDF_ImportKeyWithISK_ECC failed: SDR_KEYNOTEXIST/);
+      const health = await get('/v1/health');
+      assert.is(health.status, 503);
+      const hb = (await health.json()) as { status: string; checks: { card: boolean }; down: { card: string } };
+      assert.equal([hb.status, hb.checks.card], ['unavailable', false]);
+      assert.match(hb.down.card, /keys not loadable: key ehcid \(index 1\)/);
+      const local = await issueHealthCode(issuer, { identity: person, ehcappid: '3502A0001APPA0001', expiresAt: soon() });
+      const down = await a.post({ ehealth_code: local });
+      assert.is(down.body.ret_code, '8008');
+      const foreign = new SimCardSystem({ ehcin: a.config.simulator.ehcin! }).issueCode(person, { expiresAt: soon() });
+      const cross = await a.post({ ehealth_code: foreign });
+      assert.is(cross.status, 200, JSON.stringify(cross.body));
+      assert.is(cross.body.decided_by, 'cross-domain');
+      // the key pair is loaded: the card is retried and local verification starts by itself
+      writeFileSync(f.sdfKeyFile, full);
+      await sleep(150);
+      assert.is(((await (await get('/v1/status')).json()) as { card: { ok: boolean } }).card.ok, true);
+      const ok = await a.post({ ehealth_code: local });
+      assert.is(ok.body.decided_by, 'local', JSON.stringify(ok.body));
     } finally {
       await a.stop();
       await issuer.close();

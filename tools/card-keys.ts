@@ -28,19 +28,19 @@ export const SYMMETRIC_ROLES = ['ehcid', 'validity', 'storage', 'mac'] as const;
 
 export type SoftsdfEntry =
   | { kind: 'sym'; index: number; key: string }
-  | { kind: 'sm2'; index: number; private: string; public: string }
+  | { kind: 'sm2' | 'sm2enc'; index: number; private: string; public: string }
   | { kind: 'pin'; index: number; password: string };
 
 function lineOf(e: SoftsdfEntry): string {
   if (e.kind === 'sym') return `sym ${e.index} ${e.key.toLowerCase()}`;
-  if (e.kind === 'sm2') return `sm2 ${e.index} ${e.private.toLowerCase()} ${e.public.toLowerCase()}`;
-  return `pin ${e.index} ${e.password}`;
+  if (e.kind === 'pin') return `pin ${e.index} ${e.password}`;
+  return `${e.kind} ${e.index} ${e.private.toLowerCase()} ${e.public.toLowerCase()}`;
 }
 
 function validate(e: SoftsdfEntry): void {
   if (!Number.isInteger(e.index) || e.index < 0 || e.index > 255) throw new Error(`key index ${e.index}: softsdf holds indexes 0..255`);
   if (e.kind === 'sym' && !HEX32.test(e.key)) throw new Error(`key at index ${e.index} must be 32 hex digits (a 128-bit SM4 key)`);
-  if (e.kind === 'sm2') {
+  if (e.kind === 'sm2' || e.kind === 'sm2enc') {
     if (!/^[0-9a-fA-F]{64}$/.test(e.private)) throw new Error(`SM2 private key at index ${e.index} must be 64 hex digits`);
     if (!/^04[0-9a-fA-F]{128}$/.test(e.public)) throw new Error(`SM2 public key at index ${e.index} must be 04‖X‖Y (130 hex digits)`);
   }
@@ -69,12 +69,31 @@ export function entriesFromSoftKeyFile(softKeyFile: string, keys: KeyMap): Softs
   return out;
 }
 
+/**
+ * The digital envelope a card system makes for a site: the key SM2-encrypted (GB/T 32918.4, C1C3C2)
+ * to the card's encryption public key (04‖X‖Y or X‖Y hex, as `ehc-edge card enc-key` prints it).
+ * Hex C1 (x‖y) ‖ C3 ‖ C2, for card.sdf.envelopes. Made with sm-crypto-v2, independent of any card.
+ */
+export function sealEnvelope(encPublicKeyHex: string, keyHex: string): string {
+  const pub = encPublicKeyHex.length === 128 ? `04${encPublicKeyHex}` : encPublicKeyHex;
+  if (!/^04[0-9a-fA-F]{128}$/.test(pub)) throw new Error('the encryption public key must be 04‖X‖Y (130 hex digits) or X‖Y (128)');
+  if (!HEX32.test(keyHex)) throw new Error('the key must be 32 hex digits (a 128-bit SM4 key)');
+  return sm2.doEncrypt(Buffer.from(keyHex, 'hex'), pub, 1).toUpperCase();
+}
+
 /** SM4-ECB of a 16-byte key under a KEK: what SDF_ImportKeyWithKEK (SGD_SM4_ECB) unwraps. */
 export function wrapKey(kekHex: string, keyHex: string): string {
   if (!HEX32.test(kekHex) || !HEX32.test(keyHex)) throw new Error('kek and key must be 32 hex digits each');
   const c = createCipheriv('sm4-ecb', Buffer.from(kekHex, 'hex'), null);
   c.setAutoPadding(false);
   return Buffer.concat([c.update(Buffer.from(keyHex, 'hex')), c.final()]).toString('hex').toUpperCase();
+}
+
+/** SM4-CBC wrap as softsdf (and GmSSL-style libraries) unwrap it: IV ‖ SM4-CBC(IV, key ‖ PKCS#7), 48 bytes. */
+export function wrapKeyCbc(kekHex: string, keyHex: string, iv: Buffer): string {
+  if (!HEX32.test(kekHex) || !HEX32.test(keyHex) || iv.length !== 16) throw new Error('kek and key must be 32 hex digits each, the IV 16 bytes');
+  const c = createCipheriv('sm4-cbc', Buffer.from(kekHex, 'hex'), iv);
+  return Buffer.concat([iv, c.update(Buffer.from(keyHex, 'hex')), c.final()]).toString('hex').toUpperCase();
 }
 
 interface ShowReport {
@@ -112,10 +131,16 @@ async function show(configFile: string, json: boolean): Promise<number> {
     lines.push(`card: ${h.ok ? 'ready' : 'DOWN'} — ${h.detail}`);
     for (const [k, v] of Object.entries(h.device ?? {})) lines.push(`  ${k}: ${v}`);
     if (!h.ok) return print(1);
-    const wrapped = config.card.sdf.wrappedKeys ?? {};
+    const sdf = config.card.sdf;
     report.roles = [];
     for (const role of SYMMETRIC_ROLES) {
-      const source = wrapped[role] ? `wrapped under KEK ${config.card.sdf.kek}` : 'internal index';
+      const source = sdf.envelopes?.[role]
+        ? `envelope to encryption key ${sdf.isk ?? keys.sign}`
+        : sdf.wrappedKeys?.[role]
+          ? `wrapped under KEK ${sdf.kek} (${sdf.kekAlg ?? 'sm4-ecb'})`
+          : sdf.quirks === 'sym-key-handle'
+            ? 'internal index (vendor extension)'
+            : 'none in the config';
       const answer = await card.sm4Encrypt(keys[role], Buffer.alloc(16)).then(() => 'present', (e: Error) => `NOT USABLE: ${e.message}`);
       report.roles.push({ role, index: keys[role], source, state: answer });
       lines.push(`  ${role.padEnd(8)} index ${keys[role]} (${source}): ${answer}`);

@@ -1,14 +1,44 @@
 /**
  * SdfDevice: one SDF library, its device and a pool of sessions, with typed calls by key index.
- * Policy lives here, not in C: which key source a key index uses (internal index via the vendor's
- * key-handle function, or a wrapped key imported under the card's KEK), per-session key handles and
- * private-key access rights, quirk-table algorithm IDs. Every failure is an SdfError.
+ * Policy lives here, not in C: how a symmetric key reaches a session (its KeySource), per-session key
+ * handles and private-key access rights, quirk-table algorithm IDs. Every failure is an SdfError.
+ *
+ * GM/T 0018 has no call that turns a stored symmetric key into a session handle, so by default a key
+ * comes in one of the standard's two ways, into every session: the digital envelope
+ * (SDF_ImportKeyWithISK_ECC: the key SM2-encrypted to the card's encryption key) or a blob wrapped
+ * under the card's KEK (SDF_ImportKeyWithKEK; a blob the card made with SDF_GenerateKeyWithKEK, or one a
+ * card system wrapped). Keys by internal index need a vendor extension named by the quirk table.
  */
 import { accessSync, constants } from 'node:fs';
 import { loadAddon, type NativeDeviceInfo, type NativeLibrary, type NativeSession } from './native.ts';
 import { SessionPool, PoolClosedError } from './pool.ts';
 import { quirksFor, type SdfQuirks } from './quirks.ts';
 import { SdfError, toSdfError } from './sdr.ts';
+
+/** How one symmetric key reaches a session. */
+export type KeySource =
+  | {
+      kind: 'envelope';
+      /** index of the card's SM2 encryption key pair the envelope is encrypted to */
+      isk: number;
+      /** the SM2 ciphertext C1 (x ‖ y, 64 bytes) ‖ C3 (32) ‖ C2 (the key, encrypted) */
+      cipher: Uint8Array;
+    }
+  | {
+      kind: 'kek';
+      /** index of the key-encryption key in the card */
+      kek: number;
+      /** the wrap algorithm the blob was made with (the standard leaves it to the card) */
+      alg: WrapAlg;
+      /** the wrapped key, as long as the card made it (ECB: 16 bytes; CBC: IV ‖ padded key, 48) */
+      blob: Uint8Array;
+    }
+  | { kind: 'index' };
+
+export type WrapAlg = 'sm4-ecb' | 'sm4-cbc';
+
+/** A slot that no key index uses: provisioning work (generate, try an envelope) lands here. */
+const SCRATCH_SLOT = 0xffffffff;
 
 export interface SdfDeviceOptions {
   /** path of the vendor's SDF shared library */
@@ -19,10 +49,15 @@ export interface SdfDeviceOptions {
   quirks?: string | SdfQuirks;
   /** private key access password (SDF_GetPrivateKeyAccessRight) for SM2 signing */
   keyPassword?: string;
-  /** KEK index for wrapped keys */
-  kek?: number;
-  /** key index → that key wrapped under the KEK; indexes not listed are used by internal index */
-  wrappedKeys?: ReadonlyMap<number, Uint8Array>;
+  /**
+   * key index → how that key reaches a session. An index not listed is taken by internal index when
+   * the quirk names a key-handle extension, and refused otherwise.
+   */
+  keys?: ReadonlyMap<number, KeySource>;
+  /** names for key indexes in messages (`ehcid`, …) */
+  labels?: ReadonlyMap<number, string>;
+  /** load every listed key into every session at open, so a missing key fails the open, not a call */
+  preload?: boolean;
 }
 
 export type SdfMode = 'ecb' | 'cbc';
@@ -61,7 +96,7 @@ export class SdfDevice {
     }
     let lib: NativeLibrary;
     try {
-      lib = new addon.Library(options.library, { eccLen: quirks.eccLen, keyHandleSymbol: quirks.keyHandleSymbol });
+      lib = new addon.Library(options.library, { eccLen: quirks.eccLen, ...(quirks.keyHandleSymbol ? { keyHandleSymbol: quirks.keyHandleSymbol } : {}) });
     } catch (err) {
       throw toSdfError(err, 'dlopen');
     }
@@ -79,7 +114,18 @@ export class SdfDevice {
       await lib.closeDevice().catch(() => undefined);
       throw toSdfError(failed.reason, 'SDF_OpenSession');
     }
-    return new SdfDevice(lib, new SessionPool(sessions), quirks, options);
+    const device = new SdfDevice(lib, new SessionPool(sessions), quirks, options);
+    if (options.preload && options.keys?.size) {
+      try {
+        await Promise.all(sessions.map(async (s) => {
+          for (const index of options.keys!.keys()) await device.loadKey(s, index);
+        }));
+      } catch (err) {
+        await device.close();
+        throw err;
+      }
+    }
+    return device;
   }
 
   get sessions(): number {
@@ -101,14 +147,47 @@ export class SdfDevice {
     }
   }
 
+  private label(index: number): string {
+    const name = this.options.labels?.get(index);
+    return name ? `key ${name} (index ${index})` : `key index ${index}`;
+  }
+
+  private wrapAlg(alg: WrapAlg): number {
+    return alg === 'sm4-cbc' ? this.quirks.alg.sm4Cbc : this.quirks.alg.sm4Ecb;
+  }
+
+  private async importKey(s: NativeSession, slot: number, source: KeySource, index: number): Promise<void> {
+    switch (source.kind) {
+      case 'envelope': {
+        const c = source.cipher;
+        if (c.length < 97) throw new SdfError('EARG', 0, 'SDF_ImportKeyWithISK_ECC', 'operation', `${this.label(index)}: an envelope is C1 (64 bytes) ‖ C3 (32) ‖ C2, got ${c.length} bytes`);
+        await this.accessRight(s, source.isk);
+        await s.keyWithIsk(slot, source.isk, c.subarray(0, 32), c.subarray(32, 64), c.subarray(64, 96), c.subarray(96));
+        return;
+      }
+      case 'kek':
+        await s.keyWithKek(slot, this.wrapAlg(source.alg), source.kek, source.blob);
+        return;
+      case 'index':
+        await s.keyByIndex(slot, index);
+    }
+  }
+
+  private source(index: number): KeySource {
+    const source = this.options.keys?.get(index);
+    if (source) return source;
+    if (this.quirks.keyHandleSymbol) return { kind: 'index' };
+    throw new SdfError('ENOKEY', 0, 'config', 'operation', `${this.label(index)} has no source in the config: give it as an envelope (card.sdf.envelopes) or a KEK-wrapped blob (card.sdf.wrappedKeys); keys by internal index need a vendor extension (card.sdf.quirks "${this.quirks.name}" has none)`);
+  }
+
   private async loadKey(s: NativeSession, index: number): Promise<void> {
     if (s.hasKey(index)) return;
-    const wrapped = this.options.wrappedKeys?.get(index);
-    if (wrapped) {
-      if (this.options.kek === undefined) throw new SdfError('EARG', 0, 'SDF_ImportKeyWithKEK', 'operation', 'a wrapped key needs card.sdf.kek (the KEK index)');
-      await s.keyWithKek(index, this.quirks.kekAlg, this.options.kek, wrapped);
-    } else {
-      await s.keyByIndex(index, index);
+    try {
+      await this.importKey(s, index, this.source(index), index);
+    } catch (err) {
+      const e = toSdfError(err, 'SDF_ImportKeyWithKEK');
+      if (e.message.startsWith('key ')) throw e;
+      throw new SdfError(e.sdr, e.code, e.fn, e.kind, `${this.label(index)}: ${e.message}`, { cause: e });
     }
   }
 
@@ -153,6 +232,31 @@ export class SdfDevice {
       p.catch(() => this.publicKeys.delete(index));
     }
     return p;
+  }
+
+  /** The SM2 encryption public key at `index`, X‖Y: what a card system encrypts envelopes to. */
+  encPublicKey(index: number): Promise<Buffer> {
+    return this.run('SDF_ExportEncPublicKey_ECC', (s) => s.exportEncPublicKey(index));
+  }
+
+  /**
+   * SDF_GenerateKeyWithKEK: a new 128-bit key made in the card; resolves with it wrapped under the KEK
+   * (the blob the config keeps) and its check value SM4-ECB(key, 0¹²⁸), computed in the card.
+   */
+  generateWrapped(kek: number, alg: WrapAlg, maxBlob = 512): Promise<{ blob: Buffer; kcv: Buffer }> {
+    return this.run('SDF_GenerateKeyWithKEK', async (s) => {
+      const blob = await s.generateKeyWithKek(SCRATCH_SLOT, 128, this.wrapAlg(alg), kek, maxBlob);
+      const kcv = await s.encrypt(SCRATCH_SLOT, this.quirks.alg.sm4Ecb, null, Buffer.alloc(16));
+      return { blob, kcv };
+    });
+  }
+
+  /** Imports a key from `source` into a scratch slot and resolves with its check value SM4-ECB(key, 0¹²⁸). */
+  checkValue(source: KeySource): Promise<Buffer> {
+    return this.run('SDF_Encrypt', async (s) => {
+      await this.importKey(s, SCRATCH_SLOT, source, SCRATCH_SLOT);
+      return s.encrypt(SCRATCH_SLOT, this.quirks.alg.sm4Ecb, null, Buffer.alloc(16));
+    });
   }
 
   private async accessRight(s: NativeSession, index: number): Promise<void> {

@@ -22,6 +22,12 @@ export interface NativeSession {
   random(length: number): Promise<Buffer>;
   keyByIndex(slot: number, index: number): Promise<void>;
   keyWithKek(slot: number, algId: number, kekIndex: number, wrapped: Uint8Array): Promise<void>;
+  /** SDF_GenerateKeyWithKEK: the key stays in `slot`; resolves with its blob wrapped under the KEK */
+  generateKeyWithKek(slot: number, keyBits: number, algId: number, kekIndex: number, maxBlob: number): Promise<Buffer>;
+  /** SDF_ImportKeyWithISK_ECC of the envelope C1 = (x, y), C3 = hash, C2 = c */
+  keyWithIsk(slot: number, iskIndex: number, x: Uint8Array, y: Uint8Array, hash: Uint8Array, c: Uint8Array): Promise<void>;
+  /** X‖Y, 64 bytes */
+  exportEncPublicKey(index: number): Promise<Buffer>;
   hasKey(slot: number): boolean;
   encrypt(slot: number, algId: number, iv: Uint8Array | null, data: Uint8Array): Promise<Buffer>;
   decrypt(slot: number, algId: number, iv: Uint8Array | null, data: Uint8Array): Promise<Buffer>;
@@ -45,7 +51,8 @@ export interface NativeLibrary {
 }
 
 export interface NativeAddon {
-  Library: new (path: string, options: { eccLen: number; keyHandleSymbol: string }) => NativeLibrary;
+  /** serialiseLifecycle: false only to measure what a lock-free library does without the addon's lock */
+  Library: new (path: string, options: { eccLen: number; keyHandleSymbol?: string; serialiseLifecycle?: boolean }) => NativeLibrary;
   SDR_BASE: number;
 }
 

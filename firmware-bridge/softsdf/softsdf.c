@@ -3,12 +3,27 @@
  * It is loaded through the real addon (dlopen), so the whole path — sessions, async work, error
  * mapping — runs without a PCI-E card. It is NOT a secure key store: keys sit in a plain file.
  *
- * Keys by index from the file named by SOFTSDF_KEYFILE, read at SDF_OpenDevice (one per line):
- *   sym <index> <32 hex>            symmetric key: SDF_GetSymmKeyHandle(index), and KEK for ImportKeyWithKEK
- *   sm2 <index> <64 hex d> <130 hex 04||X||Y>   SM2 sign key pair
- *   pin <index> <password>          private key access password (GetPrivateKeyAccessRight required)
+ * It is deliberately as strict as the standard lets a library be, so the addon is tested against what
+ * GM/T 0018 promises and no more:
+ *  - symmetric keys reach a session only through the standard: SDF_GenerateKeyWithKEK /
+ *    SDF_ImportKeyWithKEK and the digital envelope SDF_ImportKeyWithISK_ECC. The vendor extension
+ *    SDF_GetSymmKeyHandle (a handle on an internal key by index) exists only in the "vendor" build
+ *    (-DSOFTSDF_VENDOR_KEYHANDLE, build/libsoftsdf-vendor.so), for the quirk-table tests;
+ *  - the KEK wraps with SM4-ECB (16-byte key → 16-byte blob) or SM4-CBC (IV ‖ SM4-CBC(PKCS#7(key)):
+ *    a 16-byte key → 48-byte blob), chosen by uiAlgID;
+ *  - the device keeps its sessions in a list WITHOUT a lock (the standard does not require a library to
+ *    be thread-safe, and some vendors' are not): parallel SDF_OpenSession/SDF_CloseSession corrupt it
+ *    and crash, as such libraries do; sched_yield() in the window makes the race show;
+ *  - SDF_HashUpdate of 0 bytes is refused (SDR_INARGERR), as some libraries do.
+ *
+ * Device keys (what the vendor's management tool puts in a card) from the file named by
+ * SOFTSDF_KEYFILE, read at SDF_OpenDevice (one per line):
+ *   sym <index> <32 hex>            internal symmetric key: a KEK for Generate/ImportKeyWithKEK
+ *   sm2 <index> <64 hex d> <130 hex 04||X||Y>     SM2 sign key pair (SDF_InternalSign_ECC)
+ *   sm2enc <index> <64 hex d> <130 hex 04||X||Y>  SM2 encryption key pair (SDF_ExportEncPublicKey_ECC,
+ *                                                 SDF_ImportKeyWithISK_ECC)
+ *   pin <index> <password>          private key access password of both pairs at that index
  *   # comment
- * SDF_ImportKeyWithKEK unwraps with SM4-ECB (uiAlgID SGD_SM4_ECB), no padding: a 16-byte key wraps to 16.
  *
  * Fault injection: SOFTSDF_FAIL="SDF_Encrypt:SDR_KEYNOTEXIST,SDF_OpenSession:0x01000003" makes the named
  * functions return that code; "*" names every function. Read on every call, so a test can change it
@@ -24,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include <openssl/bn.h>
@@ -54,17 +70,22 @@ typedef struct {
   int has_pin;
 } Sm2Key;
 
+struct Session;
+
 typedef struct {
   uint32_t magic;
   SymKey sym[MAX_KEYS];
   Sm2Key sm2[MAX_KEYS];
+  Sm2Key enc[MAX_KEYS];
+  struct Session *sessions; /* open sessions: NO lock (see the header) */
   unsigned char curve_abg[128]; /* a ‖ b ‖ xG ‖ yG for ZA */
   EVP_CIPHER *sm4_ecb, *sm4_cbc;
   EVP_MD *sm3;
 } Device;
 
-typedef struct {
+typedef struct Session {
   uint32_t magic;
+  struct Session *next;
   Device *dev;
   EVP_MD_CTX *md;
   int hashing;
@@ -166,7 +187,7 @@ static int curve_params(unsigned char out[128]) {
 
 static void device_free(Device *dev) {
   if (!dev) return;
-  for (int i = 0; i < MAX_KEYS; i++) EVP_PKEY_free(dev->sm2[i].pkey);
+  for (int i = 0; i < MAX_KEYS; i++) EVP_PKEY_free(dev->sm2[i].pkey), EVP_PKEY_free(dev->enc[i].pkey);
   EVP_CIPHER_free(dev->sm4_ecb);
   EVP_CIPHER_free(dev->sm4_cbc);
   EVP_MD_free(dev->sm3);
@@ -180,9 +201,9 @@ static int load_keys(Device *dev, const char *path) {
   char line[1024];
   int rc = 0;
   while (fgets(line, sizeof line, f)) {
-    char kind[8], a[200], b[200];
+    char kind[12], a[200], b[200];
     unsigned int idx;
-    int n = sscanf(line, "%7s %u %199s %199s", kind, &idx, a, b);
+    int n = sscanf(line, "%11s %u %199s %199s", kind, &idx, a, b);
     if (n <= 0 || kind[0] == '#') continue;
     if (n < 3 || idx >= MAX_KEYS) {
       rc = -1;
@@ -191,13 +212,14 @@ static int load_keys(Device *dev, const char *path) {
     if (strcmp(kind, "sym") == 0) {
       if (unhex(a, dev->sym[idx].key, 16)) { rc = -1; break; }
       dev->sym[idx].present = 1;
-    } else if (strcmp(kind, "sm2") == 0) {
+    } else if (strcmp(kind, "sm2") == 0 || strcmp(kind, "sm2enc") == 0) {
+      Sm2Key *k = strcmp(kind, "sm2") == 0 ? &dev->sm2[idx] : &dev->enc[idx];
       unsigned char d[32];
-      if (n < 4 || unhex(a, d, 32) || unhex(b, dev->sm2[idx].pub, 65)) { rc = -1; break; }
-      EVP_PKEY_free(dev->sm2[idx].pkey);
-      dev->sm2[idx].pkey = sm2_from(d, dev->sm2[idx].pub);
+      if (n < 4 || unhex(a, d, 32) || unhex(b, k->pub, 65)) { rc = -1; break; }
+      EVP_PKEY_free(k->pkey);
+      k->pkey = sm2_from(d, k->pub);
       OPENSSL_cleanse(d, sizeof d);
-      if (!dev->sm2[idx].pkey) { rc = -1; break; }
+      if (!k->pkey) { rc = -1; break; }
     } else if (strcmp(kind, "pin") == 0) {
       if (strlen(a) >= sizeof dev->sm2[idx].pin) { rc = -1; break; }
       memcpy(dev->sm2[idx].pin, a, strlen(a) + 1);
@@ -288,10 +310,22 @@ EXPORT int SDF_OpenDevice(void **phDeviceHandle) {
   return SDR_OK;
 }
 
+static void session_free(Session *s) {
+  EVP_MD_CTX_free(s->md);
+  s->magic = 0;
+  free(s);
+}
+
 EXPORT int SDF_CloseDevice(void *hDeviceHandle) {
   FAULT("SDF_CloseDevice");
   if (!hDeviceHandle || DEV(hDeviceHandle)->magic != DEVICE_MAGIC) return SDR_INARGERR;
-  device_free(DEV(hDeviceHandle));
+  Device *dev = DEV(hDeviceHandle);
+  /* the standard: closing the device closes its sessions */
+  for (Session *s = dev->sessions, *next; s; s = next) {
+    next = s->next;
+    session_free(s);
+  }
+  device_free(dev);
   return SDR_OK;
 }
 
@@ -307,6 +341,11 @@ EXPORT int SDF_OpenSession(void *hDeviceHandle, void **phSessionHandle) {
     free(s);
     return SDR_NOBUFFER;
   }
+  /* unlocked list insert: two threads here at once lose a session or link a freed one */
+  Session *head = s->dev->sessions;
+  sched_yield();
+  s->next = head;
+  s->dev->sessions = s;
   *phSessionHandle = s;
   return SDR_OK;
 }
@@ -315,9 +354,12 @@ EXPORT int SDF_CloseSession(void *hSessionHandle) {
   FAULT("SDF_CloseSession");
   CHECK_SESSION(hSessionHandle);
   Session *s = SES(hSessionHandle);
-  EVP_MD_CTX_free(s->md);
-  s->magic = 0;
-  free(s);
+  /* unlocked list removal: two threads here at once write through freed nodes */
+  Session **link = &s->dev->sessions;
+  while (*link && *link != s) link = &(*link)->next;
+  sched_yield();
+  if (*link == s) *link = s->next;
+  session_free(s);
   return SDR_OK;
 }
 
@@ -351,7 +393,7 @@ EXPORT int SDF_GetPrivateKeyAccessRight(void *hSessionHandle, unsigned int uiKey
   FAULT("SDF_GetPrivateKeyAccessRight");
   CHECK_SESSION(hSessionHandle);
   Session *s = SES(hSessionHandle);
-  if (uiKeyIndex >= MAX_KEYS || !s->dev->sm2[uiKeyIndex].pkey) return SDR_KEYNOTEXIST;
+  if (uiKeyIndex >= MAX_KEYS || (!s->dev->sm2[uiKeyIndex].pkey && !s->dev->enc[uiKeyIndex].pkey)) return SDR_KEYNOTEXIST;
   const Sm2Key *k = &s->dev->sm2[uiKeyIndex];
   if (k->has_pin && (uiPwdLength != strlen(k->pin) || !pucPassword || memcmp(pucPassword, k->pin, uiPwdLength) != 0))
     return SDR_PARDENY;
@@ -396,6 +438,8 @@ static int new_key(Session *s, const unsigned char key[16], void **phKeyHandle) 
   return SDR_OK;
 }
 
+#ifdef SOFTSDF_VENDOR_KEYHANDLE
+/* vendor extension (not in GM/T 0018): a handle on the internal symmetric key at an index */
 EXPORT int SDF_GetSymmKeyHandle(void *hSessionHandle, unsigned int uiKeyIndex, void **phKeyHandle) {
   FAULT("SDF_GetSymmKeyHandle");
   CHECK_SESSION(hSessionHandle);
@@ -404,6 +448,7 @@ EXPORT int SDF_GetSymmKeyHandle(void *hSessionHandle, unsigned int uiKeyIndex, v
   if (uiKeyIndex >= MAX_KEYS || !s->dev->sym[uiKeyIndex].present) return SDR_KEYNOTEXIST;
   return new_key(s, s->dev->sym[uiKeyIndex].key, phKeyHandle);
 }
+#endif
 
 static int sm4(Session *s, const unsigned char *key, unsigned int alg, unsigned char *iv, const unsigned char *in,
                unsigned int len, unsigned char *out, unsigned int *outLen, int enc) {
@@ -426,20 +471,146 @@ static int sm4(Session *s, const unsigned char *key, unsigned int alg, unsigned 
   return rc;
 }
 
+/* Key wrap under a KEK, by uiAlgID: SM4-ECB: the 16-byte key, no padding (16 bytes);
+ * SM4-CBC: IV ‖ SM4-CBC(IV, key ‖ PKCS#7 padding) (16 + 32 = 48 bytes). */
+static int wrap(Session *s, unsigned int alg, const unsigned char kek[16], const unsigned char key[16], unsigned char *out,
+                unsigned int *outLen) {
+  unsigned int n = 0;
+  if (alg == SGD_SM4_ECB) {
+    int rc = sm4(s, kek, SGD_SM4_ECB, NULL, key, 16, out, &n, 1);
+    if (rc == SDR_OK) *outLen = n;
+    return rc;
+  }
+  if (alg != SGD_SM4_CBC) return SDR_ALGNOTSUPPORT;
+  unsigned char iv[16], padded[32];
+  if (RAND_bytes(iv, 16) != 1) return SDR_RANDERR;
+  memcpy(padded, key, 16);
+  memset(padded + 16, 16, 16);
+  memcpy(out, iv, 16);
+  int rc = sm4(s, kek, SGD_SM4_CBC, iv, padded, 32, out + 16, &n, 1);
+  OPENSSL_cleanse(padded, sizeof padded);
+  if (rc == SDR_OK) *outLen = 16 + n;
+  return rc;
+}
+
+static int unwrap(Session *s, unsigned int alg, const unsigned char kek[16], const unsigned char *blob, unsigned int len,
+                  unsigned char key[16]) {
+  unsigned int n = 0;
+  if (alg == SGD_SM4_ECB) {
+    if (len != 16) return SDR_INARGERR;
+    return sm4(s, kek, SGD_SM4_ECB, NULL, blob, 16, key, &n, 0);
+  }
+  if (alg != SGD_SM4_CBC) return SDR_ALGNOTSUPPORT;
+  if (len != 48) return SDR_INARGERR;
+  unsigned char iv[16], padded[32];
+  memcpy(iv, blob, 16);
+  int rc = sm4(s, kek, SGD_SM4_CBC, iv, blob + 16, 32, padded, &n, 0);
+  if (rc == SDR_OK) {
+    for (int i = 16; i < 32; i++)
+      if (padded[i] != 16) rc = SDR_KEYERR; /* wrong KEK or not a wrapped 128-bit key */
+    if (rc == SDR_OK) memcpy(key, padded, 16);
+  }
+  OPENSSL_cleanse(padded, sizeof padded);
+  return rc;
+}
+
 EXPORT int SDF_ImportKeyWithKEK(void *hSessionHandle, unsigned int uiAlgID, unsigned int uiKEKIndex,
                                 unsigned char *pucKey, unsigned int uiKeyLength, void **phKeyHandle) {
   FAULT("SDF_ImportKeyWithKEK");
   CHECK_SESSION(hSessionHandle);
   Session *s = SES(hSessionHandle);
   if (!pucKey || !phKeyHandle) return SDR_INARGERR;
-  if (uiAlgID != SGD_SM4_ECB) return SDR_ALGNOTSUPPORT;
+  if (uiAlgID != SGD_SM4_ECB && uiAlgID != SGD_SM4_CBC) return SDR_ALGNOTSUPPORT;
   if (uiKEKIndex >= MAX_KEYS || !s->dev->sym[uiKEKIndex].present) return SDR_KEYNOTEXIST;
-  if (uiKeyLength != 16) return SDR_KEYERR;
   unsigned char plain[16];
-  unsigned int n = 0;
-  int rc = sm4(s, s->dev->sym[uiKEKIndex].key, SGD_SM4_ECB, NULL, pucKey, 16, plain, &n, 0);
+  int rc = unwrap(s, uiAlgID, s->dev->sym[uiKEKIndex].key, pucKey, uiKeyLength, plain);
   if (rc == SDR_OK) rc = new_key(s, plain, phKeyHandle);
   OPENSSL_cleanse(plain, sizeof plain);
+  return rc;
+}
+
+/* A new random session key, also handed out wrapped under the KEK (the caller keeps the blob). */
+EXPORT int SDF_GenerateKeyWithKEK(void *hSessionHandle, unsigned int uiKeyBits, unsigned int uiAlgID,
+                                  unsigned int uiKEKIndex, unsigned char *pucKey, unsigned int *puiKeyLength,
+                                  void **phKeyHandle) {
+  FAULT("SDF_GenerateKeyWithKEK");
+  CHECK_SESSION(hSessionHandle);
+  Session *s = SES(hSessionHandle);
+  if (!pucKey || !puiKeyLength || !phKeyHandle) return SDR_INARGERR;
+  if (uiKeyBits != 128) return SDR_INARGERR;
+  if (uiAlgID != SGD_SM4_ECB && uiAlgID != SGD_SM4_CBC) return SDR_ALGNOTSUPPORT;
+  if (uiKEKIndex >= MAX_KEYS || !s->dev->sym[uiKEKIndex].present) return SDR_KEYNOTEXIST;
+  unsigned char key[16];
+  if (RAND_bytes(key, 16) != 1) return SDR_RANDERR;
+  int rc = wrap(s, uiAlgID, s->dev->sym[uiKEKIndex].key, key, pucKey, puiKeyLength);
+  if (rc == SDR_OK) rc = new_key(s, key, phKeyHandle);
+  OPENSSL_cleanse(key, sizeof key);
+  return rc;
+}
+
+EXPORT int SDF_ExportEncPublicKey_ECC(void *hSessionHandle, unsigned int uiKeyIndex, void *pucPublicKey) {
+  FAULT("SDF_ExportEncPublicKey_ECC");
+  CHECK_SESSION(hSessionHandle);
+  Session *s = SES(hSessionHandle);
+  if (!pucPublicKey) return SDR_INARGERR;
+  if (uiKeyIndex >= MAX_KEYS || !s->dev->enc[uiKeyIndex].pkey) return SDR_KEYNOTEXIST;
+  ECCrefPublicKey *pk = pucPublicKey;
+  pk->bits = 256;
+  put_field(pk->x, s->dev->enc[uiKeyIndex].pub + 1);
+  put_field(pk->y, s->dev->enc[uiKeyIndex].pub + 33);
+  return SDR_OK;
+}
+
+/* DER helpers for OpenSSL's SM2 ciphertext: SEQUENCE { INTEGER x, INTEGER y, OCTET STRING hash, OCTET STRING c } */
+static size_t der_len(unsigned char *p, size_t n) {
+  if (n < 128) return p ? (p[0] = (unsigned char)n, 1) : 1;
+  if (n < 256) return p ? (p[0] = 0x81, p[1] = (unsigned char)n, 2) : 2;
+  return p ? (p[0] = 0x82, p[1] = (unsigned char)(n >> 8), p[2] = (unsigned char)n, 3) : 3;
+}
+static size_t der_tlv(unsigned char *p, unsigned char tag, const unsigned char *v, size_t n, int integer) {
+  while (integer && n > 1 && v[0] == 0) v++, n--;
+  int pad = integer && (v[0] & 0x80);
+  size_t body = n + pad, hdr = 1 + der_len(NULL, body);
+  if (p) {
+    p[0] = tag;
+    der_len(p + 1, body);
+    if (pad) p[hdr] = 0;
+    memcpy(p + hdr + pad, v, n);
+  }
+  return hdr + body;
+}
+
+/* The digital envelope: a session key SM2-encrypted to the card's encryption key at uiISKIndex. */
+EXPORT int SDF_ImportKeyWithISK_ECC(void *hSessionHandle, unsigned int uiISKIndex, void *pucKey, void **phKeyHandle) {
+  FAULT("SDF_ImportKeyWithISK_ECC");
+  CHECK_SESSION(hSessionHandle);
+  Session *s = SES(hSessionHandle);
+  if (!pucKey || !phKeyHandle) return SDR_INARGERR;
+  if (uiISKIndex >= MAX_KEYS || !s->dev->enc[uiISKIndex].pkey) return SDR_KEYNOTEXIST;
+  if (s->dev->sm2[uiISKIndex].has_pin && !s->rights[uiISKIndex]) return SDR_PARDENY;
+  const ECCCipher *c = pucKey;
+  if (c->L == 0 || c->L > 1024) return SDR_INARGERR;
+  const unsigned char *x = c->x + ECCref_MAX_LEN - 32, *y = c->y + ECCref_MAX_LEN - 32;
+  size_t inner = der_tlv(NULL, 0x02, x, 32, 1) + der_tlv(NULL, 0x02, y, 32, 1) + der_tlv(NULL, 0x04, c->M, 32, 0) +
+                 der_tlv(NULL, 0x04, c->C, c->L, 0);
+  size_t total = 1 + der_len(NULL, inner) + inner;
+  unsigned char *der = malloc(total), *p = der;
+  if (!der) return SDR_NOBUFFER;
+  *p++ = 0x30;
+  p += der_len(p, inner);
+  p += der_tlv(p, 0x02, x, 32, 1);
+  p += der_tlv(p, 0x02, y, 32, 1);
+  p += der_tlv(p, 0x04, c->M, 32, 0);
+  p += der_tlv(p, 0x04, c->C, c->L, 0);
+  unsigned char plain[1024];
+  size_t plainLen = sizeof plain;
+  int rc = SDR_PKOPERR;
+  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, s->dev->enc[uiISKIndex].pkey, NULL);
+  if (ctx && EVP_PKEY_decrypt_init(ctx) == 1 && EVP_PKEY_decrypt(ctx, plain, &plainLen, der, total) == 1)
+    rc = plainLen == 16 ? new_key(s, plain, phKeyHandle) : SDR_KEYERR;
+  EVP_PKEY_CTX_free(ctx);
+  OPENSSL_cleanse(plain, sizeof plain);
+  free(der);
   return rc;
 }
 
@@ -497,7 +668,7 @@ EXPORT int SDF_HashUpdate(void *hSessionHandle, unsigned char *pucData, unsigned
   CHECK_SESSION(hSessionHandle);
   Session *s = SES(hSessionHandle);
   if (!s->hashing) return SDR_STEPERR;
-  if (!pucData && uiDataLength) return SDR_INARGERR;
+  if (!pucData || uiDataLength == 0) return SDR_INARGERR; /* strict: no empty updates (some libraries refuse them) */
   return EVP_DigestUpdate(s->md, pucData, uiDataLength) == 1 ? SDR_OK : SDR_UNKNOWERR;
 }
 

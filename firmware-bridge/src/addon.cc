@@ -10,13 +10,22 @@
 // Session and every in-flight call holds a shared_ptr to it, so nothing is unloaded under a running
 // call. Session state changes happen on the JS thread only: an op marks its session busy when queued
 // and idle when settled; close() refuses a busy session (the TS pool waits for in-flight calls first).
+//
+// Thread safety: GM/T 0018 says nothing about it, so the addon assumes only what a session-per-thread
+// reading allows. (1) One call at a time per session (the TS pool). (2) Device and session lifecycle —
+// SDF_OpenDevice, SDF_CloseDevice, SDF_OpenSession, SDF_CloseSession (with the SDF_DestroyKey calls of
+// the closing session) — touch device-wide state (a vendor's session list) and run one at a time under
+// LibState::lifecycle, on the pool thread that does them. Crypto calls on different sessions run in
+// parallel: that is what sessions are for, and a library that cannot do even that needs sessions: 1.
 #include <dlfcn.h>
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +47,9 @@ struct Api {
   SDF_ReleasePrivateKeyAccessRight_fn ReleasePrivateKeyAccessRight = nullptr;
   SDF_ExportSignPublicKey_ECC_fn ExportSignPublicKey_ECC = nullptr;
   SDF_ImportKeyWithKEK_fn ImportKeyWithKEK = nullptr;
+  SDF_GenerateKeyWithKEK_fn GenerateKeyWithKEK = nullptr;
+  SDF_ImportKeyWithISK_ECC_fn ImportKeyWithISK_ECC = nullptr;
+  SDF_ExportEncPublicKey_ECC_fn ExportEncPublicKey_ECC = nullptr;
   SDF_GetSymmKeyHandle_fn GetSymmKeyHandle = nullptr;
   SDF_DestroyKey_fn DestroyKey = nullptr;
   SDF_InternalSign_ECC_fn InternalSign_ECC = nullptr;
@@ -57,6 +69,8 @@ struct LibState {
   unsigned eccLen = 64;
   void *device = nullptr;
   bool deviceBusy = false;  // open/close in flight (JS thread only)
+  std::mutex lifecycle;     // serialises device/session open and close on the pool threads (see the top)
+  bool serialise = true;    // false only to show what a lock-free library does without it (bench)
   int sessions = 0;         // open sessions (JS thread only)
   std::vector<std::string> present;
   ~LibState() {
@@ -199,6 +213,9 @@ class Session : public Napi::ObjectWrap<Session> {
                            InstanceMethod<&Session::Random>("random"),
                            InstanceMethod<&Session::KeyByIndex>("keyByIndex"),
                            InstanceMethod<&Session::KeyWithKek>("keyWithKek"),
+                           InstanceMethod<&Session::GenerateKeyWithKek>("generateKeyWithKek"),
+                           InstanceMethod<&Session::KeyWithIsk>("keyWithIsk"),
+                           InstanceMethod<&Session::ExportEncPublicKey>("exportEncPublicKey"),
                            InstanceMethod<&Session::HasKey>("hasKey"),
                            InstanceMethod<&Session::Encrypt>("encrypt"),
                            InstanceMethod<&Session::Decrypt>("decrypt"),
@@ -222,6 +239,8 @@ class Session : public Napi::ObjectWrap<Session> {
     // Collected without close(): close it on the JS thread (no call can be in flight: each holds a ref).
     if (s_ && !s_->closed && s_->h) {
       auto &api = s_->lib->api;
+      std::unique_lock<std::mutex> lock(s_->lib->lifecycle, std::defer_lock);
+      if (s_->lib->serialise) lock.lock();
       for (auto &kv : s_->keys) api.DestroyKey(s_->h, kv.second);
       s_->keys.clear();
       api.CloseSession(s_->h);
@@ -266,6 +285,8 @@ class Session : public Napi::ObjectWrap<Session> {
         env, "SDF_CloseSession",
         [s](Op &op) {
           auto &api = s->lib->api;
+          std::unique_lock<std::mutex> lock(s->lib->lifecycle, std::defer_lock);
+          if (s->lib->serialise) lock.lock();
           for (auto &kv : s->keys) api.DestroyKey(s->h, kv.second);
           s->keys.clear();
           op.fn = "SDF_CloseSession";
@@ -323,9 +344,9 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value KeyByIndex(const Napi::CallbackInfo &info) {
     uint32_t slot = U32(info, 0, "slot"), index = U32(info, 1, "index");
     auto s = s_;
-    const std::string fn = s->lib->keyHandleSymbol;
+    const std::string fn = s->lib->keyHandleSymbol.empty() ? "SDF_GetSymmKeyHandle" : s->lib->keyHandleSymbol;
     if (!s->lib->api.GetSymmKeyHandle)
-      return Rejected(info.Env(), "ESYMBOL", fn, "the library has no " + fn + ": keys by internal index are not offered (use kek + wrappedKeys)");
+      return Rejected(info.Env(), "ESYMBOL", fn, "the library has no " + fn + ": keys by internal index are not offered (give keys as envelopes or KEK-wrapped blobs)");
     return Start(info, fn, [s, slot, index](Op &op) {
       void *h = nullptr;
       int rc = s->lib->api.GetSymmKeyHandle(s->h, index, &h);
@@ -348,6 +369,71 @@ class Session : public Napi::ObjectWrap<Session> {
           return rc;
         },
         nullptr, [&wrapped](Op &op) { op.in1 = std::move(wrapped); });
+  }
+
+  // generateKeyWithKek(slot, keyBits, algId, kekIndex, maxBlob): a new key made in the card, left in
+  // `slot` of this session; resolves with its blob wrapped under the KEK (the config keeps it).
+  Napi::Value GenerateKeyWithKek(const Napi::CallbackInfo &info) {
+    uint32_t slot = U32(info, 0, "slot"), bits = U32(info, 1, "keyBits"), alg = U32(info, 2, "algId"), kek = U32(info, 3, "kekIndex"),
+             maxBlob = U32(info, 4, "maxBlob");
+    auto s = s_;
+    if (!s->lib->api.GenerateKeyWithKEK)
+      return Rejected(info.Env(), "ESYMBOL", "SDF_GenerateKeyWithKEK", "the library has no SDF_GenerateKeyWithKEK");
+    if (maxBlob == 0 || maxBlob > 4096) throw Napi::RangeError::New(info.Env(), "maxBlob must be 1..4096");
+    return Start(
+        info, "SDF_GenerateKeyWithKEK",
+        [s, slot, bits, alg, kek, maxBlob](Op &op) {
+          void *h = nullptr;
+          op.out.assign(maxBlob + 64, 0);  // room beyond what the quirk says: a longer blob is an error, not an overflow
+          unsigned n = maxBlob;
+          int rc = s->lib->api.GenerateKeyWithKEK(s->h, bits, alg, kek, op.out.data(), &n, &h);
+          if (rc != SDR_OK) return rc;
+          SetKey(*s, slot, h);
+          if (n > maxBlob) {
+            op.errCode = "EARG";
+            op.errMsg = "SDF_GenerateKeyWithKEK returned a " + std::to_string(n) + "-byte blob, more than the " + std::to_string(maxBlob) + " bytes allowed";
+            return 0;
+          }
+          op.outLen = n;
+          return rc;
+        },
+        [](Napi::Env env, Op &op) -> Napi::Value { return Out(env, op.out.data(), op.outLen); });
+  }
+
+  // keyWithIsk(slot, iskIndex, x32, y32, hash32, c): the digital envelope (SM2 ciphertext C1 ‖ C3 ‖ C2 of a
+  // session key, encrypted to the card's encryption key at iskIndex), laid out as ECCCipher for eccLen.
+  Napi::Value KeyWithIsk(const Napi::CallbackInfo &info) {
+    uint32_t slot = U32(info, 0, "slot"), isk = U32(info, 1, "iskIndex");
+    auto s = s_;
+    if (!s->lib->api.ImportKeyWithISK_ECC)
+      return Rejected(info.Env(), "ESYMBOL", "SDF_ImportKeyWithISK_ECC", "the library has no SDF_ImportKeyWithISK_ECC");
+    auto x = Bytes(info[2]), y = Bytes(info[3]), m = Bytes(info[4]), c = Bytes(info[5]);
+    if (x.size() != 32 || y.size() != 32 || m.size() != 32) throw Napi::RangeError::New(info.Env(), "envelope C1 (x, y) and C3 must be 32 bytes each");
+    if (c.empty() || c.size() > 1024) throw Napi::RangeError::New(info.Env(), "envelope C2 must be 1..1024 bytes");
+    return Start(
+        info, "SDF_ImportKeyWithISK_ECC",
+        [s, slot, isk](Op &op) {
+          unsigned L = s->lib->eccLen;
+          // x[L] ‖ y[L] ‖ M[32] ‖ L(4) ‖ C[n], with room for vendors that declare C[136]
+          std::vector<uint8_t> cipher(2 * kMaxEcc + 32 + 4 + std::max<size_t>(op.in2.size(), 136) + 16, 0);
+          PutField(cipher.data(), L, op.in1.data());
+          PutField(cipher.data() + L, L, op.in1.data() + 32);
+          memcpy(cipher.data() + 2 * L, op.in3.data(), 32);
+          uint32_t n = static_cast<uint32_t>(op.in2.size());
+          memcpy(cipher.data() + 2 * L + 32, &n, 4);
+          memcpy(cipher.data() + 2 * L + 36, op.in2.data(), n);
+          void *h = nullptr;
+          int rc = s->lib->api.ImportKeyWithISK_ECC(s->h, isk, cipher.data(), &h);
+          if (rc == SDR_OK) SetKey(*s, slot, h);
+          return rc;
+        },
+        nullptr,
+        [&x, &y, &m, &c](Op &op) {
+          op.in1 = std::move(x);
+          op.in1.insert(op.in1.end(), y.begin(), y.end());
+          op.in3 = std::move(m);
+          op.in2 = std::move(c);
+        });
   }
 
   Napi::Value HasKey(const Napi::CallbackInfo &info) {
@@ -424,7 +510,8 @@ class Session : public Napi::ObjectWrap<Session> {
                                 za ? static_cast<unsigned>(op.in3.size()) : 0);
           if (rc != SDR_OK) return rc;
           op.fn = "SDF_HashUpdate";
-          rc = api.HashUpdate(s->h, op.in1.data(), static_cast<unsigned>(op.in1.size()));
+          // SM3 of nothing is HashInit + HashFinal: some libraries refuse a 0-byte update, none needs one
+          if (!op.in1.empty()) rc = api.HashUpdate(s->h, op.in1.data(), static_cast<unsigned>(op.in1.size()));
           op.out.resize(64);
           unsigned n = 64;
           int rcFinal = api.HashFinal(s->h, op.out.data(), &n);  // always finish: leaves the session clean
@@ -455,17 +542,18 @@ class Session : public Napi::ObjectWrap<Session> {
         nullptr, [&pw](Op &op) { op.in1 = std::move(pw); });
   }
 
-  Napi::Value ExportSignPublicKey(const Napi::CallbackInfo &info) {
+  Napi::Value ExportPublicKey(const Napi::CallbackInfo &info, bool enc) {
     uint32_t index = U32(info, 0, "index");
     auto s = s_;
-    if (!s->lib->api.ExportSignPublicKey_ECC)
-      return Rejected(info.Env(), "ESYMBOL", "SDF_ExportSignPublicKey_ECC", "the library has no SDF_ExportSignPublicKey_ECC");
+    const std::string fn = enc ? "SDF_ExportEncPublicKey_ECC" : "SDF_ExportSignPublicKey_ECC";
+    auto f = enc ? s->lib->api.ExportEncPublicKey_ECC : s->lib->api.ExportSignPublicKey_ECC;
+    if (!f) return Rejected(info.Env(), "ESYMBOL", fn, "the library has no " + fn);
     return Start(
-        info, "SDF_ExportSignPublicKey_ECC",
-        [s, index](Op &op) {
+        info, fn,
+        [s, index, f](Op &op) {
           unsigned L = s->lib->eccLen;
           std::vector<uint8_t> pk(4 + 2 * kMaxEcc, 0);  // never smaller than the standard layout
-          int rc = s->lib->api.ExportSignPublicKey_ECC(s->h, index, pk.data());
+          int rc = f(s->h, index, pk.data());
           if (rc != SDR_OK) return rc;
           op.out.resize(64);
           memcpy(op.out.data(), pk.data() + 4 + L - 32, 32);
@@ -475,6 +563,8 @@ class Session : public Napi::ObjectWrap<Session> {
         },
         [](Napi::Env env, Op &op) -> Napi::Value { return Out(env, op.out.data(), 64); });
   }
+  Napi::Value ExportSignPublicKey(const Napi::CallbackInfo &info) { return ExportPublicKey(info, false); }
+  Napi::Value ExportEncPublicKey(const Napi::CallbackInfo &info) { return ExportPublicKey(info, true); }
 
   Napi::Value InternalSign(const Napi::CallbackInfo &info) {
     uint32_t index = U32(info, 0, "index");
@@ -540,16 +630,18 @@ class Library : public Napi::ObjectWrap<Library> {
                        });
   }
 
-  // new Library(path, { eccLen: 32 | 64, keyHandleSymbol: 'SDF_GetSymmKeyHandle' })
+  // new Library(path, { eccLen: 32 | 64, keyHandleSymbol?: 'SDF_GetSymmKeyHandle' }): the key-handle
+  // extension is looked up only when a quirk names it
   explicit Library(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Library>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "library path expected");
     st_ = std::make_shared<LibState>();
     st_->path = info[0].As<Napi::String>().Utf8Value();
-    st_->keyHandleSymbol = "SDF_GetSymmKeyHandle";
     if (info.Length() > 1 && info[1].IsObject()) {
       auto o = info[1].As<Napi::Object>();
       if (o.Has("eccLen") && o.Get("eccLen").IsNumber()) st_->eccLen = o.Get("eccLen").As<Napi::Number>().Uint32Value();
+      if (o.Has("serialiseLifecycle") && o.Get("serialiseLifecycle").IsBoolean())
+        st_->serialise = o.Get("serialiseLifecycle").As<Napi::Boolean>().Value();
       if (o.Has("keyHandleSymbol") && o.Get("keyHandleSymbol").IsString())
         st_->keyHandleSymbol = o.Get("keyHandleSymbol").As<Napi::String>().Utf8Value();
     }
@@ -584,7 +676,10 @@ class Library : public Napi::ObjectWrap<Library> {
     need("SDF_ReleasePrivateKeyAccessRight", a.ReleasePrivateKeyAccessRight, false);
     need("SDF_ExportSignPublicKey_ECC", a.ExportSignPublicKey_ECC, false);
     need("SDF_ImportKeyWithKEK", a.ImportKeyWithKEK, false);
-    need(st_->keyHandleSymbol.c_str(), a.GetSymmKeyHandle, false);
+    need("SDF_GenerateKeyWithKEK", a.GenerateKeyWithKEK, false);
+    need("SDF_ImportKeyWithISK_ECC", a.ImportKeyWithISK_ECC, false);
+    need("SDF_ExportEncPublicKey_ECC", a.ExportEncPublicKey_ECC, false);
+    if (!st_->keyHandleSymbol.empty()) need(st_->keyHandleSymbol.c_str(), a.GetSymmKeyHandle, false);
     need("SDF_InternalSign_ECC", a.InternalSign_ECC, false);
     need("SDF_InternalVerify_ECC", a.InternalVerify_ECC, false);
     if (!missing.empty()) {
@@ -613,7 +708,12 @@ class Library : public Napi::ObjectWrap<Library> {
     auto st = st_;
     st->deviceBusy = true;
     auto *op = new Op(
-        env, "SDF_OpenDevice", [st](Op &op) { return st->api.OpenDevice(&op.handle); },
+        env, "SDF_OpenDevice",
+        [st](Op &op) {
+          std::unique_lock<std::mutex> lock(st->lifecycle, std::defer_lock);
+          if (st->serialise) lock.lock();
+          return st->api.OpenDevice(&op.handle);
+        },
         [st](Napi::Env env, Op &op) -> Napi::Value {
           st->device = op.handle;
           return env.Undefined();
@@ -635,7 +735,14 @@ class Library : public Napi::ObjectWrap<Library> {
     void *dev = st->device;
     st->device = nullptr;  // no new sessions from here on
     st->deviceBusy = true;
-    auto *op = new Op(env, "SDF_CloseDevice", [st, dev](Op &) { return st->api.CloseDevice(dev); }, nullptr,
+    auto *op = new Op(
+        env, "SDF_CloseDevice",
+        [st, dev](Op &) {
+          std::unique_lock<std::mutex> lock(st->lifecycle, std::defer_lock);
+          if (st->serialise) lock.lock();
+          return st->api.CloseDevice(dev);
+        },
+        nullptr,
                       [st](Op &) { st->deviceBusy = false; });
     return op->Queue_();
   }
@@ -646,7 +753,12 @@ class Library : public Napi::ObjectWrap<Library> {
     auto st = st_;
     st->sessions++;  // counted from now so closeDevice waits for it
     auto *op = new Op(
-        env, "SDF_OpenSession", [st](Op &op) { return st->api.OpenSession(st->device, &op.handle); },
+        env, "SDF_OpenSession",
+        [st](Op &op) {
+          std::unique_lock<std::mutex> lock(st->lifecycle, std::defer_lock);
+          if (st->serialise) lock.lock();
+          return st->api.OpenSession(st->device, &op.handle);
+        },
         [st](Napi::Env env, Op &op) -> Napi::Value {
           auto ss = std::make_shared<SessState>();
           // (sessions was counted when the call was queued)

@@ -45,6 +45,16 @@ typedef struct ECCSignature_st {
   unsigned char s[ECCref_MAX_LEN];
 } ECCSignature;
 
+/* SM2 ciphertext (the digital envelope of SDF_ImportKeyWithISK_ECC): C1 = (x, y), C3 = M = SM3 hash,
+ * C2 = C[L]. GM/T 0018-2012 declares C[1] and lets it run on for L bytes; some vendors fix C[136]. */
+typedef struct ECCCipher_st {
+  unsigned char x[ECCref_MAX_LEN];
+  unsigned char y[ECCref_MAX_LEN];
+  unsigned char M[32];
+  unsigned int L;
+  unsigned char C[1];
+} ECCCipher;
+
 #pragma pack()
 
 /* algorithm identifiers (GM/T 0006) */
@@ -107,6 +117,12 @@ typedef int (*SDF_GetPrivateKeyAccessRight_fn)(void *hSessionHandle, unsigned in
                                                 unsigned int uiPwdLength);
 typedef int (*SDF_ReleasePrivateKeyAccessRight_fn)(void *hSessionHandle, unsigned int uiKeyIndex);
 typedef int (*SDF_ExportSignPublicKey_ECC_fn)(void *hSessionHandle, unsigned int uiKeyIndex, void *pucPublicKey);
+typedef int (*SDF_ExportEncPublicKey_ECC_fn)(void *hSessionHandle, unsigned int uiKeyIndex, void *pucPublicKey);
+typedef int (*SDF_GenerateKeyWithKEK_fn)(void *hSessionHandle, unsigned int uiKeyBits, unsigned int uiAlgID,
+                                         unsigned int uiKEKIndex, unsigned char *pucKey, unsigned int *puiKeyLength,
+                                         void **phKeyHandle);
+typedef int (*SDF_ImportKeyWithISK_ECC_fn)(void *hSessionHandle, unsigned int uiISKIndex, void *pucKey,
+                                           void **phKeyHandle);
 typedef int (*SDF_ImportKeyWithKEK_fn)(void *hSessionHandle, unsigned int uiAlgID, unsigned int uiKEKIndex,
                                        unsigned char *pucKey, unsigned int uiKeyLength, void **phKeyHandle);
 /* vendor extension (e.g. Sansec): a handle on a symmetric key stored at an internal index */

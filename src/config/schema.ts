@@ -6,6 +6,10 @@ const hostPort = { type: 'string', pattern: '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]
 const ehcin = { type: 'string', pattern: '^[0-9]{4}[ABCDEFX][0-9]{4}$' } as const;
 const hex16 = { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } as const;
 const keyIndex = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+/** a key blob wrapped under the card's KEK: 16..512 bytes, as the card's wrap algorithm made it */
+const wrappedHex = { type: 'string', pattern: '^(?:[0-9a-fA-F]{2}){16,512}$' } as const;
+/** SM2 ciphertext C1 ‖ C3 ‖ C2 of a key: at least 64 + 32 + 16 bytes */
+const envelopeHex = { type: 'string', pattern: '^(?:[0-9a-fA-F]{2}){112,1200}$' } as const;
 
 /** Default key indexes on the crypto card; `card.keys` may remap them to the indexes a real card uses. */
 export const DEFAULT_KEY_INDEXES = {
@@ -130,16 +134,24 @@ export const configSchema = {
           properties: {
             library: { type: 'string', minLength: 1, description: "path of the vendor's GM/T 0018 SDF shared library" },
             sessions: { type: 'integer', minimum: 1, maximum: 256, description: 'SDF sessions in the pool (default 8)' },
-            quirks: { enum: ['standard', 'ecc32', 'sms4'], description: 'vendor quirk table entry (firmware-bridge/lib/quirks.ts)' },
+            quirks: { enum: ['standard', 'ecc32', 'sms4', 'sym-key-handle'], description: 'vendor quirk table entry (firmware-bridge/lib/quirks.ts); standard uses only GM/T 0018 functions' },
             keyPassword: { type: 'string', description: 'private key access password for SM2 signing' },
             kek: keyIndex,
+            kekAlg: { enum: ['sm4-ecb', 'sm4-cbc'], description: 'the algorithm the card wraps keys under the KEK with (default sm4-ecb)' },
+            isk: { ...keyIndex, description: "index of the card's SM2 encryption key pair that envelopes are encrypted to (default card.keys.sign)" },
+            envelopes: {
+              description: "keys as digital envelopes: hex SM2 ciphertext C1 (x‖y, optionally 04‖x‖y) ‖ C3 ‖ C2 of the key, encrypted to the card's encryption public key (SDF_ImportKeyWithISK_ECC)",
+              type: 'object',
+              additionalProperties: false,
+              properties: { ehcid: envelopeHex, validity: envelopeHex, storage: envelopeHex, mac: envelopeHex },
+            },
             retryMs: { type: 'integer', minimum: 100, maximum: 600000, description: 'minimum time between reopen attempts of a failed card (default 5000)' },
             timeoutMs: { type: 'integer', minimum: 50, maximum: 600000, description: 'longest a card call may take, queueing included, before the card counts as failed (default 5000)' },
             wrappedKeys: {
-              description: 'keys wrapped (SM4-ECB) under the KEK at card.sdf.kek, for cards without keys by internal index',
+              description: 'keys wrapped under the KEK at card.sdf.kek with card.sdf.kekAlg (SDF_ImportKeyWithKEK): hex blobs as long as the card made them (`ehc-edge card generate`)',
               type: 'object',
               additionalProperties: false,
-              properties: { ehcid: hex16, validity: hex16, storage: hex16, mac: hex16 },
+              properties: { ehcid: wrappedHex, validity: wrappedHex, storage: wrappedHex, mac: wrappedHex },
             },
           },
         },

@@ -53,9 +53,12 @@ export interface ApplianceConfig {
     sdf?: {
       library: string;
       sessions?: number;
-      quirks?: 'standard' | 'ecc32' | 'sms4';
+      quirks?: 'standard' | 'ecc32' | 'sms4' | 'sym-key-handle';
       keyPassword?: string;
       kek?: number;
+      kekAlg?: 'sm4-ecb' | 'sm4-cbc';
+      isk?: number;
+      envelopes?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;
       retryMs?: number;
       timeoutMs?: number;
       wrappedKeys?: Partial<Record<'ehcid' | 'validity' | 'storage' | 'mac', string>>;

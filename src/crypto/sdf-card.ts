@@ -6,14 +6,22 @@
  * EhcError 8008 and the card retries the device at most every `retryMs`. A device that fails mid-run
  * (SDR_COMMFAIL, SDR_HARDFAIL …) is closed and reopened the same way.
  *
- * Errors are mapped once, here:
- *  - 8008 加密服务失败: the card service itself is broken or misconfigured (library, device, session,
- *    key not in the card, access denied, algorithm not supported, closed).
- *  - 2005 加密服务失败: the card worked but refused this input (bad data, crypto operation error).
+ * Keys: the symmetric keys come into every session the standard's way (card.sdf.envelopes →
+ * SDF_ImportKeyWithISK_ECC, card.sdf.wrappedKeys → SDF_ImportKeyWithKEK) and are all loaded when the
+ * device opens, so a key that is missing or wrong leaves the card DOWN with the reason, not a call
+ * failing later.
+ *
+ * Errors are mapped once, here, by function and SDR code:
+ *  - 8008 加密服务失败: the card service itself is broken or misconfigured — library, device, session,
+ *    closed; any failure of a key-loading function (a refused envelope or blob is a configuration
+ *    problem, whatever code the vendor picked); key not in the card, access denied, algorithm not
+ *    supported.
+ *  - 2005 加密服务失败: a data function (SDF_Encrypt, SDF_Decrypt, SDF_Hash*, SDF_Internal*_ECC) worked
+ *    but refused this input (SDR_INARGERR, SDR_SYMOPERR …).
  * The message keeps the SDR name, code and function (SdfError is the cause).
  */
 import { createHmac } from 'node:crypto';
-import { SdfDevice, SdfError, toSdfError, type NativeDeviceInfo } from '../../firmware-bridge/index.ts';
+import { SdfDevice, SdfError, toSdfError, type KeySource, type NativeDeviceInfo } from '../../firmware-bridge/index.ts';
 import { EhcError } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
 import type { ApplianceConfig } from '../config/types.ts';
@@ -26,6 +34,44 @@ export const SM2_USER_ID = Buffer.from('1234567812345678', 'ascii');
 
 /** SDR codes that mean the service is misconfigured (operator must act), not that this input was bad. */
 const CONFIG_CODES = new Set(['SDR_KEYNOTEXIST', 'SDR_PARDENY', 'SDR_ALGNOTSUPPORT', 'SDR_ALGMODNOTSUPPORT', 'SDR_NOTSUPPORT', 'SDR_KEYTYPEERR', 'SDR_PRKRERR']);
+/** Functions that bring keys or rights into a session: their failure is configuration, whatever the code. */
+const KEY_FUNCTIONS = new Set([
+  'SDF_ImportKeyWithKEK',
+  'SDF_ImportKeyWithISK_ECC',
+  'SDF_GenerateKeyWithKEK',
+  'SDF_GetSymmKeyHandle',
+  'SDF_GetPrivateKeyAccessRight',
+  'SDF_ExportSignPublicKey_ECC',
+  'SDF_ExportEncPublicKey_ECC',
+  'config',
+]);
+/** Functions that work on the caller's data: an input refusal here is 2005. */
+const DATA_FUNCTIONS = new Set(['SDF_Encrypt', 'SDF_Decrypt', 'SDF_HashInit', 'SDF_HashUpdate', 'SDF_HashFinal', 'SDF_InternalSign_ECC', 'SDF_InternalVerify_ECC', 'SDF_GenerateRandom']);
+const SYMMETRIC_ROLES = ['ehcid', 'validity', 'storage', 'mac'] as const;
+
+/** An envelope in config: C1 as x‖y or 04‖x‖y, then C3, then C2. Odd byte counts carry the 04. */
+export function parseEnvelope(hex: string): Buffer {
+  const b = Buffer.from(hex, 'hex');
+  return b.length % 2 === 1 && b[0] === 0x04 ? b.subarray(1) : b;
+}
+
+/** The key sources the config gives, by key index (envelope first, then a KEK-wrapped blob). */
+export function keySources(cfg: SdfConfig, keys: KeyMap): Map<number, KeySource> {
+  const out = new Map<number, KeySource>();
+  for (const role of SYMMETRIC_ROLES) {
+    const env = cfg.envelopes?.[role];
+    const blob = cfg.wrappedKeys?.[role];
+    if (env) {
+      if (!/^(?:[0-9a-fA-F]{2}){112,}$/.test(env)) throw new EhcError('8008', `card.sdf.envelopes.${role} must be hex: the SM2 ciphertext C1 ‖ C3 ‖ C2 of the key`);
+      out.set(keys[role], { kind: 'envelope', isk: cfg.isk ?? keys.sign, cipher: parseEnvelope(env) });
+    } else if (blob) {
+      if (!/^(?:[0-9a-fA-F]{2}){16,}$/.test(blob)) throw new EhcError('8008', `card.sdf.wrappedKeys.${role} must be hex digits (the key blob wrapped under the KEK, 16 bytes or more)`);
+      if (cfg.kek === undefined) throw new EhcError('8008', 'card.sdf.wrappedKeys needs card.sdf.kek (the KEK index in the card)');
+      out.set(keys[role], { kind: 'kek', kek: cfg.kek, alg: cfg.kekAlg ?? 'sm4-ecb', blob: Buffer.from(blob, 'hex') });
+    }
+  }
+  return out;
+}
 
 export interface SdfCardOptions {
   /** minimum time between attempts to (re)open a failed device; default card.sdf.retryMs or 5000 ms */
@@ -45,7 +91,8 @@ export class SdfCard implements CardPrimitives {
   /** the close of a failed device: a reopen waits for it (vendor libraries may allow one open device) */
   private retiring: Promise<void> = Promise.resolve();
   private readonly macKeys = new Map<KeyIndex, Promise<Buffer>>();
-  private readonly wrapped: Map<number, Buffer>;
+  private readonly sources: Map<number, KeySource>;
+  private readonly labels: Map<number, string>;
   private readonly retryMs: number;
   private readonly timeoutMs: number;
 
@@ -57,13 +104,8 @@ export class SdfCard implements CardPrimitives {
   ) {
     this.retryMs = options.retryMs ?? cfg.retryMs ?? 5000;
     this.timeoutMs = options.timeoutMs ?? cfg.timeoutMs ?? 5000;
-    this.wrapped = new Map();
-    for (const [role, hex] of Object.entries(cfg.wrappedKeys ?? {})) {
-      if (!hex) continue;
-      if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new EhcError('8008', `card.sdf.wrappedKeys.${role} must be 32 hex digits (a 16-byte key wrapped under the KEK)`);
-      this.wrapped.set(keys[role as keyof KeyMap], Buffer.from(hex, 'hex'));
-    }
-    if (this.wrapped.size > 0 && cfg.kek === undefined) throw new EhcError('8008', 'card.sdf.wrappedKeys needs card.sdf.kek (the KEK index in the card)');
+    this.sources = keySources(cfg, keys);
+    this.labels = new Map(SYMMETRIC_ROLES.map((r) => [keys[r], r]));
   }
 
   /** Never throws for a card problem: check health(). Throws EhcError 8008 only for bad config. */
@@ -88,8 +130,9 @@ export class SdfCard implements CardPrimitives {
           sessions: this.cfg.sessions ?? 8,
           quirks: this.cfg.quirks,
           keyPassword: this.cfg.keyPassword,
-          kek: this.cfg.kek,
-          wrappedKeys: this.wrapped,
+          keys: this.sources,
+          labels: this.labels,
+          preload: true,
         });
         try {
           this.info = await device.deviceInfo();
@@ -159,7 +202,7 @@ export class SdfCard implements CardPrimitives {
       }
       return new EhcError('8008', `crypto card failed: ${e.message}`, { cause: e });
     }
-    if (e.kind === 'operation' && !CONFIG_CODES.has(e.sdr) && e.sdr !== 'EARG') {
+    if (e.kind === 'operation' && DATA_FUNCTIONS.has(e.fn) && !KEY_FUNCTIONS.has(e.fn) && !CONFIG_CODES.has(e.sdr) && e.sdr.startsWith('SDR_')) {
       return new EhcError('2005', `crypto card refused the operation: ${e.message}`, { cause: e });
     }
     if (e.kind === 'closed' && !this.closed) return new EhcError('8008', `crypto card failed: device was reset during the call (${e.fn})`, { cause: e });
@@ -255,6 +298,6 @@ function describe(e: SdfError): string {
     case 'device':
       return e.sdr === 'SDR_OPENDEVICE' ? `device absent or not openable (${e.fn}: ${e.sdr})` : `device error: ${e.message}`;
     default:
-      return e.message;
+      return e.message.startsWith('key ') ? `keys not loadable: ${e.message}` : e.message;
   }
 }

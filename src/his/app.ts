@@ -45,7 +45,8 @@ export interface HisDeps {
   registry: Registry;
   status: () => Promise<Record<string, unknown>>;
   /** readiness for /v1/health: false → 503 */
-  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  /** `down`: why each failed check is down, in words an operator can act on (no keys, no personal data) */
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean>; down?: Record<string, string> }>;
   onAuthFailure?: (c: Context, why: AuthFailure, presented: string | undefined) => void;
   /** failed-auth throttle shared by every key class (default: AUTH_THROTTLE_DEFAULTS, no audit) */
   authThrottle?: AuthThrottle;
@@ -104,7 +105,7 @@ export function createHisApp(deps: HisDeps): Hono {
 
   app.get('/v1/health', async (c) => {
     const r = await deps.ready();
-    return c.json({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks }, r.ok ? 200 : 503);
+    return c.json({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks, ...(r.down ? { down: r.down } : {}) }, r.ok ? 200 : 503);
   });
   const document = openApiDocument((deps.extensions ?? []).flatMap((e) => (e.paths ? [e.paths] : [])));
   app.get('/v1/openapi.json', (c) => c.json(document));

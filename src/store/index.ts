@@ -34,6 +34,8 @@ export async function openOutbox(
   config: Pick<ApplianceConfig, 'stateDir' | 'outbox' | 'card'>,
   card: CardPrimitives | undefined,
   log: Logger,
+  /** false when the card is down at start: the key check then happens at the outbox's first use */
+  options: { checkKeysNow?: boolean } = {},
 ): Promise<SqliteOutbox> {
   const { maxRecords, maxBytes, maxAgeHours } = config.outbox;
   const outbox = SqliteOutbox.open({
@@ -43,7 +45,7 @@ export async function openOutbox(
     limits: { maxRecords, maxBytes, maxAgeHours },
     log: log.child({ component: 'outbox' }),
   });
-  if (card) {
+  if (card && options.checkKeysNow !== false) {
     try {
       await outbox.ready();
     } catch (err) {
