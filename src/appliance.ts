@@ -163,6 +163,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
+      viewerKeys: config.his.viewerKeys,
       bodyLimitBytes: config.his.bodyLimitBytes,
       log: log.child({ component: 'his' }),
       registry,
