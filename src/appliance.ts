@@ -4,6 +4,7 @@
  * tests and benchmarks start real appliances with it.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
@@ -20,6 +21,8 @@ import { verifyMetrics } from './verify/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
 import { startOps } from './his/wire.ts';
 import { registerStatusMetrics } from './ops/status-metrics.ts';
+import { History } from './ops/history.ts';
+import { historyExtension } from './his/history-route.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
@@ -110,10 +113,27 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
 
     const ops = await startOps({ config, card, upstream, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
     registerStatusMetrics(registry, () => ops.status());
+    // per-minute history for the status page's charts, persisted across restarts (src/ops/history.ts)
+    const history = History.open({
+      dir: path.join(config.stateDir, 'history'),
+      log: log.child({ component: 'history' }),
+      sample: async () => {
+        const s = await ops.status();
+        return {
+          upstreamUp: s.upstream.reachable,
+          upstreamMs: s.upstream.latencyMs,
+          cardUp: s.card.ok,
+          outboxDepth: s.outbox.depth,
+          delivered: replay.metrics().ehc_edge_replay_delivered_total ?? 0,
+          scanners: s.scanners.map((x) => ({ id: x.id, name: x.name, up: x.state === 'ready', configured: x.configured })),
+        };
+      },
+    });
+    stops.push(() => history.close()); // before ops closes: its last sample reads the status
     stops.push(() => ops.close());
     ops.setOutbox(() => outbox.stats());
 
-    const observers: VerifyObserver[] = [verifyMetrics(registry), ops.observer, { verified: () => desks.note(), rejected: () => desks.note() }];
+    const observers: VerifyObserver[] = [verifyMetrics(registry), ops.observer, history.observer(), { verified: () => desks.note(), rejected: () => desks.note() }];
     const verifier = new RoutingVerifier({
       card,
       upstream,
@@ -159,7 +179,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       simulator: simulator ? { url: simulator.url } : undefined,
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
     });
-    const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps)];
+    const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps), historyExtension(history)];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
