@@ -21,13 +21,20 @@ export async function startEmbeddedSimulator(config: ApplianceConfig, log: Logge
     foreignEhcin: config.simulator.ehcin,
     apps: [{ appId: config.upstream.appId, secret: config.upstream.appSecret, dialect: config.upstream.dialect, appKey: config.upstream.appKey }],
   });
-  for (const key of ['url', 'crossDomainUrl'] as const) {
-    const u = new URL(config.upstream[key]);
-    if (u.hostname === host && Number(u.port || 80) === port && port === 0) {
-      u.port = String(sim.port);
-      config.upstream[key] = u.toString();
-    }
-  }
   log.info('home-card-system simulator listening (demo upstream)', { url: sim.url });
   return sim;
+}
+
+/** The upstream section with `url`/`crossDomainUrl` pointed at the port the simulator bound (a copy: the config is frozen). */
+export function upstreamOnSimulator(config: ApplianceConfig, sim: EmbeddedSimulator): ApplianceConfig['upstream'] {
+  const { host, port } = splitHostPort(config.simulator.listen);
+  const upstream = { ...config.upstream };
+  for (const key of ['url', 'crossDomainUrl'] as const) {
+    const u = new URL(upstream[key]);
+    if (u.hostname === host && Number(u.port || 80) === port && port === 0) {
+      u.port = String(sim.port);
+      upstream[key] = u.toString();
+    }
+  }
+  return upstream;
 }

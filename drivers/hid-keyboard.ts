@@ -12,7 +12,7 @@
  * mode devices with a message telling the operator how to switch the scanner to HID POS or serial.
  * The decoder below stays: it is tested on recorded reports and is what a future exclusive path needs.
  */
-import { EhcError } from '../src/errors.ts';
+import { ScannerError } from '../src/errors.ts';
 import { DEVICE_TABLE, KEYBOARD_DEFAULTS } from './devices.ts';
 import type { DeviceInfo, Scanner, ScannerDriver } from './types.ts';
 
@@ -111,6 +111,6 @@ function hex4(n: number): string {
 export const hidKeyboardDriver: ScannerDriver = {
   name: 'hid-keyboard',
   async open(device: DeviceInfo): Promise<Scanner> {
-    throw new EhcError('9005', keyboardRefusal(device));
+    throw new ScannerError(keyboardRefusal(device), { code: '9005' }); // keyboard (wedge) mode is not supported
   },
 };

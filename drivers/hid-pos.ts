@@ -14,7 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import HID from 'node-hid';
-import { EhcError } from '../src/errors.ts';
+import { ScannerError } from '../src/errors.ts';
 import type { CloseReason, DeviceInfo, Scanner, ScannerDriver, ScannerEvents } from './types.ts';
 
 export const HID_POS_REPORT_ID = 0x02;
@@ -124,7 +124,7 @@ export const hidPosDriver: ScannerDriver = {
     try {
       hid = await HID.HIDAsync.open(device.path);
     } catch (err) {
-      throw new EhcError('9005', `cannot open HID POS scanner ${device.path}: ${(err as Error).message}`, { cause: err });
+      throw new ScannerError(`cannot open HID POS scanner ${device.path}: ${(err as Error).message}`, { cause: err });
     }
     const feature = device.options.enableFeatureReport;
     if (feature) await hid.sendFeatureReport(feature).catch(() => 0); // best effort: not every model knows it

@@ -13,6 +13,14 @@
  * gone), so the scanner also watches its path and treats "gone or now another node" as an unplug,
  * closing the port, which ends that loop.
  */
+import { EventEmitter } from 'node:events';
+import { realpathSync } from 'node:fs';
+import { SerialPort, DelimiterParser, InterByteTimeoutParser } from 'serialport';
+import type { Transform } from 'node:stream';
+import { ScannerError } from '../src/errors.ts';
+import { SERIAL_DEFAULTS } from './devices.ts';
+import { stripAim, type CloseReason, type DeviceInfo, type Scanner, type ScannerDriver, type ScannerEvents } from './types.ts';
+
 export const PATH_CHECK_MS = 250;
 
 function realOf(p: string): string | undefined {
@@ -22,13 +30,6 @@ function realOf(p: string): string | undefined {
     return undefined;
   }
 }
-import { EventEmitter } from 'node:events';
-import { realpathSync } from 'node:fs';
-import { SerialPort, DelimiterParser, InterByteTimeoutParser } from 'serialport';
-import type { Transform } from 'node:stream';
-import { EhcError } from '../src/errors.ts';
-import { SERIAL_DEFAULTS } from './devices.ts';
-import { stripAim, type CloseReason, type DeviceInfo, type Scanner, type ScannerDriver, type ScannerEvents } from './types.ts';
 
 const SUFFIX_BYTES = { CR: '\r', LF: '\n', CRLF: '\r\n' } as const;
 
@@ -131,7 +132,7 @@ export const serialDriver: ScannerDriver = {
       autoOpen: false,
     });
     await new Promise<void>((resolve, reject) =>
-      port.open((err) => (err ? reject(new EhcError('9005', `cannot open serial scanner ${device.path}: ${err.message}`, { cause: err })) : resolve())),
+      port.open((err) => (err ? reject(new ScannerError(`cannot open serial scanner ${device.path}: ${err.message}`, { cause: err })) : resolve())),
     );
     return new SerialScanner(scannerId, device, port);
   },

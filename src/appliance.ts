@@ -9,12 +9,14 @@ import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
+import { deepFreeze } from './config/load.ts';
 import type { CryptoCard } from './crypto/card.ts';
 import { openCard } from './crypto/open-card.ts';
 import type { EmbeddedSimulator } from '../demo/embed.ts'; // a type only: the module is loaded when the config asks for it
 import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import { descriptorsNeeded, openFileLimit } from './his/connection-budget.ts';
+import { ClockDiscipline } from './ops/clock-discipline.ts';
 import type { Logger } from './platform/log.ts';
 import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
@@ -26,6 +28,8 @@ import { historyExtension } from './his/history-route.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
+import { startProvinceJobs } from './protocol/province-jobs.ts';
+import { readTermList } from './ops/stats.ts';
 import type { Upstream } from './protocol/upstream.ts';
 import { RoutingVerifier, type VerifyObserver } from './verify/verifier.ts';
 import type { Verifier } from './verify/types.ts';
@@ -33,6 +37,8 @@ import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store
 import { deferredRoute } from './his/deferred-route.ts';
 import { startScanning, type Scanning } from './scan/index.ts';
 import { scanExtension } from './his/scans-route.ts';
+import { StreamTickets, streamTicketExtension, ticketOrKey } from './his/stream-tickets.ts';
+import { deskPage } from './his/desk-page.ts';
 import { EhcError } from './errors.ts';
 import type { DeferredResultListener } from './store/replay.ts';
 
@@ -62,15 +68,18 @@ export interface Appliance {
 export async function startAppliance(config: ApplianceConfig, log: Logger): Promise<Appliance> {
   const startedAt = Date.now();
   const stops: Array<() => Promise<void>> = [];
-  const stop = async () => {
-    for (const s of stops.reverse()) {
-      try {
-        await s();
-      } catch (err) {
-        log.warn('error while stopping', { error: err });
+  // stops run once, in reverse start order; a second stop() answers the first one's promise
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      for (const s of [...stops].reverse()) {
+        try {
+          await s();
+        } catch (err) {
+          log.warn('error while stopping', { error: err });
+        }
       }
-    }
-  };
+    })());
   try {
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     const registry = createRegistry();
@@ -81,12 +90,15 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     let simulator: EmbeddedSimulator | undefined;
     if (config.simulator.enabled) {
       // the demo room is reached only through the config: a site install never loads it
-      const { startEmbeddedSimulator } = await import('../demo/embed.ts');
+      const { startEmbeddedSimulator, upstreamOnSimulator } = await import('../demo/embed.ts');
       simulator = await startEmbeddedSimulator(config, log.child({ component: 'simulator' }));
       stops.push(() => simulator!.close());
+      config = deepFreeze({ ...config, upstream: upstreamOnSimulator(config, simulator) });
     }
 
-    const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }) });
+    const clock = await ClockDiscipline.open({ stateDir: config.stateDir, ...config.verify.clock, logger: log.child({ component: 'clock' }) });
+    stops.push(() => clock.close());
+    const upstream = new HttpUpstream(config.upstream, { logger: log.child({ component: 'upstream' }), onAnswer: (e) => clock.noteHomeTimestamp(e.timestamp) });
     stops.push(() => upstream.close());
 
     // a card that is down at start is a degraded state, not a failed start: the outbox checks its keys on first use
@@ -139,6 +151,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       upstream,
       outbox,
       settings: { ...config.verify, localEhcins: config.site.localEhcins, termId: config.site.termId },
+      clock,
       observers,
     });
 
@@ -171,15 +184,45 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
     );
 
+    // province methods (usage upload, terminal registration): only where the site's card system offers them
+    const province = config.upstream.province;
+    if (province?.usecarddate || province?.registerTerminals) {
+      const jobs = startProvinceJobs({
+        settings: province,
+        stateDir: config.stateDir,
+        termId: config.site.termId,
+        outbox,
+        log: log.child({ component: 'province' }),
+        usageRows: (day) => ops.stats.usecardSceneList({ from: day, to: day, pageSize: 1_000_000 }).rows,
+        terminals: () => readTermList(scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })), config.site),
+      });
+      stops.push(() => jobs.stop());
+      void jobs.runOnce().catch((err: Error) => log.warn('province job failed', { error: err.message }));
+    }
+
     let his: HisServer | undefined;
-    const status = async (): Promise<Record<string, unknown>> => ({
-      ...(await ops.status()),
+    const status = async (): Promise<Record<string, unknown>> => {
+      const base = await ops.status();
+      const clockState = clock.state();
+      return {
+      ...base,
+      ok: base.ok && clockState.ok,
+      clock: clockState,
       policy: config.verify.policy,
       outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
-    });
-    const extensions: HisExtension[] = [...ops.extensions, deferredRoute((ovn) => outbox.lookup(ovn)), scanExtension(scanning.routeDeps), historyExtension(history)];
+      };
+    };
+    const tickets = new StreamTickets(config.his.streamTickets);
+    const extensions: HisExtension[] = [
+      ...ops.extensions,
+      deferredRoute((ovn) => outbox.lookup(ovn)),
+      scanExtension(scanning.routeDeps, (auth, ctx) => ticketOrKey(tickets, auth, ctx.throttle)),
+      streamTicketExtension(tickets),
+      deskPage(),
+      historyExtension(history),
+    ];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
@@ -194,6 +237,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       },
       authThrottle: ops.authThrottle,
       extensions,
+      cors: config.his.cors,
     });
     his = await startHisServer(app, config.his);
     stops.push(() => his!.close());

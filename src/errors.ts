@@ -52,7 +52,9 @@ export function isReturnCode(value: unknown): value is ReturnCode {
 }
 
 export class EhcError extends Error {
-  override readonly name = 'EhcError';
+  override readonly name: string = 'EhcError';
+  /** The kind's stable code (undici's pattern): a subclass names its kind; a bare EhcError is only a return code. */
+  readonly kind: string = 'EHC_ERR_RETURN_CODE';
   constructor(
     readonly code: ReturnCode,
     message: string,
@@ -70,4 +72,97 @@ export function asEhcError(err: unknown, fallback: ReturnCode = '8009', context 
   if (err instanceof EhcError) return err;
   const detail = err instanceof Error ? err.message : String(err);
   return new EhcError(fallback, `${context}: ${detail}`, { cause: err });
+}
+
+/*
+ * Internal error classes, one per kind of failure (undici's pattern: a class per kind, a stable `kind`
+ * code). Each fixes, once, the wire return code it maps to (`code`). HTTP statuses (src/his/http-status.ts)
+ * and replay decisions (src/store/replay.ts) switch on the class; a bare EhcError (still thrown where
+ * a spec code is the whole story: a code that does not verify, a refused envelope) falls back to its code.
+ */
+type Options = { cause?: unknown };
+
+/** Bad input from a caller or a config value the component cannot use (9001). */
+export class BadRequestError extends EhcError {
+  override readonly name: string = 'BadRequestError';
+  override readonly kind: string = 'EHC_ERR_BAD_REQUEST';
+  constructor(message: string, options?: Options) {
+    super('9001', message, options);
+  }
+}
+
+/** The home card system cannot be reached now: try again later (base of the connect/TLS/timeout kinds). */
+export class UpstreamUnreachableError extends EhcError {
+  override readonly name: string = 'UpstreamUnreachableError';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_UNREACHABLE';
+  constructor(message: string, options?: Options & { code?: '8001' | '8002' | '8004' }) {
+    super(options?.code ?? '8004', message, options);
+  }
+}
+
+/** TCP connect refused, host or network unreachable, DNS failure (8004). */
+export class UpstreamConnectError extends UpstreamUnreachableError {
+  override readonly name: string = 'UpstreamConnectError';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_CONNECT';
+}
+
+/** No connection within upstream.connectTimeoutMs (8004). */
+export class UpstreamConnectTimeoutError extends UpstreamUnreachableError {
+  override readonly name: string = 'UpstreamConnectTimeoutError';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_CONNECT_TIMEOUT';
+}
+
+/** The TLS handshake failed or the peer dropped the session after it (client certificate refused) (8004). */
+export class UpstreamTlsError extends UpstreamUnreachableError {
+  override readonly name: string = 'UpstreamTlsError';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_TLS';
+}
+
+/** Connected, but no answer within upstream.timeoutMs (8001). */
+export class UpstreamTimeoutError extends UpstreamUnreachableError {
+  override readonly name: string = 'UpstreamTimeoutError';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_TIMEOUT';
+  constructor(message: string, options?: Options) {
+    super(message, { ...options, code: '8001' });
+  }
+}
+
+/** The connection broke mid-transfer (8002). */
+export class UpstreamTransferError extends UpstreamUnreachableError {
+  override readonly name: string = 'UpstreamTransferError';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_TRANSFER';
+  constructor(message: string, options?: Options) {
+    super(message, { ...options, code: '8002' });
+  }
+}
+
+/** The home card system answered, with a failure return code: `code` is ITS code (9999 when not one of 附录A). */
+export class UpstreamAnswerError extends EhcError {
+  override readonly name: string = 'UpstreamAnswerError';
+  override readonly kind: string = 'EHC_ERR_UPSTREAM_ANSWER';
+  constructor(
+    readonly remoteCode: string,
+    message: string,
+    options?: Options,
+  ) {
+    super(isReturnCode(remoteCode) && remoteCode !== '0000' ? remoteCode : '9999', message, options);
+  }
+}
+
+/** The crypto card failed or is not available (8008). */
+export class CardError extends EhcError {
+  override readonly name: string = 'CardError';
+  override readonly kind: string = 'EHC_ERR_CARD';
+  constructor(message: string, options?: Options) {
+    super('8008', message, options);
+  }
+}
+
+/** A scanner could not be opened or was refused: a device state, never a wire answer (8009 if it ever is one). */
+export class ScannerError extends EhcError {
+  override readonly name: string = 'ScannerError';
+  override readonly kind: string = 'EHC_ERR_SCANNER';
+  constructor(message: string, options?: Options & { code?: '8009' | '9005' }) {
+    super(options?.code ?? '8009', message, options);
+  }
 }

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger({ level: config.log.level });
+  const log = createLogger({ level: config.log.level, pii: config.log.pii });
   // sd_notify from this (the main) process; a no-op when not started by systemd
   const notifier = createNotifier(log.child({ component: 'systemd' }), { watchdog: config.systemd.watchdog });
   // loaded after the config is known to be valid, so a config error is reported without loading the rest

@@ -64,6 +64,17 @@ test('a real appliance on embedded defaults: local, static, cross-domain, expire
   }
 });
 
+test('stop() runs each component stop once, in reverse start order; a second stop() answers the same promise', async () => {
+  const a = await testAppliance();
+  const url = a.appliance.url;
+  const first = a.appliance.stop();
+  assert.is(a.appliance.stop(), first, 'no second pass (the old stops.reverse() reversed in place: a second stop ran forwards)');
+  await first;
+  const refused = await fetch(`${url}/v1/health`).then(() => false, () => true);
+  assert.ok(refused, 'the HIS port is closed');
+  await a.stop();
+});
+
 test('a tampered answer from the home system is rejected with 9003, end to end', async () => {
   const sim = await startSimulator({ port: 0 });
   // a man in the middle that flips one hex digit of every biz_content it relays

@@ -18,6 +18,17 @@ test('audit/admin/log sections: defaults, and wrong values named', () => {
   bad((d) => (d.audit = { retainDays: 30 }), 'audit.retainDays');
   bad((d) => (d.admin.lockoutSeconds = 1), 'admin.lockoutSeconds');
   bad((d) => (d.log = { pii: 'show' }), 'log.pii');
+  // simulator.keys was accepted and never read: now it is refused like any unknown key
+  bad((d) => (d.simulator = { ...d.simulator, keys: { ehcid: '00'.repeat(16), validity: '11'.repeat(16) } }), 'simulator.keys');
+});
+
+test('the loaded config is frozen all the way down: a component derives its own copy instead of writing into it', () => {
+  const c = parseConfig(base(), '/etc/ehc-edge/appliance.config.json');
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.upstream) && Object.isFrozen(c.his.apiKeys) && Object.isFrozen(c.card.keys));
+  assert.throws(() => {
+    (c.upstream as { url: string }).url = 'http://elsewhere/';
+  }, TypeError);
+  assert.is(c.upstream.url, base().upstream.url);
 });
 
 test.run();

@@ -18,7 +18,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { sm2 } from 'sm-crypto-v2';
 import { DEFAULT_KEY_INDEXES, type KeyMap, type KeyRole } from '../src/crypto/card.ts';
 import { loadConfig, configPathFrom } from '../src/config/load.ts';
-import { SdfCard } from '../src/crypto/sdf-card.ts';
+import { parseEnvelope, SdfCard } from '../src/crypto/sdf-card.ts';
+import type { CardPrimitives } from '../src/crypto/card.ts';
+import { SdfDevice, type SdfError, type WrapAlg } from '../firmware-bridge/index.ts';
+import { auditOffline } from '../src/ops/audit-offline.ts';
+import { openToolCard } from './lib/card.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { replaceFileDurablySync } from '../src/platform/durable-write.ts';
 import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, runCli, type CommonOptions } from './lib/cli.ts';
@@ -154,6 +158,63 @@ async function show(configFile: string, json: boolean): Promise<number> {
   }
 }
 
+function needSdf(config: ReturnType<typeof loadConfig>): NonNullable<ReturnType<typeof loadConfig>['card']['sdf']> {
+  if (config.card.driver !== 'sdf' || !config.card.sdf) throw new CliError(EXIT.USAGE, 'card.driver is not sdf: these subcommands talk to a GM/T 0018 card (card.sdf.library)');
+  return config.card.sdf;
+}
+
+function intArg(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(EXIT.USAGE, `${name} must be a key index 0..65535`);
+  return n;
+}
+
+function roleArg(role: string): (typeof SYMMETRIC_ROLES)[number] {
+  if (!(SYMMETRIC_ROLES as readonly string[]).includes(role)) throw new CliError(EXIT.USAGE, `--role must be one of ${SYMMETRIC_ROLES.join(', ')}`);
+  return role as (typeof SYMMETRIC_ROLES)[number];
+}
+
+/**
+ * The card's device alone (no application keys loaded): provisioning works on a card that is not yet
+ * ready. A library without the function is named (the addon's "the library has no SDF_…"); exit 1.
+ */
+async function withDevice<T>(sdf: NonNullable<ReturnType<typeof loadConfig>['card']['sdf']>, work: (d: SdfDevice) => Promise<T>): Promise<T> {
+  let device: SdfDevice;
+  try {
+    device = await SdfDevice.open({ library: sdf.library, sessions: 1, quirks: sdf.quirks, keyPassword: sdf.keyPassword });
+  } catch (err) {
+    throw new CliError(EXIT.FAILURE, `cannot open the card (${sdf.library}): ${(err as Error).message}`);
+  }
+  try {
+    return await work(device);
+  } catch (err) {
+    const e = err as SdfError;
+    throw new CliError(EXIT.FAILURE, e.sdr === 'ESYMBOL' ? `${e.message} — this card's library does not offer ${e.fn}; use its vendor's tool for this step` : e.message);
+  } finally {
+    await device.close();
+  }
+}
+
+type AuditOutcome = { recorded: true; seq: number } | { recorded: false; why: string };
+
+/** One audit record of a card change in the appliance's trail (the appliance must be stopped: one writer). */
+async function auditCardChange(config: ReturnType<typeof loadConfig>, action: string, detail: Record<string, unknown>): Promise<AuditOutcome> {
+  let card: CardPrimitives | undefined;
+  try {
+    card = await openToolCard(config);
+    const [rec] = await auditOffline(config, card, [{ kind: 'key', action, detail }]);
+    return { recorded: true, seq: rec!.seq };
+  } catch (err) {
+    return { recorded: false, why: (err as Error).message };
+  } finally {
+    await card?.close().catch(() => undefined);
+  }
+}
+
+function auditLine(a: AuditOutcome): string {
+  return a.recorded ? `audit: recorded (seq ${a.seq})` : `audit: NOT recorded — ${a.why}`;
+}
+
 type ImportOptions = CommonOptions & { keyfile?: string; role?: string; index?: string; key?: string; fromSoft?: string; pin?: string };
 
 export function command() {
@@ -206,9 +267,84 @@ export function command() {
     console.log(values.json ? JSON.stringify({ wrapped }) : wrapped);
     return EXIT.OK;
   });
-  const showCmd = defineCommand('show', 'the configured card: device info, key indexes, whether each key answers', undefined, { his: false });
+  const showCmd = defineCommand('show', 'the configured card: device info, key references in the config, whether each key answers', undefined, { his: false });
   act(showCmd, async (values) => show(configFile(values), !!values.json));
-  return defineGroup('card', 'crypto card keys: show, import, wrap', 'Key loading for the crypto card (密钥灌装) and a look at what the card and the config say.').addCommand(showCmd).addCommand(imp).addCommand(wrap);
+
+  const encKey = defineCommand('enc-key', "the card's SM2 encryption public key (SDF_ExportEncPublicKey_ECC), for the card system to make envelopes to", undefined, { his: false })
+    .option('--index <n>', 'the key pair index (default card.sdf.isk, else card.keys.sign)');
+  act<CommonOptions & { index?: string }>(encKey, async (values) => {
+    const config = loadConfig(configFile(values));
+    const sdf = needSdf(config);
+    const index = values.index !== undefined ? intArg('--index', values.index) : (sdf.isk ?? config.card.keys.sign);
+    const pub = await withDevice(sdf, (d) => d.encPublicKey(index));
+    const hex = `04${pub.toString('hex')}`.toUpperCase();
+    const audit = await auditCardChange(config, 'card.enc-key.exported', { index });
+    console.log(values.json ? JSON.stringify({ index, public_key: hex, audit }, null, 2) : `${hex}\n${auditLine(audit)}`);
+    return EXIT.OK;
+  });
+
+  const envelope = defineCommand('envelope', 'card-system side (demo, tests): seal a key to a card encryption public key', 'Makes the digital envelope a card system hands a site: the key SM2-encrypted (C1C3C2) to the card\'s encryption public key (`ehc-edge card enc-key`). On site the card system does this; the key never exists in clear at the appliance.', { his: false })
+    .requiredOption('--public-key <hex>', "the card's encryption public key, 04‖X‖Y")
+    .requiredOption('--key <hex32>', 'the SM4 key, 32 hex digits');
+  act<CommonOptions & { publicKey: string; key: string }>(envelope, async (values) => {
+    let sealed: string;
+    try {
+      sealed = sealEnvelope(values.publicKey, values.key);
+    } catch (err) {
+      throw new CliError(EXIT.USAGE, (err as Error).message);
+    }
+    console.log(values.json ? JSON.stringify({ envelope: sealed }) : sealed);
+    return EXIT.OK;
+  });
+
+  const importEnvelope = defineCommand('import-envelope', 'check a card system\'s envelope in the card (SDF_ImportKeyWithISK_ECC) and print its config entry', 'Opens the envelope inside the card, prints the key check value SM4-ECB(key, 0¹²⁸) for comparison with the card system\'s, and the card.sdf.envelopes entry to put in the config. Audited.', { his: false })
+    .requiredOption('--role <role>', `key role: ${SYMMETRIC_ROLES.join(', ')}`)
+    .requiredOption('--envelope <hex>', 'the envelope: SM2 ciphertext C1 ‖ C3 ‖ C2, hex');
+  act<CommonOptions & { role: string; envelope: string }>(importEnvelope, async (values) => {
+    const config = loadConfig(configFile(values));
+    const sdf = needSdf(config);
+    const role = roleArg(values.role);
+    if (!/^(?:[0-9a-fA-F]{2}){112,}$/.test(values.envelope)) throw new CliError(EXIT.USAGE, '--envelope must be hex: the SM2 ciphertext C1 ‖ C3 ‖ C2 of the key');
+    const isk = sdf.isk ?? config.card.keys.sign;
+    const kcv = await withDevice(sdf, (d) => d.checkValue({ kind: 'envelope', isk, cipher: parseEnvelope(values.envelope) }));
+    const check = kcv.subarray(0, 8).toString('hex').toUpperCase();
+    const audit = await auditCardChange(config, 'card.envelope.imported', { role, index: config.card.keys[role], isk, kcv: check });
+    const entry = { card: { sdf: { isk, envelopes: { [role]: values.envelope.toUpperCase() } } } };
+    if (values.json) console.log(JSON.stringify({ role, kcv: check, config: entry, audit }, null, 2));
+    else console.log(`${role}: the card opened the envelope; key check value ${check}\nput in the config (card.sdf.envelopes.${role}):\n${JSON.stringify(entry, null, 2)}\n${auditLine(audit)}`);
+    return EXIT.OK;
+  });
+
+  const generate = defineCommand('generate', 'make a storage/MAC key inside the card (SDF_GenerateKeyWithKEK) and print its wrapped blob', 'The card makes a new 128-bit key and hands it out only wrapped under its KEK; the blob goes into card.sdf.wrappedKeys and the key itself never leaves the card. For keys only this site uses (storage, mac). Audited.', { his: false })
+    .requiredOption('--role <role>', 'storage or mac')
+    .option('--kek <n>', 'the KEK index in the card (default card.sdf.kek)')
+    .option('--kek-alg <alg>', 'sm4-ecb or sm4-cbc (default card.sdf.kekAlg, else sm4-ecb)');
+  act<CommonOptions & { role: string; kek?: string; kekAlg?: string }>(generate, async (values) => {
+    const config = loadConfig(configFile(values));
+    const sdf = needSdf(config);
+    const role = roleArg(values.role);
+    if (role !== 'storage' && role !== 'mac') throw new CliError(EXIT.USAGE, 'generate makes keys only this site uses: --role storage or mac (ehcid/validity keys come from the card system as envelopes)');
+    const kek = values.kek !== undefined ? intArg('--kek', values.kek) : sdf.kek;
+    if (kek === undefined) throw new CliError(EXIT.USAGE, 'no KEK index: give --kek or card.sdf.kek');
+    const alg = (values.kekAlg ?? sdf.kekAlg ?? 'sm4-ecb') as WrapAlg;
+    if (alg !== 'sm4-ecb' && alg !== 'sm4-cbc') throw new CliError(EXIT.USAGE, '--kek-alg must be sm4-ecb or sm4-cbc');
+    const { blob, kcv } = await withDevice(sdf, (d) => d.generateWrapped(kek, alg));
+    const check = kcv.subarray(0, 8).toString('hex').toUpperCase();
+    const audit = await auditCardChange(config, 'card.key.generated', { role, index: config.card.keys[role], kek, kekAlg: alg, blobBytes: blob.length, kcv: check });
+    const entry = { card: { sdf: { kek, kekAlg: alg, wrappedKeys: { [role]: blob.toString('hex').toUpperCase() } } } };
+    if (values.json) console.log(JSON.stringify({ role, kcv: check, blob_bytes: blob.length, config: entry, audit }, null, 2));
+    else console.log(`${role}: a new key made in the card, wrapped under KEK ${kek} (${alg}, ${blob.length} bytes); key check value ${check}\nput in the config (card.sdf.wrappedKeys.${role}):\n${JSON.stringify(entry, null, 2)}\nnote: records sealed with the old ${role} key cannot be opened with the new one\n${auditLine(audit)}`);
+    return EXIT.OK;
+  });
+
+  return defineGroup('card', 'crypto card keys: show, enc-key, import-envelope, generate, import, wrap', 'Key set-up for the crypto card (密钥灌装) the standard\'s way, and a look at what the card and the config say.')
+    .addCommand(showCmd)
+    .addCommand(encKey)
+    .addCommand(importEnvelope)
+    .addCommand(generate)
+    .addCommand(envelope)
+    .addCommand(imp)
+    .addCommand(wrap);
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -529,6 +529,7 @@ EXPORT int SDF_ImportKeyWithKEK(void *hSessionHandle, unsigned int uiAlgID, unsi
   return rc;
 }
 
+#ifndef SOFTSDF_NO_KEYGEN /* -DSOFTSDF_NO_KEYGEN: a library without it, for the "names the missing function" tests */
 /* A new random session key, also handed out wrapped under the KEK (the caller keeps the blob). */
 EXPORT int SDF_GenerateKeyWithKEK(void *hSessionHandle, unsigned int uiKeyBits, unsigned int uiAlgID,
                                   unsigned int uiKEKIndex, unsigned char *pucKey, unsigned int *puiKeyLength,
@@ -547,6 +548,7 @@ EXPORT int SDF_GenerateKeyWithKEK(void *hSessionHandle, unsigned int uiKeyBits, 
   OPENSSL_cleanse(key, sizeof key);
   return rc;
 }
+#endif
 
 EXPORT int SDF_ExportEncPublicKey_ECC(void *hSessionHandle, unsigned int uiKeyIndex, void *pucPublicKey) {
   FAULT("SDF_ExportEncPublicKey_ECC");

@@ -37,7 +37,16 @@ function keyPath(instancePath: string, params: Record<string, unknown>): string 
   return extra ? (base ? `${base}.${extra}` : extra) : base;
 }
 
-/** Validate a parsed document and fill in defaults. Throws ConfigError. */
+/** The loaded config is read-only: a component that needs another value derives its own copy. */
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Validate a parsed document and fill in defaults (frozen). Throws ConfigError. */
 export function parseConfig(raw: unknown, file: string): ApplianceConfig {
   if (!validate(raw)) {
     const first = validate.errors?.[0];
@@ -71,14 +80,16 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       if (k.startsWith('sm3:') && !/^sm3:[0-9a-fA-F]{64}$/.test(k)) throw new ConfigError(file, `his.${list}.${i}`, 'sm3: must be followed by 64 hex digits');
     }
   }
-  return {
+  return deepFreeze({
     configPath: file,
     configDir: dir,
     stateDir,
     site: doc.site,
     his: { bodyLimitBytes: 16384, viewerKeys: [], ...his,
       connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
-      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) } },
+      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) },
+      cors: { origins: [], maxAgeSeconds: 600, ...(his.cors ?? {}) },
+      streamTickets: { ttlSeconds: 30, maxOutstanding: 1000, ...(his.streamTickets ?? {}) } },
     upstream: {
       connectTimeoutMs: 3000,
       healthIntervalMs: 5000,
@@ -86,6 +97,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       ...upstream,
       crossDomainUrl: upstream.crossDomainUrl ?? upstream.url,
       dialect: upstream.dialect ?? DEFAULT_DIALECT,
+      province: { usecarddate: false, usecarddateHour: 1, registerTerminals: false, ...(upstream.province ?? {}) },
     },
     card: {
       ...doc.card,
@@ -99,6 +111,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       operatorId: 'ehc-edge',
       operatorName: 'ehc-edge',
       ...doc.verify,
+      clock: { maxSkewSeconds: 120, policy: 'refuse', ...(doc.verify.clock ?? {}) },
     },
     simulator: { enabled: false, listen: '127.0.0.1:18443', ...(doc.simulator ?? {}) },
     scannerAutoDetect: doc.scannerAutoDetect ?? true,
@@ -109,7 +122,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     admin: { apiKeys: [], maxFailedAttempts: 5, lockoutSeconds: 900, ...(doc.admin ?? {}) },
     log: { level: 'info', pii: 'mask', ...(doc.log ?? {}) },
     systemd: { watchdog: true, ...(doc.systemd ?? {}) },
-  };
+  });
 }
 
 export function loadConfig(file: string): ApplianceConfig {

@@ -86,6 +86,24 @@ export const configSchema = {
             globalMaxFailures: { type: 'integer', minimum: 1, maximum: 1000000, description: 'failures of all addresses together within the window before every failing address is limited' },
           },
         },
+        cors: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'browser pages on these origins may call the port (src/his/cors.ts); none by default',
+          properties: {
+            origins: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$', description: 'scheme://host[:port], exactly as the browser sends Origin' } },
+            maxAgeSeconds: { type: 'integer', minimum: 0, maximum: 86400, description: 'how long a browser may cache a preflight answer' },
+          },
+        },
+        streamTickets: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'single-use tickets that open the scan stream from a browser (src/his/stream-tickets.ts)',
+          properties: {
+            ttlSeconds: { type: 'integer', minimum: 5, maximum: 300 },
+            maxOutstanding: { type: 'integer', minimum: 1, maximum: 100000 },
+          },
+        },
       },
     },
     upstream: {
@@ -118,6 +136,16 @@ export const configSchema = {
           anyOf: [{ type: 'string', minLength: 1 }, { type: 'object' }],
         },
         appKey: { type: 'string', pattern: '^[0-9A-Fa-f]{32}$', description: 'fixed SM4 key issued with the app (dialects with key: fixed)' },
+        province: {
+          description: 'province methods the site card system offers (queued in the outbox)',
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            usecarddate: { type: 'boolean', description: 'upload yesterday\'s card usage daily (ehc.ehealthcode.usecarddate, ≤ 500 records a call)' },
+            usecarddateHour: { type: 'integer', minimum: 0, maximum: 23, description: 'hour (China Standard Time) from which yesterday is uploaded (default 1)' },
+            registerTerminals: { type: 'boolean', description: 'register each reading terminal (STM number, 表6.4 fields) once' },
+          },
+        },
       },
     },
     card: {
@@ -172,6 +200,15 @@ export const configSchema = {
         treatmentCode: { type: 'string', pattern: '^[0-9]{6}$' },
         operatorId: { type: 'string' },
         operatorName: { type: 'string' },
+        clock: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'clock discipline (src/ops/clock-discipline.ts)',
+          properties: {
+            maxSkewSeconds: { type: 'integer', minimum: 1, maximum: 86400, description: 'beyond this difference from the home system or the last known time the clock is suspect' },
+            policy: { enum: ['refuse', 'accept-and-flag'], description: 'local decisions on dynamic codes while the clock is suspect' },
+          },
+        },
       },
     },
     simulator: {
@@ -182,7 +219,6 @@ export const configSchema = {
         enabled: { type: 'boolean' },
         listen: hostPort,
         ehcin: ehcin,
-        keys: { type: 'object', additionalProperties: false, properties: { ehcid: hex16, validity: hex16 } },
       },
     },
     scannerAutoDetect: { type: 'boolean' },

@@ -46,6 +46,8 @@ export interface ApplianceConfig {
     bodyLimitBytes: number;
     connections: { max: number; perAddress: number; reserve: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };
     authThrottle: { maxFailures: number; windowSeconds: number; globalMaxFailures: number };
+    cors: { origins: string[]; maxAgeSeconds: number };
+    streamTickets: { ttlSeconds: number; maxOutstanding: number };
   };
   upstream: UpstreamSettings;
   card: {
@@ -72,8 +74,9 @@ export interface ApplianceConfig {
     treatmentCode: string;
     operatorId: string;
     operatorName: string;
+    clock: { maxSkewSeconds: number; policy: 'refuse' | 'accept-and-flag' };
   };
-  simulator: { enabled: boolean; listen: string; ehcin?: string; keys?: { ehcid: string; validity: string } };
+  simulator: { enabled: boolean; listen: string; ehcin?: string };
   scannerAutoDetect: boolean;
   scanners: ScannerConfig[];
   scan: { dedupeWindowMs: number; streamBuffer: number; maxSubscribers: number; subscriberBuffer: number };

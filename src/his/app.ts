@@ -20,6 +20,7 @@ import { readAuth as rolesReadAuth } from './roles.ts';
 import { AUTH_THROTTLE_DEFAULTS, AuthThrottle, throttled } from './auth-throttle.ts';
 import { httpStatusFor } from './http-status.ts';
 import { parseVerifyBody } from './verify-body.ts';
+import { corsPolicy, type CorsOptions } from './cors.ts';
 import { openApiDocument, type OpenApiPaths } from './openapi.ts';
 
 export interface HisContext {
@@ -56,6 +57,8 @@ export interface HisDeps {
   /** failed-auth throttle shared by every key class (default: AUTH_THROTTLE_DEFAULTS, no audit) */
   authThrottle?: AuthThrottle;
   extensions?: HisExtension[];
+  /** cross-origin access for browser pages (src/his/cors.ts); none when absent or empty */
+  cors?: CorsOptions;
 }
 
 export function verifyAnswer(result: VerifyResult): Record<string, unknown> {
@@ -84,7 +87,7 @@ function methodsFor(app: Hono, path: string): string[] {
 export function createHisApp(deps: HisDeps): Hono {
   const app = new Hono();
   const log = deps.log;
-  const fail = (c: Context, error: EhcError) => c.json(error.toJSON(), httpStatusFor(error.code));
+  const fail = (c: Context, error: EhcError) => c.json(error.toJSON(), httpStatusFor(error));
   const throttle = deps.authThrottle ?? new AuthThrottle({ ...AUTH_THROTTLE_DEFAULTS, logger: log });
   const auth = throttled(throttle, 'his', apiKeyAuth({ keys: deps.apiKeys, onFailure: deps.onAuthFailure }));
   const readAuth = throttled(throttle, 'viewer', rolesReadAuth({ hisKeys: deps.apiKeys, viewerKeys: deps.viewerKeys ?? [], onFailure: deps.onAuthFailure }));
@@ -108,6 +111,8 @@ export function createHisApp(deps: HisDeps): Hono {
     }
     return c.json({ ret_code: '1005', ret_msg: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404);
   });
+  const corsMiddleware = deps.cors ? corsPolicy(deps.cors) : undefined;
+  if (corsMiddleware) app.use('*', corsMiddleware); // first: a preflight is answered before auth
 
   app.get('/v1/health', async (c) => {
     const r = await deps.ready();

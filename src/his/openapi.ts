@@ -28,6 +28,7 @@ const verifyResult = {
     user_name: { type: 'string' },
     expires_at: { type: 'string', format: 'date-time' },
     identity_check_required: { type: 'boolean', description: 'static code: check identity another way (§5.2.3)' },
+    clock_suspect: { type: 'boolean', description: 'decided locally while the system clock was suspect (verify.clock.policy accept-and-flag)' },
     offline: { type: 'boolean' },
     out_verify_no: { type: 'string', maxLength: 32 },
     out_verify_time: { type: 'string', pattern: '^[0-9]{14}$' },

@@ -14,7 +14,7 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
 import { matches, sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
-import type { HisExtension } from './app.ts';
+import type { HisContext, HisExtension } from './app.ts';
 import { roleOf, viewerView } from './roles.ts';
 import { errorResponse } from './openapi.ts';
 import type { InjectRequest, ScanRouteSource } from '../scan/index.ts';
@@ -188,7 +188,11 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
 }
 
 /** The scan routes as a HIS extension, documented for the OpenAPI document. */
-export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
+export function scanExtension(
+  deps: Omit<ScanRouteDeps, 'auth'>,
+  /** wraps the key check of the scan routes, e.g. to also accept a stream ticket (src/his/stream-tickets.ts) */
+  streamAuth?: (auth: MiddlewareHandler, ctx: HisContext) => MiddlewareHandler,
+): HisExtension {
   const secured = [{ apiKey: [] as string[] }];
   return {
     paths: {
@@ -200,6 +204,7 @@ export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
             { name: 'station', in: 'query', schema: { type: 'string' } },
             { name: 'scanner', in: 'query', schema: { type: 'string' } },
             { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
+            { name: 'ticket', in: 'query', description: 'a stream ticket (POST /v1/stream-tickets) instead of the Authorization header, for browsers', schema: { type: 'string' } },
           ],
           responses: { 200: { description: 'events scan, result, error, scanner, gap', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
         },
@@ -218,6 +223,7 @@ export function scanExtension(deps: Omit<ScanRouteDeps, 'auth'>): HisExtension {
         },
       },
     },
-    install: (app, { auth, readAuth }) => registerScanRoutes(app, { ...deps, auth, readAuth }),
+    install: (app, ctx) =>
+      registerScanRoutes(app, { ...deps, auth: streamAuth ? streamAuth(ctx.auth, ctx) : ctx.auth, readAuth: streamAuth ? streamAuth(ctx.readAuth, ctx) : ctx.readAuth }),
   };
 }

@@ -7,7 +7,7 @@
  * channel alone.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { EhcError, isReturnCode, type ReturnCode } from '../errors.ts';
+import { EhcError, UpstreamAnswerError, isReturnCode, type ReturnCode } from '../errors.ts';
 import { formatCst } from '../platform/time.ts';
 import { decryptBiz, digestOf, encryptBiz, NATIONAL_V31, type Dialect } from './dialect.ts';
 
@@ -270,7 +270,7 @@ export function openResponse(body: unknown, opts: { secret: string; dialect?: Di
   const digest = str(b.digest) ?? '';
   const content = str(b.biz_content) || undefined;
   const failure = (): EhcError =>
-    new EhcError(isReturnCode(retCode) && retCode !== '0000' ? retCode : '9999', `home card system answered ${retCode}${retMsg ? ` ${retMsg}` : ''}`);
+    new UpstreamAnswerError(retCode, `home card system answered ${retCode}${retMsg ? ` ${retMsg}` : ''}`);
   let bizJson: string | undefined;
   if (dialect.signedAnswers) {
     if (!digest) {

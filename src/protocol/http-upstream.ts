@@ -16,7 +16,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { EhcError, type ReturnCode } from '../errors.ts';
+import { EhcError, UpstreamConnectError, UpstreamConnectTimeoutError, UpstreamTimeoutError, UpstreamTlsError, UpstreamTransferError, type ReturnCode } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Dialect } from './dialect.ts';
 import { loadDialect } from './dialect-profiles.ts';
@@ -52,6 +52,8 @@ export interface HttpUpstreamOptions {
   probe?: boolean;
   /** largest response body accepted (default 1 MiB) */
   maxResponseBytes?: number;
+  /** every opened answer's envelope (clock discipline reads its `timestamp`) */
+  onAnswer?: (envelope: { timestamp?: string }) => void;
 }
 
 const PROBE_TLS13_GRACE_MS = 250;
@@ -68,12 +70,12 @@ export function mapNetworkError(err: unknown, connected: boolean, target: string
   if (err instanceof EhcError) return err;
   const code = errCode(err);
   const detail = err instanceof Error ? err.message : String(err);
-  if (CONNECT_ERRORS.has(code)) return new EhcError('8004', `cannot connect to the home card system at ${target}: ${code}`, { cause: err });
+  if (CONNECT_ERRORS.has(code)) return new UpstreamConnectError(`cannot connect to the home card system at ${target}: ${code}`, { cause: err });
   if (TLS_CODE.test(code) || /alert|handshake|certificate/i.test(detail)) {
-    return new EhcError('8004', `TLS with the home card system at ${target} failed: ${detail}`, { cause: err });
+    return new UpstreamTlsError(`TLS with the home card system at ${target} failed: ${detail}`, { cause: err });
   }
-  if (!connected) return new EhcError('8004', `cannot connect to the home card system at ${target}: ${detail}`, { cause: err });
-  return new EhcError('8002', `connection to the home card system at ${target} broke mid-transfer: ${code || detail}`, { cause: err });
+  if (!connected) return new UpstreamConnectError(`cannot connect to the home card system at ${target}: ${detail}`, { cause: err });
+  return new UpstreamTransferError(`connection to the home card system at ${target} broke mid-transfer: ${code || detail}`, { cause: err });
 }
 
 /** A reused keep-alive connection reset before any answer (the server had closed it while idle). */
@@ -159,7 +161,7 @@ export class HttpUpstream implements Upstream {
   }
 
   async call(method: UpstreamMethod, biz: UpstreamBiz, ctx: UpstreamCallContext = {}): Promise<UpstreamIdentity> {
-    if (this.closed) throw new EhcError('8004', 'upstream client is closed');
+    if (this.closed) throw new UpstreamConnectError('upstream client is closed');
     const base = method === METHOD_CROSS_DOMAIN ? this.config.crossDomainUrl : method === METHOD_VERIFY || PROVINCE_METHODS.has(method) ? this.config.url : undefined;
     if (!base) throw new EhcError('1005', `method ${String(method)} is not one the appliance calls`);
     const url = methodUrl(base, method, this.dialect);
@@ -200,6 +202,7 @@ export class HttpUpstream implements Upstream {
       throw new EhcError('9008', 'the home card system answered something that is not JSON', { cause: err });
     }
     const opened = openResponse(body, { secret: this.config.appSecret, dialect: this.dialect });
+    this.options.onAnswer?.(opened.envelope as { timestamp?: string });
     return opened.biz as UpstreamIdentity;
   }
 
@@ -209,7 +212,7 @@ export class HttpUpstream implements Upstream {
       let done = false;
       let readTimer: NodeJS.Timeout | undefined;
       const connectTimer = setTimeout(
-        () => fail(new EhcError('8004', `no connection to the home card system at ${this.target} within ${this.config.connectTimeoutMs} ms`)),
+        () => fail(new UpstreamConnectTimeoutError(`no connection to the home card system at ${this.target} within ${this.config.connectTimeoutMs} ms`)),
         this.config.connectTimeoutMs,
       );
       const finish = () => {
@@ -229,7 +232,7 @@ export class HttpUpstream implements Upstream {
         // broken transfer.
         if (req.reusedSocket && !retried && !answered && ['ECONNRESET', 'EPIPE'].includes(errCode(err))) return reject(new StaleConnection(err));
         if (freshTls13 && !answered && !(err instanceof EhcError) && ['ECONNRESET', 'EPIPE'].includes(errCode(err))) {
-          return reject(new EhcError('8004', `the home card system at ${this.target} dropped the TLS 1.3 session right after the handshake (client certificate not accepted?)`, { cause: err }));
+          return reject(new UpstreamTlsError(`the home card system at ${this.target} dropped the TLS 1.3 session right after the handshake (client certificate not accepted?)`, { cause: err }));
         }
         reject(mapNetworkError(err, connected, this.target));
       };
@@ -238,11 +241,11 @@ export class HttpUpstream implements Upstream {
         connected = true;
         clearTimeout(connectTimer);
         readTimer = setTimeout(
-          () => fail(new EhcError('8001', `the home card system at ${this.target} did not answer within ${this.config.timeoutMs} ms`)),
+          () => fail(new UpstreamTimeoutError(`the home card system at ${this.target} did not answer within ${this.config.timeoutMs} ms`)),
           this.config.timeoutMs,
         );
       };
-      const onAbort = () => fail(new EhcError(connected ? '8001' : '8004', 'upstream call aborted by the caller'));
+      const onAbort = () => fail(connected ? new UpstreamTimeoutError('upstream call aborted by the caller') : new UpstreamConnectTimeoutError('upstream call aborted by the caller'));
       const mod = this.secure ? https : http;
       const req = mod.request(url, {
         method: 'POST',
@@ -312,7 +315,7 @@ export class HttpUpstream implements Upstream {
         this.probing = undefined;
         resolve();
       };
-      const timer = setTimeout(() => end(new EhcError('8004', `no connection to ${this.target} within ${this.config.connectTimeoutMs} ms`)), this.config.connectTimeoutMs);
+      const timer = setTimeout(() => end(new UpstreamConnectTimeoutError(`no connection to ${this.target} within ${this.config.connectTimeoutMs} ms`)), this.config.connectTimeoutMs);
       socket.once(this.secure ? 'secureConnect' : 'connect', () => {
         latency = performance.now() - started;
         if (!this.secure || (socket as tls.TLSSocket).getProtocol() !== 'TLSv1.3') return end();
@@ -321,7 +324,7 @@ export class HttpUpstream implements Upstream {
         // nothing, so after a short grace period no news counts as accepted.
         grace = setTimeout(() => end(), PROBE_TLS13_GRACE_MS);
         socket.once('session', () => end());
-        socket.once('close', () => end(new EhcError('8004', `the home card system at ${this.target} closed the TLS 1.3 session after the handshake (client certificate not accepted?)`)));
+        socket.once('close', () => end(new UpstreamTlsError(`the home card system at ${this.target} closed the TLS 1.3 session after the handshake (client certificate not accepted?)`)));
       });
       socket.once('error', end);
     });

@@ -7,8 +7,6 @@
 import { pooledRandomBytes } from '../platform/random-pool.ts';
 import { formatCst } from '../platform/time.ts';
 
-export const OUT_VERIFY_NO_MAX = 32;
-
 export function newOutVerifyNo(now: Date = new Date()): string {
   const ms = String(now.getUTCMilliseconds()).padStart(3, '0');
   return formatCst(now) + ms + pooledRandomBytes(8).toString('hex').slice(0, 15);

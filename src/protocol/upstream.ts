@@ -24,6 +24,8 @@ export interface UpstreamSettings {
   dialect: DialectConfig;
   /** the fixed SM4 key issued with the app (dialects with key: fixed), 32 hex digits */
   appKey?: string;
+  /** province methods, each off unless the site's card system offers it (src/protocol/province-jobs.ts) */
+  province?: { usecarddate: boolean; usecarddateHour: number; registerTerminals: boolean };
 }
 
 export const METHOD_VERIFY = 'ehc.ehealthcode.verify';

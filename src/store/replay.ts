@@ -11,7 +11,7 @@
  * Acks are group-committed with the next batch: a crash between the upstream's answer and the ack
  * commit only means the record is sent again, and the home system answers 3002.
  */
-import { EhcError, asEhcError, isReturnCode } from '../errors.ts';
+import { BadRequestError, EhcError, UpstreamAnswerError, UpstreamUnreachableError, asEhcError, isReturnCode } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Upstream, UpstreamHealth, UpstreamIdentity } from '../protocol/upstream.ts';
 import type { DeferredAnswer, DeliveryOutcome, Outbox, StoredOutboxEntry } from './outbox.ts';
@@ -81,6 +81,18 @@ export function classify(code: string): Classification {
   if (code === '0000' || code === '3002') return 'delivered';
   if (/^[12]\d{3}$/.test(code) || code === '3001' || code === '9001' || code === '9005') return 'dead';
   return 'retry';
+}
+
+/**
+ * How a failed delivery is handled, by the error's class: the home system not reachable → retry;
+ * its own answer → by its code; a request we cannot build → dead (resending will not help); any other
+ * (a card or store failure of ours, a bare EhcError) → by its code.
+ */
+export function classifyError(error: EhcError): Classification {
+  if (error instanceof UpstreamUnreachableError) return 'retry';
+  if (error instanceof UpstreamAnswerError) return classify(error.code);
+  if (error instanceof BadRequestError) return 'dead';
+  return classify(error.code);
 }
 
 export class Replay {
@@ -316,7 +328,7 @@ export class Replay {
       error = asEhcError(err, '8009', 'upstream call');
     }
     const code = error ? error.code : '0000';
-    const what = classify(code);
+    const what = error ? classifyError(error) : 'delivered';
     if (what === 'retry') {
       this.counts.retries++;
       this.noteError(error!);

@@ -38,6 +38,8 @@ export interface VerifyResult {
   out_verify_no: string;
   out_verify_time: string;
   term_id: string;
+  /** decided locally while the system clock was suspect (verify.clock.policy accept-and-flag) */
+  clock_suspect?: boolean;
   /** identity fields the home system returned, when it was asked */
   upstream?: UpstreamIdentity;
 }

@@ -45,6 +45,8 @@ export interface VerifierDeps {
   outbox?: Pick<Outbox, 'append'>;
   settings: VerifierSettings;
   now?: () => Date;
+  /** clock discipline (src/ops/clock-discipline.ts): its corrected now(), and whether the clock is suspect */
+  clock?: { now(): Date; suspect(): string | undefined; readonly policy: 'refuse' | 'accept-and-flag' };
   observers?: VerifyObserver[];
 }
 
@@ -52,6 +54,8 @@ interface LocalAnswer {
   idType: string;
   idNo: string;
   expiresAt?: Date;
+  /** decided on a suspect clock under verify.clock.policy accept-and-flag */
+  clockSuspect?: boolean;
 }
 
 export class RoutingVerifier implements Verifier {
@@ -59,7 +63,7 @@ export class RoutingVerifier implements Verifier {
   private readonly local: ReadonlySet<string>;
 
   constructor(private readonly deps: VerifierDeps) {
-    this.now = deps.now ?? (() => new Date());
+    this.now = deps.now ?? (deps.clock ? () => deps.clock!.now() : () => new Date());
     this.local = new Set(deps.settings.localEhcins);
   }
 
@@ -128,11 +132,13 @@ export class RoutingVerifier implements Verifier {
     try {
       const { idType, idNo } = await card.decryptEhcid(code.ehcid);
       if (code.codeType === 'static') return { idType, idNo };
+      const suspect = this.deps.clock?.suspect();
+      if (suspect && this.deps.clock!.policy === 'refuse') throw new EhcError('8008', `cannot decide a dynamic code locally: ${suspect} (verify.clock.policy refuse)`);
       const expiresAt = await card.decryptValidity(code.valid);
       if (now.getTime() > expiresAt.getTime() + this.deps.settings.clockSkewSeconds * 1000) {
         throw new EhcError('2001', `health code expired at ${expiresAt.toISOString()}`);
       }
-      return { idType, idNo, expiresAt };
+      return { idType, idNo, expiresAt, ...(suspect ? { clockSuspect: true } : {}) };
     } catch (err) {
       throw asEhcError(err, '8008', 'crypto card failed');
     }
@@ -169,6 +175,7 @@ export class RoutingVerifier implements Verifier {
       result.id_type = local.idType;
       result.id_no = local.idNo;
       if (local.expiresAt) result.expires_at = local.expiresAt.toISOString();
+      if (local.clockSuspect) result.clock_suspect = true;
     }
     if (identity) {
       if (typeof identity.id_type === 'string') result.id_type = identity.id_type;
