@@ -13,7 +13,7 @@ export function historyExtension(history: Pick<History, 'series'>): HisExtension
         get: {
           summary: 'Per-minute history (verifications by route and code, latency p50/p99, outbox depth and drain, upstream reachability and latency) and events, persisted across restarts',
           security: secured,
-          parameters: [{ name: 'hours', in: 'query', required: false, schema: { type: 'string' } }],
+          parameters: [{ name: 'hours', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 192 } }],
           responses: { 200: { description: '{ stepSeconds, t[], verified[], rejected[], p50[], p99[], outboxDepth[], drained[], upstreamUp[], upstreamMs[], byRoute, byCode, events[] }' }, 400: { description: 'bad parameters (ret_code 9001)' }, 401: { description: 'no or unknown API key' } },
         },
       },
