@@ -40,7 +40,8 @@ import { scanExtension } from './his/scans-route.ts';
 import { StreamTickets, streamTicketExtension, ticketOrKey } from './his/stream-tickets.ts';
 import { deskPage } from './his/desk-page.ts';
 import { EhcError } from './errors.ts';
-import type { DeferredResultListener } from './store/replay.ts';
+import type { ApplianceEvents } from './events.ts';
+import { EventBus } from './platform/event-bus.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
@@ -59,8 +60,8 @@ export interface Appliance {
   replay: Replay;
   /** the HIS port's server and its connection budget */
   his: HisServer;
-  /** answers to deferred verifications as they arrive */
-  deferredListeners: DeferredResultListener[];
+  /** the appliance's events (scan, verified, rejected, deferred-answer, outbox-append, component-state) */
+  events: EventBus<ApplianceEvents>;
   status(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
@@ -105,7 +106,17 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const cardUp = (await card.health()).ok;
     const outbox = await openOutbox(config, card, log, { checkKeysNow: cardUp });
     stops.push(() => outbox.close());
-    const deferredListeners: DeferredResultListener[] = [];
+    // one bus for the appliance's events; each listener is owned, and removed when the appliance stops
+    const events = new EventBus<ApplianceEvents>((event, owner, error) => log.warn('event listener failed', { event, owner, error }));
+    const owners = new Set<string>();
+    const listen = <K extends keyof ApplianceEvents>(owner: string, event: K, fn: (e: ApplianceEvents[K]) => void) => {
+      if (!owners.has(owner)) stops.push(async () => events.removeOwner(owner));
+      owners.add(owner);
+      events.on(owner, event, fn);
+    };
+    const onAppend = (records: number) => events.emit('outbox-append', { records });
+    outbox.on('append', onAppend);
+    stops.push(async () => void outbox.off('append', onAppend));
     const load = new EventLoopLoad().start();
     stops.push(async () => load.stop());
     const desks = new ForegroundActivity();
@@ -118,7 +129,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       busy: desksBusy(load, desks, config.outbox.replayYieldAbove),
       maxYieldMs: config.outbox.replayMaxYieldMs,
       callTimeoutMs: config.upstream.timeoutMs,
-      onDeferredResult: (ovn, answer) => deferredListeners.forEach((l) => l(ovn, answer)),
+      onDeferredResult: (outVerifyNo, answer) => events.emit('deferred-answer', { outVerifyNo, answer }),
     });
     stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
     registerOutboxMetrics(registry, replay);
@@ -141,11 +152,24 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         };
       },
     });
-    stops.push(() => history.close()); // before ops closes: its last sample reads the status
     stops.push(() => ops.close());
+    stops.push(() => history.close()); // runs before ops closes: its last sample reads the status
     ops.setOutbox(() => outbox.stats());
 
-    const observers: VerifyObserver[] = [verifyMetrics(registry), ops.observer, history.observer(), { verified: () => desks.note(), rejected: () => desks.note() }];
+    // the verifier reports to the bus; metrics, ops (audit, stats) and the desks' activity listen
+    const metrics = verifyMetrics(registry);
+    for (const [owner, o] of [['metrics', metrics], ['ops', ops.observer], ['history', history.observer()]] as const) {
+      listen(owner, 'verified', (e) => o.verified?.(e.result, e.request, e.elapsedMs));
+      listen(owner, 'rejected', (e) => o.rejected?.(e.error, e.request, e.elapsedMs));
+    }
+    listen('desks', 'verified', () => desks.note());
+    listen('desks', 'rejected', () => desks.note());
+    const observers: VerifyObserver[] = [
+      {
+        verified: (result, request, elapsedMs) => events.emit('verified', { result, request, elapsedMs }),
+        rejected: (error, request, elapsedMs) => events.emit('rejected', { error, request, elapsedMs }),
+      },
+    ];
     const verifier = new RoutingVerifier({
       card,
       upstream,
@@ -158,14 +182,16 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const scanning = await startScanning(config, { verifier, log, stateDir: config.stateDir });
     stops.push(() => scanning.stop());
     // answers to deferred verifications go out on the live stream too
-    deferredListeners.push((ovn, answer) => {
+    listen('scan-stream', 'deferred-answer', ({ outVerifyNo: ovn, answer }) => {
       const data = answer instanceof EhcError ? { out_verify_no: ovn, ...answer.toJSON() } : { ...answer, ret_code: '0000', out_verify_no: ovn, decided_by: 'deferred' };
       scanning.hub.publish(answer instanceof EhcError ? 'error' : 'result', 'deferred', undefined, data);
     });
-    const lastScanAt = new Map<string, string>();
     scanning.hub.subscribe((ev) => {
-      if (ev.type === 'scan') lastScanAt.set(ev.scannerId, new Date().toISOString());
+      if (ev.type === 'scan') events.emit('scan', ev);
+      else if (ev.type === 'scanner') events.emit('component-state', { component: 'scanner', id: ev.scannerId, state: String(ev.data.state ?? ''), detail: ev.data.message as string | undefined });
     });
+    const lastScanAt = new Map<string, string>();
+    listen('status', 'scan', (ev) => lastScanAt.set(ev.scannerId, new Date().toISOString()));
     const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
     ops.setScanners(
       () =>
@@ -246,7 +272,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     if (fdLimit !== undefined && fdLimit < fdNeeded) log.warn('open-file limit below what the HIS connection budget needs: raise LimitNOFILE or lower his.connections', { limit: fdLimit, needed: fdNeeded });
     log.info('HIS port listening', { url: his.url });
 
-    return { config, url: his.url, his, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, deferredListeners, status, stop };
+    return { config, url: his.url, his, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, events, status, stop };
   } catch (err) {
     await stop();
     throw err;

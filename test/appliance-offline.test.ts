@@ -59,7 +59,7 @@ test('local-first usage records are delivered with the original serial; deferred
     assert.is(deferred.body.decided_by, 'deferred');
     const ovn = deferred.body.out_verify_no as string;
     const heard: string[] = [];
-    a.appliance.deferredListeners.push((n) => heard.push(n));
+    a.appliance.events.on('test', 'deferred-answer', (e) => heard.push(e.outVerifyNo));
     const get = async () => {
       const res = await fetch(`${a.appliance.url}/v1/verify/${ovn}`, { headers: { authorization: `Bearer ${API_KEY}` } });
       return { status: res.status, body: (await res.json()) as Record<string, any> };
