@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
@@ -36,6 +37,8 @@ import type { Verifier } from './verify/types.ts';
 import { openOutbox, startReplay, type SqliteOutbox, type Replay } from './store/index.ts';
 import { deferredRoute } from './his/deferred-route.ts';
 import { startScanning, type Scanning } from './scan/index.ts';
+import { WebhookJournal } from './webhook/journal.ts';
+import { WebhookDelivery } from './webhook/delivery.ts';
 import { scanExtension } from './his/scans-route.ts';
 import { StreamTickets, streamTicketExtension, ticketOrKey } from './his/stream-tickets.ts';
 import { deskPage } from './his/desk-page.ts';
@@ -179,8 +182,16 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       observers,
     });
 
+    // push to the HIS (webhooks): opened before scanning, so it stops after it
+    let webhooks: WebhookDelivery | undefined;
+    if (config.webhooks.targets.length > 0) {
+      const journal = await WebhookJournal.open({ dir: path.join(config.stateDir, 'webhooks'), card, keys: { storage: config.card.keys.storage, mac: config.card.keys.mac }, maxQueued: config.webhooks.maxQueued });
+      webhooks = new WebhookDelivery(journal, config.webhooks.targets, { retryMaxMs: config.webhooks.retryMaxMs, log: log.child({ component: 'webhook' }) }).start();
+      stops.push(() => webhooks!.stop());
+    }
     const scanning = await startScanning(config, { verifier, log, stateDir: config.stateDir });
     stops.push(() => scanning.stop());
+    if (webhooks) scanning.hub.subscribe((ev) => webhooks!.offer(ev));
     // answers to deferred verifications go out on the live stream too
     listen('scan-stream', 'deferred-answer', ({ outVerifyNo: ovn, answer }) => {
       const data = answer instanceof EhcError ? { out_verify_no: ovn, ...answer.toJSON() } : { ...answer, ret_code: '0000', out_verify_no: ovn, decided_by: 'deferred' };
@@ -237,6 +248,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       policy: config.verify.policy,
       outbox: { ...outbox.stats(), ...replay.status() }, // sizes from the store, delivery state from the replay
       simulator: simulator ? { url: simulator.url } : undefined,
+      webhooks: webhooks ? { targets: webhooks.status() } : undefined,
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
       };
     };

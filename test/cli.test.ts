@@ -11,7 +11,7 @@ import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { UsageStats } from '../src/ops/stats.ts';
 import { statsRoutes } from '../src/his/stats-routes.ts';
-import { hisAuth } from '../src/his/auth.ts';
+import { hisAuth } from '../src/his/auth-throttle.ts';
 import { statusHandler } from '../src/his/status-page.ts';
 import type { StatusSources } from '../src/ops/status.ts';
 import { population } from './helpers/population.ts';

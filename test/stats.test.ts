@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 import { UsageStats, readTermList, onlineOrOffline } from '../src/ops/stats.ts';
 import { statsRoutes } from '../src/his/stats-routes.ts';
 import type { DecidedBy } from '../src/verify/types.ts';
-import { hisAuth } from '../src/his/auth.ts';
+import { hisAuth } from '../src/his/auth-throttle.ts';
 import { listen } from './helpers/serve.ts';
 
 const site = { orgCode: '45678901-2', orgName: '演示医院' };

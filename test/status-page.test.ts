@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
 import { statusPage, statusHandler } from '../src/his/status-page.ts';
-import { hisAuth } from '../src/his/auth.ts';
+import { hisAuth } from '../src/his/auth-throttle.ts';
 import { collectStatus, type ScannerStatus, type StatusSources } from '../src/ops/status.ts';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { UsageStats } from '../src/ops/stats.ts';

@@ -122,6 +122,12 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     admin: { apiKeys: [], maxFailedAttempts: 5, lockoutSeconds: 900, ...(doc.admin ?? {}) },
     log: { level: 'info', pii: 'mask', ...(doc.log ?? {}) },
     systemd: { watchdog: true, ...(doc.systemd ?? {}) },
+    webhooks: {
+      maxQueued: 100_000,
+      retryMaxMs: 60_000,
+      ...(doc.webhooks ?? {}),
+      targets: ((doc.webhooks?.targets ?? []) as Array<Record<string, unknown>>).map((t) => ({ timeoutMs: 5000, ...t })),
+    },
   });
 }
 

@@ -293,6 +293,30 @@ export const configSchema = {
         pii: { enum: ['mask', 'refuse'], description: 'refuse: throw on a clear identity reaching the logger (development)' },
       },
     },
+    webhooks: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'push each scan result to HIS URLs, signed, from a durable journal (src/webhook/)',
+      properties: {
+        targets: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'url', 'secret'],
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
+              url: { type: 'string', pattern: '^https?://' },
+              secret: { type: 'string', minLength: 16, description: 'shared secret of the HMAC-SM3 signature' },
+              station: { type: 'string', minLength: 1, maxLength: 64, description: 'only this station\'s results (all when absent)' },
+              timeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
+            },
+          },
+        },
+        maxQueued: { type: 'integer', minimum: 1, maximum: 10000000 },
+        retryMaxMs: { type: 'integer', minimum: 1000, maximum: 3600000 },
+      },
+    },
     systemd: {
       type: 'object',
       additionalProperties: false,

@@ -85,4 +85,5 @@ export interface ApplianceConfig {
   admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error'; pii: 'mask' | 'refuse' };
   systemd: { watchdog: boolean };
+  webhooks: { targets: Array<{ name: string; url: string; secret: string; station?: string; timeoutMs: number }>; maxQueued: number; retryMaxMs: number };
 }

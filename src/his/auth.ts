@@ -10,7 +10,6 @@ import { HTTPException } from 'hono/http-exception';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { AuditEvent } from '../ops/audit.ts';
 import type { Logger } from '../platform/log.ts';
-import { AUTH_THROTTLE_DEFAULTS, AuthThrottle, throttled } from './auth-throttle.ts';
 
 export function sm3Hex(text: string): string {
   return createHash('sm3').update(text, 'utf8').digest('hex');
@@ -132,26 +131,6 @@ export function bearerCheck(options: BearerCheckOptions): MiddlewareHandler {
       return err.getResponse();
     }
   };
-}
-
-export interface HisAuthOptions {
-  /** config his.apiKeys */
-  apiKeys: readonly string[];
-  audit?: AuditSink;
-  logger?: Logger;
-  clock?: () => number;
-  /** the failed-auth throttle (src/his/auth-throttle.ts); one is made with its defaults when absent */
-  throttle?: AuthThrottle;
-}
-
-/**
- * Middleware for every HIS route (`app.use('/v1/*', hisAuth({ apiKeys: config.his.apiKeys, audit, logger }))`):
- * the key check behind the failed-auth throttle, which audits and logs failures once per address and window.
- */
-export function hisAuth(options: HisAuthOptions): MiddlewareHandler {
-  if (options.apiKeys.length === 0) throw new Error('his.apiKeys is empty: the HIS port cannot run without a key');
-  const throttle = options.throttle ?? new AuthThrottle({ ...AUTH_THROTTLE_DEFAULTS, audit: options.audit, logger: options.logger, clock: options.clock });
-  return throttled(throttle, 'his', apiKeyAuth({ keys: options.apiKeys }));
 }
 
 /**

@@ -15,7 +15,7 @@ import { AuditTrail } from '../../src/ops/audit.ts';
 import { UsageStats } from '../../src/ops/stats.ts';
 import { statsRoutes } from '../../src/his/stats-routes.ts';
 import { opsObserver } from '../../src/ops/observer.ts';
-import { hisAuth } from '../../src/his/auth.ts';
+import { hisAuth } from '../../src/his/auth-throttle.ts';
 import { adminAuth } from '../../src/his/admin-auth.ts';
 import { statusHandler } from '../../src/his/status-page.ts';
 import { FakeUpstream, MemoryOutbox, softCard, LOCAL_EHCIN, FOREIGN_EHCIN } from './fixtures.ts';
