@@ -6,7 +6,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
