@@ -40,7 +40,7 @@ rm -rf "$build"
 mkdir -p "$app" "$dist"
 
 # the app: what a clean clone has (git ls-files), limited to what runs on the box
-app_paths=(package.json package-lock.json src drivers firmware-bridge tools)
+app_paths=(package.json package-lock.json src drivers firmware-bridge tools demo) # demo: `ehc-edge codes` and the simulator; the appliance loads it only when simulator.enabled
 existing=()
 for p in "${app_paths[@]}"; do [ -e "$p" ] && existing+=("$p"); done
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
