@@ -3,7 +3,8 @@
  * order, stop them in reverse. `src/main.ts` wraps it in a process (signals, exit codes, systemd);
  * tests and benchmarks start real appliances with it.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { makeDirDurablySync } from './platform/durable-write.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
@@ -21,6 +22,7 @@ import type { Logger } from './platform/log.ts';
 import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
+import { registerAuditMetrics } from './ops/audit-metrics.ts';
 import { startOps } from './his/wire.ts';
 import { registerStatusMetrics } from './ops/status-metrics.ts';
 import { History } from './ops/history.ts';
@@ -84,7 +86,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       }
     })());
   try {
-    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+    makeDirDurablySync(config.stateDir);
     const registry = createRegistry();
 
     const card = await openCard(config.card, log.child({ component: 'card' }));
@@ -136,7 +138,9 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
     registerOutboxMetrics(registry, replay);
 
-    const ops = await startOps({ config, card, upstream, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
+    const ops = await startOps({ config, card, upstream, outbox, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
+    stops.push(() => ops.close());
+    registerAuditMetrics(registry, () => ops.audit.state());
     registerStatusMetrics(registry, () => ops.status());
     // per-minute history for the status page's charts, persisted across restarts (src/ops/history.ts)
     const history = History.open({
@@ -154,19 +158,21 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         };
       },
     });
-    stops.push(() => ops.close());
     stops.push(() => history.close()); // runs before ops closes: its last sample reads the status
     ops.setOutbox(() => outbox.stats());
 
-    // the verifier reports to the bus; metrics, ops (audit, stats) and the desks' activity listen
+    // the verifier reports to the bus; metrics and the desks' activity listen. Ops (audit, stats) is the
+    // verifier's own observer, not a bus listener: under audit.onFailure = refuse the answer waits for its
+    // audit record and is withheld when it cannot be written, which a fire-and-forget bus cannot do
     const metrics = verifyMetrics(registry);
-    for (const [owner, o] of [['metrics', metrics], ['ops', ops.observer], ['history', history.observer()]] as const) {
+    for (const [owner, o] of [['metrics', metrics], ['history', history.observer()]] as const) {
       listen(owner, 'verified', (e) => o.verified?.(e.result, e.request, e.elapsedMs));
       listen(owner, 'rejected', (e) => o.rejected?.(e.error, e.request, e.elapsedMs));
     }
     listen('desks', 'verified', () => desks.note());
     listen('desks', 'rejected', () => desks.note());
     const observers: VerifyObserver[] = [
+      ops.observer,
       {
         verified: (result, request, elapsedMs) => events.emit('verified', { result, request, elapsedMs }),
         rejected: (error, request, elapsedMs) => events.emit('rejected', { error, request, elapsedMs }),
@@ -270,7 +276,10 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       status,
       ready: async () => {
         const c = await card.health();
-        return { ok: c.ok, checks: { card: c.ok }, ...(c.ok ? {} : { down: { card: c.detail } }) };
+        // audit.onFailure = refuse: while the trail cannot be written, identity answers are refused
+        const audit = ops.audit.state().writable || config.audit.onFailure === 'continue';
+        const down = { ...(c.ok ? {} : { card: c.detail }), ...(audit ? {} : { audit: ops.audit.state().lastError ?? 'cannot write' }) };
+        return { ok: c.ok && audit, checks: { card: c.ok, audit }, ...(Object.keys(down).length ? { down } : {}) };
       },
       authThrottle: ops.authThrottle,
       extensions,

@@ -7,7 +7,7 @@ const base = () => JSON.parse(readFileSync(new URL('../appliance.config.json', i
 
 test('audit/admin/log sections: defaults, and wrong values named', () => {
   const c = parseConfig(base(), '/etc/ehc-edge/appliance.config.json');
-  assert.equal(c.audit, { retainDays: 400, maxBytes: 2_147_483_648 });
+  assert.equal(c.audit, { retainDays: 400, maxBytes: 2_147_483_648, onFailure: 'refuse' });
   assert.equal(c.admin, { apiKeys: ['demo-admin-key-change-me-01'], maxFailedAttempts: 5, lockoutSeconds: 900 });
   assert.equal(c.log, { level: 'info', pii: 'mask' });
   const bad = (patch: (d: any) => void, key: string) => {
@@ -16,6 +16,7 @@ test('audit/admin/log sections: defaults, and wrong values named', () => {
     assert.throws(() => parseConfig(d, 'x.json'), (e: Error) => e instanceof ConfigError && e.key === key);
   };
   bad((d) => (d.audit = { retainDays: 30 }), 'audit.retainDays');
+  bad((d) => (d.audit = { onFailure: 'ignore' }), 'audit.onFailure');
   bad((d) => (d.admin.lockoutSeconds = 1), 'admin.lockoutSeconds');
   bad((d) => (d.log = { pii: 'show' }), 'log.pii');
   // simulator.keys was accepted and never read: now it is refused like any unknown key

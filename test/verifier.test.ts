@@ -171,7 +171,7 @@ test('a failing card is 8008 with a clear message, never a crash; observers see 
       upstream: s.upstream,
       settings: settings('local-first'),
       now: () => NOW,
-      observers: [{ verified: (r) => seen.push(r.ret_code), rejected: (e) => seen.push(e.code) }],
+      observers: [{ verified: (r) => void seen.push(r.ret_code), rejected: (e) => void seen.push(e.code) }],
     });
     const c = await s.local(inFive);
     assert.is(await code(v.verify({ ehealthCode: c })), '0000');

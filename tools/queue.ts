@@ -1,6 +1,6 @@
 /**
- * `ehc-edge queue status | dead | retry | export`: the outbox — inspect it, list / retry / export dead
- * letters (each takes --db FILE instead of --config to open an outbox file directly).
+ * `ehc-edge queue status | dead | retry | export | salvage`: the outbox — inspect it, list / retry / export
+ * dead letters, salvage a damaged file (each takes --db FILE instead of --config to open a file directly).
  *
  * Works beside a running appliance (SQLite WAL; the appliance's replay picks retried records up by
  * its idle poll). Long work prints a progress line on stderr.
@@ -16,6 +16,8 @@ import { maskDeep } from '../src/platform/mask.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { outboxPath } from '../src/store/index.ts';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
+import { salvageOutbox, seqRanges } from '../src/store/salvage.ts';
+import { auditOffline } from '../src/ops/audit-offline.ts';
 import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
 
 /** A progress line on stderr: rewritten in place on a terminal, one line per ~2 s otherwise. */
@@ -96,7 +98,7 @@ async function openCardFor(config: ReturnType<typeof loadConfig>): Promise<CardP
   try {
     return await openCard(config.card, createLogger({ level: 'warn', sink: (l) => process.stderr.write(l + '\n') }));
   } catch (err) {
-    throw new EhcError('8008', `export --payload needs the crypto card: ${(err as Error).message}`, { cause: err });
+    throw new EhcError('8008', `this needs the crypto card: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -176,7 +178,39 @@ export function command() {
       return EXIT.OK;
     }),
   );
-  return defineGroup('queue', 'the outbox: depth, oldest, dead records, replay').addCommand(status).addCommand(dead).addCommand(retry).addCommand(exp);
+  const salvage = leaf(
+    'salvage',
+    'copy every readable record of a damaged outbox into a fresh one; name the lost records by seq',
+    'For an outbox with a damaged page (database disk image is malformed): run with the appliance stopped. The readable records (sealed bytes unchanged), dead letters, answers and meta go into a fresh file; the damaged file is kept beside it as outbox.sqlite.damaged-<time>; the seq counter goes on after the highest seq ever assigned. With --config the salvage is written to the audit trail as a signed record naming the lost seqs. Exit 1 when records were lost.',
+  );
+  act<QueueOptions>(salvage, async (values) => {
+    const config = values.db && !values.config ? undefined : loadCliConfig(values);
+    const file = values.db ?? outboxPath(config!);
+    const report = await salvageOutbox(file);
+    const lost = seqRanges(report.lostSeqs);
+    if (config) {
+      const card = await openCardFor(config);
+      try {
+        await auditOffline(config, card, [
+          {
+            kind: 'security',
+            action: 'outbox.salvaged',
+            detail: { file: report.file, damagedCopy: report.damagedCopy, records: report.records, dead: report.dead, lostSeqs: lost, lostCount: report.lostSeqs.length, lostDeadSeqs: seqRanges(report.lostDeadSeqs), damage: report.damage },
+          },
+        ]);
+      } finally {
+        await card.close();
+      }
+    }
+    if (values.json) console.log(JSON.stringify({ ...report, lostRanges: lost }, null, 2));
+    else {
+      console.log(`salvaged ${report.records} records, ${report.dead} dead letters, ${report.answers} answers into ${report.file}; the damaged file is ${report.damagedCopy}`);
+      console.log(report.lostSeqs.length ? `LOST ${report.lostSeqs.length} records (on damaged pages): seq ${lost}` : 'no record lost');
+      if (report.lostDeadSeqs.length) console.log(`lost dead letters: seq ${seqRanges(report.lostDeadSeqs)}`);
+    }
+    return report.lostSeqs.length || report.lostDeadSeqs.length ? EXIT.FAILURE : EXIT.OK;
+  });
+  return defineGroup('queue', 'the outbox: depth, oldest, dead records, replay, salvage').addCommand(status).addCommand(dead).addCommand(retry).addCommand(exp).addCommand(salvage);
 }
 
 export async function main(argv: string[]): Promise<number> {

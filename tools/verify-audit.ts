@@ -1,34 +1,63 @@
 /**
- * ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet]
+ * ehc-edge verify-audit [--dir DIR] [--config PATH] [--key-file FILE] [--json] [--quiet] [--ack [--note TEXT]]
  * Checks the audit chain (src/ops/audit.ts) with the card's MAC key, from its anchor to its head, reading
  * the day files directly (the appliance may be running or not). Reports the first broken record: edited,
  * deleted, reordered, malformed, cut from the end, or a forged anchor/head.
- * Exit 0 intact, 1 broken (the record is named), 2 usage/config (no key file, unreadable config).
+ * Signed `audit.recovered` records (power cuts) are accepted and listed; signed `audit.integrity` records
+ * (a cut chain, a deleted head or folder, an outbox behind its high-water mark) are listed as alarms.
+ * --ack (appliance stopped): an admin acknowledges the open integrity alarms in a signed record, which
+ * clears them from status and metrics; verify-audit lists them as acknowledged from then on.
+ * Exit 0 intact, 1 broken (the record is named) or an integrity alarm not acknowledged, 2 usage/config.
  */
 import path from 'node:path';
+import { AuditTrail } from '../src/ops/audit.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 import { act, CliError, defineCommand, EXIT, isEntry, loadCliConfig, progress, runCli, type CommonOptions } from './lib/cli.ts';
 import { openToolCard } from './lib/card.ts';
 
 export function command() {
-  const cmd = defineCommand('verify-audit', 'check the audit chain and name the first broken record', 'Checks the audit chain with the card\'s MAC key, from its anchor to its head, reading the day files directly (the appliance may be running or not). Reports the first broken record: edited, deleted, reordered, malformed, cut from the end, or a forged anchor/head.', { his: false })
+  const cmd = defineCommand(
+    'verify-audit',
+    'check the audit chain and name the first broken record',
+    "Checks the audit chain with the card's MAC key, from its anchor to its head, reading the day files directly (the appliance may be running or not). Reports the first broken record: edited, deleted, reordered, malformed, cut from the end, or a forged anchor/head. Lists the power losses the appliance recovered from (signed audit.recovered records) and the integrity alarms (signed audit.integrity records); exit 1 while an alarm is not acknowledged.",
+    { his: false },
+  )
     .option('--dir <dir>', 'audit folder (default: <stateDir>/audit)')
-    .option('--key-file <file>', 'a software card key file holding the MAC key (default: the configured card)');
-  return act<CommonOptions & { dir?: string; keyFile?: string }>(cmd, async (values) => {
+    .option('--key-file <file>', 'a software card key file holding the MAC key (default: the configured card)')
+    .option('--ack', 'acknowledge the open integrity alarms in a signed record (appliance stopped)')
+    .option('--note <text>', 'with --ack: what was found and done');
+  return act<CommonOptions & { dir?: string; keyFile?: string; ack?: boolean; note?: string }>(cmd, async (values) => {
     const config = loadCliConfig(values);
     const dir = path.resolve(values.dir ?? path.join(config.stateDir, 'audit'));
     const card = await openToolCard(config, values.keyFile ? path.resolve(values.keyFile) : undefined);
     const bar = progress(!values.quiet);
     try {
+      if (values.ack) {
+        // an admin has looked at the alarms: a signed acknowledgement (the appliance must be stopped: one writer)
+        const trail = await AuditTrail.open({ dir, card, macKey: config.card.keys.mac, retainDays: config.audit.retainDays, maxBytes: config.audit.maxBytes });
+        try {
+          const open = trail.integrityAlarms();
+          const rec = await trail.acknowledgeAlarms(process.env.SUDO_USER ?? process.env.USER ?? 'admin', values.note);
+          if (!values.json) console.log(rec ? `acknowledged ${open.length} integrity alarm(s) in audit record seq ${rec.seq}` : 'no open integrity alarms');
+        } finally {
+          await trail.close();
+        }
+      }
       const report = await verifyAuditChain(dir, card, config.card.keys.mac, {
         onProgress: (p) => bar.update(`verify-audit: ${p.fileIndex}/${p.files} day files, ${p.records} records checked (${p.file})`),
       });
       bar.done();
       if (report.files === 0) throw new CliError(EXIT.USAGE, `no audit files in ${dir}`);
+      const open = report.alarms.filter((a) => !a.acknowledged);
       if (values.json) console.log(JSON.stringify(report, null, 2));
-      else if (report.ok) console.log(`audit chain intact: ${report.records} records, seq ${report.firstSeq}..${report.lastSeq}, ${report.files} day files in ${dir}`);
-      else console.log(`AUDIT CHAIN BROKEN (${report.broken!.problem}): ${report.broken!.message}\n  checked ${report.records} intact records before it, in ${dir}`);
-      return report.ok ? EXIT.OK : EXIT.FAILURE;
+      else {
+        for (const p of report.powerLosses) console.log(p.message);
+        for (const a of report.alarms) console.log(`INTEGRITY ALARM (${a.problem}) at seq ${a.seq}, ${a.time}: ${a.message}${a.acknowledged ? ' [acknowledged]' : ''}`);
+        if (!report.ok) console.log(`AUDIT CHAIN BROKEN (${report.broken!.problem}): ${report.broken!.message}\n  checked ${report.records} intact records before it, in ${dir}`);
+        else if (open.length) console.log(`AUDIT CHAIN NOT INTACT: ${open.length} integrity alarm(s) not acknowledged (ehc-edge verify-audit --ack, appliance stopped); ${report.records} records verify, seq ${report.firstSeq}..${report.lastSeq}`);
+        else console.log(`audit chain intact: ${report.records} records, seq ${report.firstSeq}..${report.lastSeq}, ${report.files} day files in ${dir}${report.powerLosses.length ? `, ${report.powerLosses.length} power loss(es) recovered` : ''}`);
+      }
+      return report.ok && open.length === 0 ? EXIT.OK : EXIT.FAILURE;
     } finally {
       await card.close();
     }

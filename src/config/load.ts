@@ -118,7 +118,7 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
     scanners: doc.scanners ?? [],
     scan: { dedupeWindowMs: 1500, streamBuffer: 1000, maxSubscribers: 256, subscriberBuffer: 256, ...(doc.scan ?? {}) },
     outbox: { maxRecords: 1_000_000, maxBytes: 1_073_741_824, maxAgeHours: 720, whenFull: 'reject-new', replayBatch: 64, replayYieldAbove: 0.5, replayMaxYieldMs: 5000, ...(doc.outbox ?? {}) },
-    audit: { retainDays: 400, maxBytes: 2_147_483_648, ...(doc.audit ?? {}) },
+    audit: { retainDays: 400, maxBytes: 2_147_483_648, onFailure: 'refuse', ...(doc.audit ?? {}) },
     admin: { apiKeys: [], maxFailedAttempts: 5, lockoutSeconds: 900, ...(doc.admin ?? {}) },
     log: { level: 'info', pii: 'mask', ...(doc.log ?? {}) },
     systemd: { watchdog: true, ...(doc.systemd ?? {}) },

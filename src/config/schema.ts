@@ -274,6 +274,7 @@ export const configSchema = {
       properties: {
         retainDays: { type: 'integer', minimum: 365 },
         maxBytes: { type: 'integer', minimum: 1048576 },
+        onFailure: { enum: ['refuse', 'continue'], description: 'when an audit record cannot be written: refuse answers that carry identity (default), or answer anyway' },
       },
     },
     admin: {

@@ -81,7 +81,7 @@ export interface ApplianceConfig {
   scanners: ScannerConfig[];
   scan: { dedupeWindowMs: number; streamBuffer: number; maxSubscribers: number; subscriberBuffer: number };
   outbox: { maxRecords: number; maxBytes: number; maxAgeHours: number; whenFull: 'reject-new'; replayBatch: number; replayYieldAbove: number; replayMaxYieldMs: number };
-  audit: { retainDays: number; maxBytes: number };
+  audit: { retainDays: number; maxBytes: number; onFailure: 'refuse' | 'continue' };
   admin: { apiKeys: string[]; maxFailedAttempts: number; lockoutSeconds: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error'; pii: 'mask' | 'refuse' };
   systemd: { watchdog: boolean };

@@ -9,14 +9,14 @@
  * indexes an SDF card would use, so callers address keys by index only.
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, type Cipher, type Decipher } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { sm2 } from 'sm-crypto-v2';
 import { EhcError } from '../errors.ts';
 import { pooledRandomBytes } from '../platform/random-pool.ts';
 import type { CardHealth, CardPrimitives, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
 import { MAC_KEY_LABEL } from './mac-key.ts';
-import { createFileDurablySync } from '../platform/durable-write.ts';
+import { createFileDurablySync, makeDirDurablySync } from '../platform/durable-write.ts';
 
 export interface SoftKeyFile {
   version: 1;
@@ -45,7 +45,7 @@ export function generateSoftKeys(): SoftKeyFile {
 
 /** Write a key file durably with mode 0600; never overwrites. */
 export function writeKeyFile(file: string, keys: SoftKeyFile): void {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  makeDirDurablySync(path.dirname(file));
   createFileDurablySync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600 });
 }
 

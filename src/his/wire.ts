@@ -36,6 +36,8 @@ export interface OpsDeps {
   log: Logger;
   version: string;
   startedAt: Date;
+  /** the outbox, opened first: it keeps the audit head outside the audit folder, and its high-water mark is checked */
+  outbox?: { readMeta(key: string): string | undefined; writeMeta(key: string, text: string): Promise<void>; highWater(): number };
 }
 
 export interface Ops {
@@ -54,6 +56,24 @@ export interface Ops {
   close(): Promise<void>;
 }
 
+/**
+ * An outbox holding less than the audit head says was acknowledged (file emptied, deleted, replaced by
+ * an older copy) has lost records nobody will deliver: a signed alarm, in status until acknowledged.
+ */
+async function checkOutboxHighWater(audit: AuditTrail, outbox: OpsDeps['outbox'], log: Logger): Promise<void> {
+  const recorded = audit.recordedOutboxSeq();
+  if (!outbox || recorded === undefined) return;
+  const actual = outbox.highWater();
+  if (actual >= recorded) return;
+  if (audit.integrityAlarms().some((a) => a.outbox === true)) return; // still open from an earlier start
+  const message =
+    actual === 0
+      ? `the outbox is empty and new, but the audit head recorded ${recorded} acknowledged records in it (deleted or emptied): undelivered records may be lost`
+      : `the outbox's highest seq is ${actual}, but the audit head recorded ${recorded} acknowledged (replaced by an older copy?): records ${actual + 1}..${recorded} may be lost`;
+  log.error('outbox behind its acknowledged high-water mark', { recorded, actual });
+  await audit.raiseAlarm({ problem: actual === 0 ? 'outbox-missing' : 'outbox-behind', message, missing: { from: actual + 1, to: recorded }, outbox: true });
+}
+
 export async function startOps(deps: OpsDeps): Promise<Ops> {
   const { config, log } = deps;
   const audit = await AuditTrail.open({
@@ -63,7 +83,14 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
     retainDays: config.audit.retainDays,
     maxBytes: config.audit.maxBytes,
     logger: log.child({ component: 'audit' }),
+    ...(deps.outbox
+      ? {
+          anchor: { read: () => deps.outbox!.readMeta('audit.head'), write: (text: string) => deps.outbox!.writeMeta('audit.head', text) },
+          outboxSeq: () => deps.outbox!.highWater(),
+        }
+      : {}),
   });
+  await checkOutboxHighWater(audit, deps.outbox, log);
   let stats: UsageStats;
   try {
     stats = await UsageStats.open({
@@ -96,7 +123,7 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
   return {
     audit,
     stats,
-    observer: opsObserver({ audit, stats, defaultOperator: config.verify.operatorId }),
+    observer: opsObserver({ audit, stats, defaultOperator: config.verify.operatorId, onFailure: config.audit.onFailure }),
     authThrottle,
     adminGuard: throttled(authThrottle, 'admin', adminAuth({ ...config.admin, hisApiKeys: config.his.apiKeys, audit, logger: adminLog })),
     extensions: opsExtensions({ stats, site: config.site, scanners: () => scannerInfos() }),

@@ -31,6 +31,10 @@ export interface AuditVerifyReport {
   /** the newest file ends in an unterminated line (write in progress or crash): ignored */
   unterminatedTail?: boolean;
   broken?: AuditBreak;
+  /** signed `audit.recovered` records: what power cuts lost (never acknowledged writes) */
+  powerLosses: Array<{ seq: number; time: string; lost?: { from: number; to: number }; message: string }>;
+  /** signed `audit.integrity` records, and whether an `audit.integrity-ack` record followed them */
+  alarms: Array<{ seq: number; time: string; problem: string; message: string; missing?: { from: number; to: number }; acknowledged: boolean }>;
 }
 
 export interface VerifyProgress {
@@ -46,6 +50,23 @@ interface Parsed {
   prev: string;
   body: string;
   mac: string;
+  action?: unknown;
+  time?: unknown;
+  detail?: unknown;
+}
+
+type Range = { from: number; to: number };
+function rangeOf(v: unknown): Range | undefined {
+  const r = v as Range | undefined;
+  return r && Number.isInteger(r.from) && Number.isInteger(r.to) ? r : undefined;
+}
+
+/** The seq range a signed recovery or integrity record says is missing before it. */
+function explainedGap(r: Parsed): Range | undefined {
+  const d = r.detail as { lost?: unknown; missing?: unknown } | undefined;
+  if (r.action === 'audit.recovered') return rangeOf(d?.lost);
+  if (r.action === 'audit.integrity') return rangeOf(d?.missing);
+  return undefined;
 }
 
 /**
@@ -61,7 +82,7 @@ export async function verifyAuditChain(
   // the head first: a running appliance only moves it forward after the records it names are on disk
   const head = await openSealed<HeadDoc>(card, macKey, path.join(dir, 'head.json'));
   const files = await listAuditFiles(dir);
-  const report: AuditVerifyReport = { ok: true, dir, files: files.length, records: 0, firstSeq: null, lastSeq: null };
+  const report: AuditVerifyReport = { ok: true, dir, files: files.length, records: 0, firstSeq: null, lastSeq: null, powerLosses: [], alarms: [] };
   const fail = (b: AuditBreak): AuditVerifyReport => ({ ...report, ok: false, broken: b });
   let expectedSeq = 1;
   let expectedPrev = GENESIS;
@@ -87,9 +108,9 @@ export async function verifyAuditChain(
       const parts = splitLine(line);
       if (!parts) return { line: i + 1, bad: 'not an audit record (no MAC)' };
       try {
-        const body = JSON.parse(parts.body) as { seq?: unknown; prev?: unknown };
+        const body = JSON.parse(parts.body) as { seq?: unknown; prev?: unknown; action?: unknown; time?: unknown; detail?: unknown };
         if (typeof body.seq !== 'number' || typeof body.prev !== 'string') return { line: i + 1, bad: 'record lacks seq/prev' };
-        return { line: i + 1, seq: body.seq, prev: body.prev, body: parts.body, mac: parts.mac };
+        return { line: i + 1, seq: body.seq, prev: body.prev, body: parts.body, mac: parts.mac, action: body.action, time: body.time, detail: body.detail };
       } catch {
         return { line: i + 1, bad: 'not valid JSON' };
       }
@@ -99,6 +120,27 @@ export async function verifyAuditChain(
       const where = `${f.name}:${r.line}`;
       if ((await macOf(card, macKey, r.body)) !== r.mac) {
         return fail({ problem: 'edited', file: f.name, line: r.line, seq: r.seq, message: `record seq ${r.seq} at ${where} was altered: its HMAC-SM3 does not match` });
+      }
+      const gap = explainedGap(r);
+      if (r.seq !== expectedSeq && gap && gap.from === expectedSeq && gap.to === r.seq - 1 && r.prev === expectedPrev) {
+        // a gap the appliance explained at start, in a record only the card's key could sign: accepted, reported
+        expectedSeq = r.seq;
+      }
+      if (r.action === 'audit.recovered') {
+        const lost = rangeOf((r.detail as { lost?: unknown } | undefined)?.lost);
+        const at = String(r.time);
+        report.powerLosses.push({
+          seq: r.seq,
+          time: at,
+          ...(lost ? { lost } : {}),
+          message: lost ? `power loss before ${at}: seq ${lost.from === lost.to ? lost.from : `${lost.from}–${lost.to}`} not written (recovered at seq ${r.seq})` : `power loss before ${at}: an unfinished write cut (recovered at seq ${r.seq}), no seq lost`,
+        });
+      } else if (r.action === 'audit.integrity') {
+        const d = (r.detail ?? {}) as { problem?: unknown; message?: unknown };
+        report.alarms.push({ seq: r.seq, time: String(r.time), problem: String(d.problem), message: String(d.message), ...(gap ? { missing: gap } : {}), acknowledged: false });
+      } else if (r.action === 'audit.integrity-ack') {
+        const acked = new Set(((r.detail as { alarms?: unknown } | undefined)?.alarms as number[] | undefined) ?? []);
+        for (const a of report.alarms) if (acked.has(a.seq)) a.acknowledged = true;
       }
       if (r.seq !== expectedSeq) {
         const later = recs.slice(ri + 1).some((x) => 'seq' in x && x.seq === expectedSeq);

@@ -23,192 +23,35 @@
  * `detail` passes through maskForLog (maskDeep plus other spellings of identity fields) — the trail never
  * holds a clear identity.
  */
-import { mkdir, open, readdir, readFile, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { CardPrimitives, KeyIndex } from '../crypto/card.ts';
-import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../platform/mask.ts';
-import { fsyncDirSync as fsyncDir, replaceFileDurably } from '../platform/durable-write.ts';
-import { maskForLog, type Logger } from '../platform/log.ts';
+import type { KeyIndex } from '../crypto/card.ts';
+import { fsyncDirSync as fsyncDir, makeDirDurably, replaceFileDurably } from '../platform/durable-write.ts';
+import type { Logger } from '../platform/log.ts';
+import {
+  GENESIS,
+  MAC_DOMAIN_BYTES,
+  auditFileName,
+  bodyText,
+  listAuditFiles,
+  localDay,
+  macInput,
+  macOf,
+  openSealed,
+  sealDoc,
+  splitLine,
+  type AnchorDoc,
+  type AuditEvent,
+  type AuditKind,
+  type AuditMacCard,
+  type AuditRecord,
+  type HeadDoc,
+} from './audit-record.ts';
 
-export type AuditKind = 'verify' | 'config' | 'key' | 'admin' | 'security' | 'audit';
+import { integrityEvent, recoverChain, type IntegrityAlarm } from './audit-recover.ts';
 
-/** Who a record is about. Give clear values: they are masked before anything is stored. */
-export interface AuditSubject {
-  name?: string;
-  idType?: string;
-  idNo?: string;
-  phone?: string;
-  ehealthCode?: string;
-  ehealthCardId?: string;
-}
-
-export interface AuditEvent {
-  kind: AuditKind;
-  /** what happened: `verify`, `auth.failed`, `admin.locked`, `config.reload`, `key.import`, `digest.rejected` … */
-  action: string;
-  /** verification route (decided_by: local, upstream, cross-domain, offline-local, deferred) or HTTP path */
-  route?: string;
-  /** 识读终端 term_id */
-  terminal?: string;
-  scanner?: string;
-  /** operator id (not a person's name) */
-  operator?: string;
-  /** client address of an HTTP caller */
-  client?: string;
-  /** spec return code (src/errors.ts) */
-  retCode?: string;
-  subject?: AuditSubject;
-  detail?: Record<string, unknown>;
-  time?: Date;
-}
-
-export interface MaskedSubject {
-  name?: string;
-  id_type?: string;
-  id_no?: string;
-  phone?: string;
-  ehealth_code?: string;
-  ehealth_card_id?: string;
-}
-
-export interface AuditRecord {
-  seq: number;
-  time: string;
-  kind: AuditKind;
-  action: string;
-  route?: string;
-  terminal?: string;
-  scanner?: string;
-  operator?: string;
-  client?: string;
-  ret_code?: string;
-  subject?: MaskedSubject;
-  detail?: unknown;
-  prev: string;
-  mac: string;
-}
-
-/** The MAC key's only use here: HMAC-SM3 by key index, on the crypto card. */
-export type AuditMacCard = Pick<CardPrimitives, 'hmacSm3'>;
-
-export const GENESIS = '0'.repeat(64);
-const FILE_RE = /^audit-(\d{8})\.jsonl$/;
-const MAC_SUFFIX = /,"mac":"([0-9a-f]{64})"\}$/;
-
-export function auditFileName(day: string): string {
-  return `audit-${day}.jsonl`;
-}
-
-/** yyyyMMdd of a time in the appliance's local time zone (the national statistics use the same). */
-export function localDay(t: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${t.getFullYear()}${p(t.getMonth() + 1)}${p(t.getDate())}`;
-}
-
-export function maskSubject(s: AuditSubject): MaskedSubject {
-  const out: MaskedSubject = {};
-  if (s.name) out.name = maskName(s.name);
-  if (s.idType) out.id_type = s.idType;
-  if (s.idNo) out.id_no = maskIdNo(s.idNo);
-  if (s.phone) out.phone = maskPhone(s.phone);
-  if (s.ehealthCode) out.ehealth_code = maskCode(s.ehealthCode);
-  if (s.ehealthCardId) out.ehealth_card_id = maskCode(s.ehealthCardId);
-  return out;
-}
-
-/** The record body (everything but `mac`) as the exact JSON text that is MACed. Field order is fixed. */
-function bodyText(seq: number, prev: string, e: AuditEvent, time: Date): string {
-  const body: Record<string, unknown> = { seq, time: time.toISOString(), kind: e.kind, action: maskText(e.action) };
-  if (e.route !== undefined) body.route = maskText(e.route);
-  if (e.terminal !== undefined) body.terminal = maskText(e.terminal);
-  if (e.scanner !== undefined) body.scanner = maskText(e.scanner);
-  if (e.operator !== undefined) body.operator = maskText(e.operator);
-  if (e.client !== undefined) body.client = maskText(e.client);
-  if (e.retCode !== undefined) body.ret_code = e.retCode;
-  if (e.subject) body.subject = maskSubject(e.subject);
-  if (e.detail !== undefined) body.detail = maskForLog(e.detail);
-  body.prev = prev;
-  return JSON.stringify(body);
-}
-
-/** Domain separation: the card's `mac` key also protects outbox records; audit MACs can never be swapped with those. */
-const MAC_DOMAIN = 'ehc-edge audit v1\n';
-
-const MAC_DOMAIN_BYTES = Buffer.byteLength(MAC_DOMAIN);
-
-/** The bytes a record's MAC covers: the domain, then the body text. */
-function macInput(text: string): Buffer {
-  return Buffer.from(MAC_DOMAIN + text, 'utf8');
-}
-
-export async function macOf(card: AuditMacCard, key: KeyIndex, text: string): Promise<string> {
-  return (await card.hmacSm3(key, macInput(text))).toString('hex');
-}
-
-/** Split a stored line into the MACed body text and the stored MAC; undefined when it is not that shape. */
-export function splitLine(line: string): { body: string; mac: string } | undefined {
-  const m = MAC_SUFFIX.exec(line);
-  if (!m) return undefined;
-  return { body: line.slice(0, m.index) + '}', mac: m[1]! };
-}
-
-/** A small MACed JSON document (anchor.json, head.json). */
-interface Sealed<T> {
-  doc: T;
-  mac: string;
-}
-
-async function sealDoc<T>(card: AuditMacCard, key: KeyIndex, doc: T): Promise<string> {
-  const text = JSON.stringify(doc);
-  return JSON.stringify({ doc, mac: await macOf(card, key, text) } satisfies Sealed<T>) + '\n';
-}
-
-export async function openSealed<T>(card: AuditMacCard, key: KeyIndex, file: string): Promise<{ doc: T; valid: boolean } | undefined> {
-  let raw: string;
-  try {
-    raw = await readFile(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    const sealed = JSON.parse(raw) as Sealed<T>;
-    return { doc: sealed.doc, valid: (await macOf(card, key, JSON.stringify(sealed.doc))) === sealed.mac };
-  } catch {
-    return { doc: {} as T, valid: false };
-  }
-}
-
-export interface AnchorDoc {
-  /** first seq still kept */
-  firstSeq: number;
-  /** MAC of the record before it (deleted) */
-  prev: string;
-  prunedAt: string;
-  removed: string[];
-}
-
-export interface HeadDoc {
-  seq: number;
-  mac: string;
-  time: string;
-}
-
-export async function listAuditFiles(dir: string): Promise<Array<{ name: string; day: string; bytes: number }>> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  const out: Array<{ name: string; day: string; bytes: number }> = [];
-  for (const name of names.sort()) {
-    const m = FILE_RE.exec(name);
-    if (!m) continue;
-    out.push({ name, day: m[1]!, bytes: (await stat(path.join(dir, name))).size });
-  }
-  return out;
-}
+export * from './audit-record.ts';
+export type { IntegrityAlarm, IntegrityProblem } from './audit-recover.ts';
 
 export interface AuditOptions {
   /** the audit folder, normally `<stateDir>/audit` */
@@ -220,6 +63,17 @@ export interface AuditOptions {
   maxBytes?: number;
   logger?: Logger;
   clock?: () => Date;
+  /** where the head is kept outside the audit folder (the outbox database): sealed head text */
+  anchor?: { read(): Promise<string | undefined> | string | undefined; write(text: string): Promise<void> | void };
+  /** the outbox's acknowledged high-water mark, recorded in each head */
+  outboxSeq?: () => number | undefined;
+}
+
+/** An integrity alarm as status shows it until an admin acknowledges it. */
+export interface AuditAlarm extends IntegrityAlarm {
+  /** seq of the signed `audit.integrity` record */
+  seq?: number;
+  raisedAt: string;
 }
 
 export interface AuditState {
@@ -231,11 +85,17 @@ export interface AuditState {
   /** appends that failed (card or disk error) since start */
   failures: number;
   lastError: string | null;
+  /** false while the last write failed (disk full, I/O): identity answers are refused under audit.onFailure = refuse */
+  writable?: boolean;
+  /** integrity alarms not yet acknowledged (`ehc-edge verify-audit --ack`) */
+  alarms?: AuditAlarm[];
 }
 
 /** An event waiting for its place in the chain (seq, prev, MAC), in arrival order. */
 interface Queued {
   event: AuditEvent;
+  /** recovery records explaining a gap: this record takes seq skipTo + 1 */
+  skipTo?: number;
   /** called with the stored line once it is durable; record() passes none (nobody reads it back) */
   done?: (line: string) => void;
   fail: (e: unknown) => void;
@@ -253,6 +113,8 @@ interface Pending {
   kind: AuditKind;
   done?: (line: string) => void;
   fail: (e: unknown) => void;
+  /** the chain's epoch when this record was chained: a rollback fails every record of an older one */
+  epoch: number;
 }
 
 export class AuditTrail {
@@ -279,6 +141,16 @@ export class AuditTrail {
   private lastError: string | null = null;
   private headTimer: NodeJS.Timeout | null = null;
   private headChain: Promise<void> = Promise.resolve();
+  private lastHead?: HeadDoc;
+  private alarms: AuditAlarm[] = [];
+  private lastHeadLog = 0;
+  private outboxFloor = 0;
+  /** bumped by each rollback: records chained before it are not written */
+  private epoch = 0;
+  private handleBytes = 0;
+  /** false after a failed write, true again after the next good one */
+  private writable = true;
+  private broken: string | null = null;
   private closed = false;
   /** last durable verification records' lines (already masked), newest last, for the status page */
   private readonly recent: string[] = [];
@@ -299,8 +171,17 @@ export class AuditTrail {
    */
   static async open(opts: AuditOptions): Promise<AuditTrail> {
     const trail = new AuditTrail(opts);
-    await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    await makeDirDurably(opts.dir);
     await trail.lock();
+    try {
+      await macOf(opts.card, opts.macKey, 'ehc-edge audit probe');
+    } catch (err) {
+      // a card that cannot MAC (keys missing, device down) is a degraded start, not a failed one: recovery
+      // waits for the card, and records are refused until it answers
+      trail.deferredRecovery = err instanceof Error ? err : new Error(String(err));
+      opts.logger?.error('audit: the crypto card cannot MAC; recovery waits for it and records are refused until then', { err: trail.deferredRecovery });
+      return trail;
+    }
     try {
       await trail.recover();
     } catch (err) {
@@ -343,65 +224,86 @@ export class AuditTrail {
     await unlink(this.lockFile).catch(() => {});
   }
 
-  private async recover(): Promise<void> {
-    const files = await listAuditFiles(this.opts.dir);
-    this.files = files.length;
-    this.minDay = files[files.length - 1]?.day ?? '';
-    this.bytes = files.reduce((n, f) => n + f.bytes, 0);
-    const notes: AuditEvent[] = [];
-    for (let i = files.length - 1; i >= 0; i--) {
-      const f = files[i]!;
-      const file = path.join(this.opts.dir, f.name);
-      const text = await readFile(file, 'utf8');
-      if (text.length === 0) continue;
-      let kept = text;
-      if (!text.endsWith('\n')) {
-        // A torn write from a crash: that batch was never acknowledged. Cut it and say so in the trail.
-        const cut = text.lastIndexOf('\n') + 1;
-        await truncate(file, Buffer.byteLength(text.slice(0, cut)));
-        kept = text.slice(0, cut);
-        this.bytes -= Buffer.byteLength(text.slice(cut));
-        notes.push({ kind: 'audit', action: 'audit.torn-tail-removed', detail: { file: f.name, bytes: Buffer.byteLength(text.slice(cut)) } });
-        this.opts.logger?.warn('audit: removed a torn last line left by a crash', { file: f.name });
-        if (kept.length === 0) continue;
-      }
-      const lines = kept.trimEnd().split('\n');
-      let found = false;
-      for (let li = lines.length - 1; li >= 0 && !found; li--) {
-        const parts = splitLine(lines[li]!);
-        let body: { seq?: unknown; time?: unknown } | undefined;
-        try {
-          body = parts ? (JSON.parse(parts.body) as { seq?: unknown; time?: unknown }) : undefined;
-        } catch {
-          body = undefined;
-        }
-        if (!parts || !body || typeof body.seq !== 'number') {
-          notes.push({ kind: 'security', action: 'audit.record-unreadable', detail: { file: f.name, line: li + 1 } });
-          this.opts.logger?.error('audit: a last record is unreadable; the chain continues after the last readable one (verify-audit will name it)', { file: f.name, line: li + 1 });
-          continue;
-        }
-        found = true;
-        this.seq = body.seq;
-        this.prev = parts.mac;
-        this.lastTime = typeof body.time === 'string' ? body.time : null;
-        if ((await macOf(this.opts.card, this.opts.macKey, parts.body)) !== parts.mac) {
-          notes.push({ kind: 'security', action: 'audit.tail-mac-mismatch', detail: { file: f.name, seq: body.seq } });
-          this.opts.logger?.error('audit: last record fails its MAC (edited, or another key): verify-audit will name it', { file: f.name, seq: body.seq });
-        }
-      }
-      if (found) break;
-    }
+  /** set while the card could not MAC at open: the first append after it can runs recovery first */
+  private deferredRecovery: Error | null = null;
+
+  private async recover(awaitNotes = true): Promise<void> {
+    const outsideHead = await this.readOutsideHead();
+    const r = await recoverChain({ dir: this.opts.dir, card: this.opts.card, macKey: this.opts.macKey, outsideHead, logger: this.opts.logger, clock: this.clock });
+    this.files = r.files;
+    this.bytes = r.bytes;
+    this.minDay = (await listAuditFiles(this.opts.dir)).at(-1)?.day ?? '';
+    this.seq = r.seq;
+    this.prev = r.prev;
+    this.lastTime = r.lastTime;
     this.durableSeq = this.seq;
     this.durableMac = this.prev;
     this.durableTime = this.lastTime;
-    if (this.seq === 0) {
-      const anchor = await openSealed<AnchorDoc>(this.opts.card, this.opts.macKey, path.join(this.opts.dir, 'anchor.json'));
-      if (anchor?.valid) {
-        this.seq = anchor.doc.firstSeq - 1;
-        this.prev = anchor.doc.prev;
+    this.lastHead = r.head;
+    this.outboxFloor = r.head?.outboxSeq ?? 0;
+    const carried = (r.head?.alarms ?? []).map((a) => ({ ...a, problem: a.problem as IntegrityAlarm['problem'] }));
+    this.alarms = [...carried, ...r.alarms.map((a) => ({ ...a, raisedAt: this.clock().toISOString() }))];
+    const noteWritten = (rec: AuditRecord, i: number) => {
+      if (rec.action === 'audit.integrity') {
+        const alarm = this.alarms.find((a) => a.problem === (r.notes[i]!.event.detail as IntegrityAlarm).problem && a.seq === undefined);
+        if (alarm) alarm.seq = rec.seq;
       }
+    };
+    if (!awaitNotes) {
+      // inside the chain loop (recovery deferred until the card answered): the notes go first in line
+      const fail = (err: unknown) => this.opts.logger?.error('audit: a recovery record could not be written', { err: err as Error });
+      this.queued.unshift(...r.notes.map((n, i) => ({ event: n.event, skipTo: n.skipTo, done: (line: string) => noteWritten(JSON.parse(line) as AuditRecord, i), fail })));
+      this.scheduleHead();
+      return;
     }
-    for (const note of notes) void this.append(note).catch(() => {});
+    const written = await Promise.all(r.notes.map((n) => new Promise<AuditRecord>((resolve, reject) => this.enqueue({ event: n.event, skipTo: n.skipTo, done: (line) => resolve(JSON.parse(line) as AuditRecord), fail: reject }))));
+    written.forEach(noteWritten);
+    // a fresh head at once: it names what recovery left (and the open alarms), and it is never missing
+    // while day files exist
+    await this.flush();
+    await this.writeHead();
+  }
+
+  private async readOutsideHead(): Promise<HeadDoc | undefined> {
+    const text = await this.opts.anchor?.read();
+    if (!text) return undefined;
+    try {
+      const sealed = JSON.parse(text) as { doc: HeadDoc; mac: string };
+      if ((await macOf(this.opts.card, this.opts.macKey, JSON.stringify(sealed.doc))) === sealed.mac) return sealed.doc;
+    } catch {
+      /* below */
+    }
+    this.opts.logger?.error('audit: the head anchored in the outbox fails its MAC (ignored)');
+    return undefined;
+  }
+
+  /** Integrity alarms raised at start (or later) and not yet acknowledged by an admin. */
+  integrityAlarms(): AuditAlarm[] {
+    return this.alarms.map((a) => ({ ...a }));
+  }
+
+  /** Raise an alarm found outside the trail (the outbox behind its high-water mark): a signed record, then status. */
+  async raiseAlarm(a: IntegrityAlarm): Promise<AuditRecord> {
+    const rec = await this.append(integrityEvent(a));
+    this.alarms.push({ ...a, seq: rec.seq, raisedAt: rec.time });
+    await this.writeHead();
+    return rec;
+  }
+
+  /** An admin has looked at the alarms: a signed acknowledgement record; status is clean again. */
+  async acknowledgeAlarms(operator: string, note?: string): Promise<AuditRecord | undefined> {
+    if (this.alarms.length === 0) return undefined;
+    const seqs = this.alarms.map((a) => a.seq).filter((s): s is number => s !== undefined);
+    const rec = await this.append({ kind: 'security', action: 'audit.integrity-ack', operator, detail: { alarms: seqs, problems: this.alarms.map((a) => a.problem), ...(note ? { note } : {}) } });
+    this.alarms = [];
+    this.outboxFloor = 0;
+    await this.writeHead();
+    return rec;
+  }
+
+  /** The outbox's high-water mark as the last head recorded it (checked by the composition root at start). */
+  recordedOutboxSeq(): number | undefined {
+    return this.lastHead?.outboxSeq;
   }
 
   /** Append one record; resolves with it once it is fsync'd. */
@@ -432,19 +334,41 @@ export class AuditTrail {
     // the busy flag is cleared in this function, right after the last look at the queue finds it
     // empty: an event queued after that starts a new loop (an await in between would strand it)
     while (this.queued.length > 0) {
+      if (this.deferredRecovery) {
+        try {
+          await macOf(this.opts.card, this.opts.macKey, 'ehc-edge audit probe');
+          await this.recover(false);
+          this.deferredRecovery = null;
+          this.opts.logger?.info('audit: the crypto card answers; recovery done, records are written again', { seq: this.seq });
+        } catch (err) {
+          for (const q of this.queued.splice(0)) {
+            this.noteFailure(err);
+            q.fail(err);
+          }
+          continue;
+        }
+      }
       const items = this.queued.splice(0);
-      for (const { event, done, fail } of items) {
-        const seq = this.seq + 1;
+      for (const { event, done, fail, skipTo } of items) {
+        let seq: number;
         let time: Date;
         let body: string;
         let input: Buffer;
         let mac: string;
+        let epoch: number;
         try {
           // nothing in this loop may throw past here: the busy flag below must always be cleared
-          time = event.time ?? this.clock();
-          body = bodyText(seq, this.prev, event, time);
-          input = macInput(body);
-          mac = (await this.opts.card.hmacSm3(this.opts.macKey, input)).toString('hex');
+          for (;;) {
+            // a failed write rolls the chain back (epoch moves on) while a MAC is on the card: chain again
+            epoch = this.epoch;
+            seq = Math.max(this.seq, skipTo ?? 0) + 1;
+            time = event.time ?? this.clock();
+            body = bodyText(seq, this.prev, event, time);
+            input = macInput(body);
+            mac = (await this.opts.card.hmacSm3(this.opts.macKey, input)).toString('hex');
+            if (epoch === this.epoch) break;
+          }
+          if (this.broken) throw new Error(`audit trail cannot be written: ${this.broken}`);
         } catch (err) {
           this.noteFailure(err);
           fail(err);
@@ -462,7 +386,7 @@ export class AuditTrail {
         const today = this.dayOf(time);
         const day = today > this.minDay ? today : this.minDay;
         this.minDay = day;
-        this.pending.push({ line, bytes, day, seq, mac, time: iso, kind: event.kind, done, fail });
+        this.pending.push({ line, bytes, day, seq, mac, time: iso, kind: event.kind, done, fail, epoch });
       }
       this.kick();
     }
@@ -502,17 +426,33 @@ export class AuditTrail {
         let j = i;
         while (j < batch.length && batch[j]!.day === day) j++;
         const group = batch.slice(i, j);
+        const stale = group.filter((p) => p.epoch !== this.epoch);
+        if (stale.length > 0) {
+          // chained on top of records that could not be written: their prev names a record that is not there
+          const e = new Error(`audit: not written, chained after a record whose write failed (${this.lastError})`);
+          for (const p of stale) p.fail(e);
+        }
+        const live = group.filter((p) => p.epoch === this.epoch);
+        if (live.length === 0) {
+          i = j;
+          continue;
+        }
+        let before = -1;
         try {
           const rotated = await this.ensureHandle(day);
-          const buf = Buffer.concat(group.flatMap((p) => p.bytes));
-          await this.handle!.write(buf);
+          before = this.handleBytes;
+          const buf = Buffer.concat(live.flatMap((p) => p.bytes));
+          // a short write (the disk filling up) is not an error to write(): write the rest until it is one
+          for (let off = 0; off < buf.length; ) off += (await this.handle!.write(buf, off, buf.length - off)).bytesWritten;
           await this.handle!.sync();
+          this.handleBytes += buf.length;
           this.bytes += buf.length;
-          const last = group[group.length - 1]!;
+          const last = live[live.length - 1]!;
           this.durableSeq = last.seq;
           this.durableMac = last.mac;
           this.durableTime = last.time;
-          for (const p of group) {
+          this.writable = true;
+          for (const p of live) {
             if (p.kind === 'verify') {
               this.recent.push(p.line);
               if (this.recent.length > 50) this.recent.shift();
@@ -522,14 +462,36 @@ export class AuditTrail {
           if (rotated || this.bytes > this.maxBytes) await this.prune();
         } catch (err) {
           this.noteFailure(err);
+          this.writable = false;
           this.opts.logger?.error('audit write failed', { err: err as Error });
-          for (const p of group) p.fail(err);
+          await this.rollBack(before);
+          for (const p of live) p.fail(err);
         }
         i = j;
       }
       this.scheduleHead();
     }
     this.flushBusy = false;
+  }
+
+  /**
+   * After a failed write (disk full, I/O error): cut what reached the file back off, and take the chain
+   * back to the last durable record, so the next record follows it with no gap and no half line. If the
+   * cut itself fails, the trail refuses every further record until a restart (whose recovery cuts it).
+   */
+  private async rollBack(size: number): Promise<void> {
+    this.epoch++;
+    this.seq = this.durableSeq;
+    this.prev = this.durableMac;
+    this.lastTime = this.durableTime;
+    if (size < 0 || !this.handle) return;
+    try {
+      await this.handle.truncate(size);
+      await this.handle.sync();
+    } catch (err) {
+      this.broken = `a failed write could not be cut off (${(err as Error).message}); restart to recover`;
+      this.opts.logger?.error('audit: a failed write could not be cut off; refusing records until restart', { err: err as Error });
+    }
   }
 
   private async ensureHandle(day: string): Promise<boolean> {
@@ -544,6 +506,7 @@ export class AuditTrail {
     }
     this.handle = await open(file, 'a', 0o600);
     this.handleDay = day;
+    this.handleBytes = (await this.handle.stat()).size;
     if (!existed) {
       fsyncDir(this.opts.dir);
       this.files++;
@@ -562,11 +525,24 @@ export class AuditTrail {
   }
 
   /** Head writes run one after another (a timer's write and close()'s must not share the temp file). */
-  private writeHead(): Promise<void> {
+  private writeHead(closed = false): Promise<void> {
     const run = async () => {
-      if (this.durableSeq === 0) return;
       const doc: HeadDoc = { seq: this.durableSeq, mac: this.durableMac, time: this.durableTime ?? this.clock().toISOString() };
-      await replaceFileDurably(path.join(this.opts.dir, 'head.json'), await sealDoc(this.opts.card, this.opts.macKey, doc));
+      if (closed) doc.closed = true;
+      // the high-water mark never moves back by itself: only an admin's acknowledgement resets the floor
+      const outboxSeq = Math.max(this.opts.outboxSeq?.() ?? 0, this.outboxFloor);
+      if (outboxSeq > 0) doc.outboxSeq = outboxSeq;
+      if (this.alarms.length) doc.alarms = this.alarms.map((a) => ({ seq: a.seq, problem: a.problem, message: a.message, raisedAt: a.raisedAt, ...(a.outbox ? { outbox: true } : {}) }));
+      const sealed = await sealDoc(this.opts.card, this.opts.macKey, doc);
+      await replaceFileDurably(path.join(this.opts.dir, 'head.json'), sealed);
+      this.lastHead = doc;
+      // the same head outside the audit folder, and its seq in the journal (at most once a minute)
+      await this.opts.anchor?.write(sealed.trim());
+      const now = Date.now();
+      if (closed || now - this.lastHeadLog >= 60_000) {
+        this.lastHeadLog = now;
+        this.opts.logger?.info('audit head', { seq: doc.seq, mac: doc.mac.slice(0, 16), closed: doc.closed ?? false });
+      }
     };
     const next = this.headChain.then(run, run);
     this.headChain = next.catch(() => {});
@@ -634,6 +610,8 @@ export class AuditTrail {
       bytes: this.bytes,
       failures: this.failures,
       lastError: this.lastError,
+      alarms: this.integrityAlarms(),
+      writable: this.writable && !this.broken && !this.deferredRecovery,
     };
   }
 
@@ -643,7 +621,8 @@ export class AuditTrail {
     this.closed = true;
     if (this.headTimer) clearTimeout(this.headTimer);
     this.headTimer = null;
-    await this.writeHead();
+    // a trail whose recovery never ran (card down all along) leaves head.json as it was
+    if (!this.deferredRecovery) await this.writeHead(true);
     if (this.handle) await this.handle.close();
     this.handle = null;
     await this.unlock();

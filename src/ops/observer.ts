@@ -4,16 +4,21 @@
  * error count by return code. A rejected digest (9003) is a security event.
  *
  * Wiring: `new RoutingVerifier({ …, observers: [opsObserver({ audit, stats, defaultOperator })] })`.
- * Audit appends are fire-and-forget here (record()): the verification answer does not wait for the fsync;
- * a failed append is logged and counted in audit.state().failures, which the status page shows.
+ * audit.onFailure = refuse (the default): an answer that carries identity waits until its audit record is
+ * fsync'd, and is withheld (8007) when the record cannot be written — no identity leaves the appliance
+ * unaudited, as 等保 2.0 三级 asks of audit (审计记录受保护, 不被未预期的删除、修改或覆盖). Answers without
+ * identity (rejections) and audit.onFailure = continue append without waiting (record()): a failed append
+ * is logged, counted in audit.state().failures and shown by status, and the answer goes out anyway.
  */
-import type { EhcError } from '../errors.ts';
+import { EhcError } from '../errors.ts';
 import type { VerifyObserver } from '../verify/verifier.ts';
 import type { VerifyRequest, VerifyResult } from '../verify/types.ts';
 import type { AuditEvent } from './audit.ts';
 
 export interface OpsObserverDeps {
-  audit?: { record(event: AuditEvent): void };
+  audit?: { record(event: AuditEvent): void; append?(event: AuditEvent): Promise<unknown> };
+  /** config audit.onFailure (default refuse) */
+  onFailure?: 'refuse' | 'continue';
   stats?: {
     recordVerification(result: Pick<VerifyResult, 'decided_by' | 'offline' | 'out_verify_time'>, ctx?: { treatmentCode?: string }): void;
     recordError(retCode: string): void;
@@ -26,7 +31,7 @@ export function opsObserver(deps: OpsObserverDeps): VerifyObserver {
   return {
     verified(result: VerifyResult, request: VerifyRequest) {
       deps.stats?.recordVerification(result, { treatmentCode: request.treatmentCode });
-      deps.audit?.record({
+      const event: AuditEvent = {
         kind: 'verify',
         action: 'verify',
         route: result.decided_by,
@@ -42,7 +47,18 @@ export function opsObserver(deps: OpsObserverDeps): VerifyObserver {
           ehealthCardId: result.ehealth_card_id,
         },
         detail: { out_verify_no: result.out_verify_no, code_type: result.code_type, ehcin: result.ehcin, offline: result.offline },
-      });
+      };
+      const identity = Boolean(result.id_no || result.user_name || result.upstream?.user_name);
+      if ((deps.onFailure ?? 'refuse') === 'refuse' && identity && deps.audit?.append) {
+        return deps.audit.append(event).then(
+          () => undefined,
+          (err: unknown) => {
+            throw new EhcError('8007', `audit trail cannot be written (${(err as Error)?.message ?? err}); the answer is withheld (audit.onFailure = refuse)`, { cause: err });
+          },
+        );
+      }
+      deps.audit?.record(event);
+      return undefined;
     },
     rejected(error: EhcError, request: VerifyRequest) {
       deps.stats?.recordError(error.code);

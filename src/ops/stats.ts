@@ -14,7 +14,7 @@
  * never an empty one), written at most once a second and on close. They are operational figures, not evidence — the audit trail is the
  * evidence, and a crash can lose at most the last second of counts.
  */
-import { mkdir } from 'node:fs/promises';
+import { makeDirDurably } from '../platform/durable-write.ts';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { RETURN_CODES, isReturnCode } from '../errors.ts';
@@ -121,7 +121,7 @@ export class UsageStats {
   }
 
   static async open(opts: UsageStatsOptions): Promise<UsageStats> {
-    await mkdir(path.dirname(opts.file), { recursive: true, mode: 0o700 });
+    await makeDirDurably(path.dirname(opts.file));
     const db = new Low<StatsData>(new FsyncJSONFile<StatsData>(opts.file), { version: 1, counts: {} });
     try {
       await db.read();

@@ -172,6 +172,14 @@ export function problemsOf(
     } else since.note('outbox.depth', false, now);
   }
   if (o.dead > 0) out.push({ component: 'outbox', id: 'dead', severity: 'degraded', reason: `${o.dead} dead letters (ehc-edge queue dead)`, reason_zh: `${o.dead} 条记录上传失败（ehc-edge queue dead）` });
+  // an integrity alarm (audit cut, head or folder gone, outbox behind its high-water mark) stays until an
+  // admin acknowledges it (ehc-edge verify-audit --ack)
+  for (const a of parts.audit?.alarms ?? []) {
+    out.push({ component: 'audit', id: `integrity:${a.problem}`, severity: 'degraded', since: a.raisedAt, reason: `integrity alarm (${a.problem}): ${a.message}`, reason_zh: `完整性告警（${a.problem}）：${a.message}（确认：ehc-edge verify-audit --ack）` });
+  }
+  if (parts.audit && parts.audit.writable === false) {
+    out.push({ component: 'audit', id: 'write', severity: 'down', reason: `audit trail cannot be written (${parts.audit.lastError ?? 'unknown'}): answers carrying identity are refused (audit.onFailure = refuse)`, reason_zh: `审计日志无法写入（${parts.audit.lastError ?? '未知'}）：含身份信息的应答被拒绝` });
+  }
   if (parts.audit && parts.audit.failures > 0) {
     out.push({ component: 'audit', severity: 'degraded', reason: `audit not writing: ${parts.audit.failures} failed appends (${parts.audit.lastError ?? 'unknown'})`, reason_zh: `审计日志写入失败 ${parts.audit.failures} 次（${parts.audit.lastError ?? '未知'}）` });
   }

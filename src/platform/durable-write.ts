@@ -16,7 +16,7 @@
  * Files are created 0600 unless told otherwise: the state folder holds sealed records and MACs, and
  * nobody but the service user reads them. Nothing here imports the features above it.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -118,4 +118,34 @@ function writeAll(fd: number, data: string | Uint8Array): void {
   const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   let off = 0;
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+}
+
+/**
+ * mkdir -p whose new folders survive a power cut: each folder created is made durable by an fsync of
+ * its parent (a new name is a directory entry like any other). Folders are created 0700 by default.
+ */
+export function makeDirDurablySync(dir: string, mode = 0o700): void {
+  const abs = path.resolve(dir);
+  const missing: string[] = [];
+  for (let d = abs; ; d = path.dirname(d)) {
+    try {
+      statSync(d);
+      break;
+    } catch {
+      missing.unshift(d);
+      if (path.dirname(d) === d) break;
+    }
+  }
+  for (const d of missing) {
+    try {
+      mkdirSync(d, { mode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    fsyncDirSync(path.dirname(d));
+  }
+}
+
+export async function makeDirDurably(dir: string, mode = 0o700): Promise<void> {
+  makeDirDurablySync(dir, mode);
 }

@@ -15,13 +15,13 @@
  * process) move dead letters.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fsync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fsync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { CardPrimitives } from '../crypto/card.ts';
 import { EhcError, asEhcError } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
-import { createFileDurablySync, fsyncDirSync } from '../platform/durable-write.ts';
+import { createFileDurablySync, fsyncDirSync, makeDirDurablySync } from '../platform/durable-write.ts';
 import type {
   DeferredAnswer,
   DeliveryOutcome,
@@ -190,6 +190,8 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   private queuedBytes = 0;
   private sinceAnswerPrune = 0;
   readonly counters = { appended: 0, rejectedFull: 0, commits: 0, delivered: 0, dead: 0, writeErrors: 0 };
+  /** highest seq whose append was acknowledged (durable), or assigned before this open */
+  private acknowledgedHigh = 0;
   private readonly stmt: Record<string, Database.Statement>;
 
   private constructor(options: SqliteOutboxOptions) {
@@ -202,7 +204,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     if (options.card) this.sealer = new RecordSealer(options.card, options.keys);
     const dir = path.dirname(this.file);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirDurablySync(dir);
       // created here first, 0600 (SQLite gives its -wal and -shm files the database's mode)
       if (!existsSync(this.file)) createFileDurablySync(this.file, '', { mode: 0o600 });
       this.db = new Database(this.file);
@@ -253,6 +255,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       delDead: db.prepare('DELETE FROM dead WHERE seq = ?'),
     };
     this.refreshCache();
+    this.acknowledgedHigh = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").pluck().get() as number | undefined) ?? 0;
   }
 
   static open(options: SqliteOutboxOptions): SqliteOutbox {
@@ -497,7 +500,10 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     this.refreshCache();
     this.whenDurable(
       () => {
-        batch.forEach((o, i) => o.resolve(results[i]!));
+        batch.forEach((o, i) => {
+          if (o.op === 'insert' && results[i]! > this.acknowledgedHigh) this.acknowledgedHigh = results[i]!;
+          o.resolve(results[i]!);
+        });
         if (inserted > 0) this.emit('append', inserted);
       },
       (e) => batch.forEach((o) => o.reject(e)),
@@ -618,6 +624,32 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     this.refreshCache();
     if (moved > 0) this.emit('append', moved);
     return moved;
+  }
+
+  /**
+   * The acknowledged high-water mark: the highest seq ever acknowledged to a caller (delivered records
+   * leave the table, their seq stays in sqlite_sequence). The audit head records it, so an outbox that
+   * is emptied, deleted or replaced by an older copy is found at the next start.
+   */
+  highWater(): number {
+    return this.acknowledgedHigh;
+  }
+
+  /** A small sealed document kept in `meta` (the audit head's outside anchor); resolves once durable. */
+  readMeta(key: string): string | undefined {
+    if (this.closed) return undefined;
+    const v = this.db.prepare('SELECT v FROM meta WHERE k = ?').pluck().get(`doc:${key}`) as Buffer | string | undefined;
+    return v === undefined ? undefined : String(v);
+  }
+
+  writeMeta(key: string, text: string): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    try {
+      this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run(`doc:${key}`, text);
+    } catch (err) {
+      return Promise.reject(mapSqliteError(err, this.file, 'writing meta'));
+    }
+    return new Promise<void>((resolve, reject) => this.whenDurable(resolve, reject));
   }
 
   /** SQLite's own check of the file (tests, tools). */

@@ -8,10 +8,10 @@
  * (src/platform/durable-write.ts: temp → fsync → rename → fsync(folder), mode 0600). Writes are serialised. The state is small (a few KB), so a full rewrite
  * per change is cheap.
  */
-import { readFile, mkdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
-import { replaceFileDurably } from '../platform/durable-write.ts';
+import { makeDirDurably, replaceFileDurably } from '../platform/durable-write.ts';
 
 export class FsyncJSONFile<T> implements Adapter<T> {
   readonly #file: string;
@@ -61,7 +61,7 @@ export interface ApplianceState {
 export type StateStore = Low<ApplianceState>;
 
 export async function openStateStore(stateDir: string): Promise<StateStore> {
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await makeDirDurably(stateDir);
   const db = new Low<ApplianceState>(new FsyncJSONFile<ApplianceState>(path.join(stateDir, 'state.json')), { version: 1, terminals: {} });
   await db.read();
   db.data.terminals ??= {};

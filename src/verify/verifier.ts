@@ -34,7 +34,8 @@ export interface VerifierSettings {
 }
 
 export interface VerifyObserver {
-  verified?(result: VerifyResult, request: VerifyRequest, elapsedMs: number): void;
+  /** may return a promise: the answer then waits for it, and its rejection fails the verification (audit.onFailure = refuse) */
+  verified?(result: VerifyResult, request: VerifyRequest, elapsedMs: number): void | Promise<void>;
   rejected?(error: EhcError, request: VerifyRequest, elapsedMs: number): void;
 }
 
@@ -71,7 +72,12 @@ export class RoutingVerifier implements Verifier {
     const started = performance.now();
     try {
       const result = await this.decide(request);
-      for (const o of this.deps.observers ?? []) o.verified?.(result, request, performance.now() - started);
+      const waits: Promise<void>[] = [];
+      for (const o of this.deps.observers ?? []) {
+        const w = o.verified?.(result, request, performance.now() - started);
+        if (w) waits.push(w);
+      }
+      if (waits.length > 0) await Promise.all(waits);
       return result;
     } catch (err) {
       const error = asEhcError(err, '8009', 'verification failed');
