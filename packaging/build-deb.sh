@@ -197,6 +197,8 @@ install -d "$stage/usr/share/man/man1"
 gzip -9n < "$here/ehc-edge.1" > "$stage/usr/share/man/man1/ehc-edge.1.gz"
 chmod 0644 "$stage/usr/share/man/man1/ehc-edge.1.gz"
 install -D -m 0644 "$here/debian/lintian-overrides" "$stage/usr/share/lintian/overrides/$name"
+# fleet monitoring: Prometheus alerting rules, a scrape example and the Grafana dashboard (#18)
+for f in "$here"/monitoring/*; do install -D -m 0644 "$f" "$stage/usr/share/ehc-edge/monitoring/$(basename "$f")"; done
 
 say "normalising permissions"
 find "$stage" -type d -exec chmod 0755 {} +

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { makeDirDurablySync } from './platform/durable-write.ts';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
 import type { ApplianceConfig } from './config/types.ts';
@@ -24,6 +24,9 @@ import { verifyMetrics } from './verify/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
 import { registerAuditMetrics } from './ops/audit-metrics.ts';
 import { startOps } from './his/wire.ts';
+import { registerStatusMetrics } from './ops/status-metrics.ts';
+import { History } from './ops/history.ts';
+import { historyExtension } from './his/history-route.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-gauge.ts';
 import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
@@ -146,13 +149,31 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const ops = await startOps({ config, card, upstream, outbox, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
     stops.push(() => ops.close());
     registerAuditMetrics(registry, () => ops.audit.state());
+    registerStatusMetrics(registry, () => ops.status());
+    // per-minute history for the status page's charts, persisted across restarts (src/ops/history.ts)
+    const history = History.open({
+      dir: path.join(config.stateDir, 'history'),
+      log: log.child({ component: 'history' }),
+      sample: async () => {
+        const s = await ops.status();
+        return {
+          upstreamUp: s.upstream.reachable,
+          upstreamMs: s.upstream.latencyMs,
+          cardUp: s.card.ok,
+          outboxDepth: s.outbox.depth,
+          delivered: replay.metrics().ehc_edge_replay_delivered_total ?? 0,
+          scanners: s.scanners.map((x) => ({ id: x.id, name: x.name, up: x.state === 'ready', configured: x.configured })),
+        };
+      },
+    });
+    stops.push(() => history.close()); // runs before ops closes: its last sample reads the status
     ops.setOutbox(() => outbox.stats());
 
     // the verifier reports to the bus; metrics and the desks' activity listen. Ops (audit, stats) is the
     // verifier's own observer, not a bus listener: under audit.onFailure = refuse the answer waits for its
     // audit record and is withheld when it cannot be written, which a fire-and-forget bus cannot do
     const metrics = verifyMetrics(registry);
-    for (const [owner, o] of [['metrics', metrics]] as const) {
+    for (const [owner, o] of [['metrics', metrics], ['history', history.observer()]] as const) {
       listen(owner, 'verified', (e) => o.verified?.(e.result, e.request, e.elapsedMs));
       listen(owner, 'rejected', (e) => o.rejected?.(e.error, e.request, e.elapsedMs));
     }
@@ -251,10 +272,12 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       scanExtension(scanning.routeDeps, (auth, ctx) => ticketOrKey(tickets, auth, ctx.throttle)),
       streamTicketExtension(tickets),
       deskPage(),
+      historyExtension(history),
     ];
     const app = createHisApp({
       verifier,
       apiKeys: config.his.apiKeys,
+      viewerKeys: config.his.viewerKeys,
       bodyLimitBytes: config.his.bodyLimitBytes,
       log: log.child({ component: 'his' }),
       registry,

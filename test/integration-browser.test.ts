@@ -65,10 +65,13 @@ async function readUntil(res: Response, want: RegExp, limitMs = 10_000): Promise
 test('HTTP: a ticket needs the key, opens one stream of its station, is never logged; CORS only for listed origins', async () => {
   const t = await testAppliance((doc) => {
     doc.his.cors = { origins: ['http://his.example:8443'] };
+    doc.his.viewerKeys = ['viewer-key-for-tickets-000001'];
   });
   try {
     const base = t.appliance.url;
     assert.is((await fetch(`${base}/v1/stream-tickets`, { method: 'POST' })).status, 401, 'no key, no ticket');
+    const viewer = await fetch(`${base}/v1/stream-tickets`, { method: 'POST', headers: { authorization: 'Bearer viewer-key-for-tickets-000001' } });
+    assert.is(viewer.status, 401, 'a viewer key cannot get a ticket (a ticket opens the stream with identities)');
     const issued = await fetch(`${base}/v1/stream-tickets`, { method: 'POST', headers: AUTH, body: JSON.stringify({ station: 'desk-1' }) });
     assert.is(issued.status, 201);
     const body = (await issued.json()) as { ticket: string; stream_url: string; expires_in_seconds: number };

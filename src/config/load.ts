@@ -75,15 +75,17 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
   if (doc.card.driver === 'sdf' && !doc.card.sdf) throw new ConfigError(file, 'card.sdf', 'required when card.driver is sdf');
   const his = doc.his;
   if (his.tls) for (const k of ['cert', 'key', 'ca'] as const) if (his.tls[k]) his.tls[k] = resolve(his.tls[k]);
-  for (const [i, k] of (his.apiKeys as string[]).entries()) {
-    if (k.startsWith('sm3:') && !/^sm3:[0-9a-fA-F]{64}$/.test(k)) throw new ConfigError(file, `his.apiKeys.${i}`, 'sm3: must be followed by 64 hex digits');
+  for (const list of ['apiKeys', 'viewerKeys'] as const) {
+    for (const [i, k] of ((his[list] ?? []) as string[]).entries()) {
+      if (k.startsWith('sm3:') && !/^sm3:[0-9a-fA-F]{64}$/.test(k)) throw new ConfigError(file, `his.${list}.${i}`, 'sm3: must be followed by 64 hex digits');
+    }
   }
   return deepFreeze({
     configPath: file,
     configDir: dir,
     stateDir,
     site: doc.site,
-    his: { bodyLimitBytes: 16384, ...his,
+    his: { bodyLimitBytes: 16384, viewerKeys: [], ...his,
       connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
       authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) },
       websocket: his.websocket ?? false,

@@ -50,6 +50,11 @@ export const configSchema = {
           minItems: 1,
           items: { type: 'string', minLength: 16, description: 'a key, or sm3:<64 hex> of one' },
         },
+        viewerKeys: {
+          type: 'array',
+          description: 'read-only keys: status page, /v1/status, /metrics, /v1/history, scan stream without identity fields; cannot verify',
+          items: { type: 'string', minLength: 16, description: 'a key, or sm3:<64 hex> of one' },
+        },
         tls: {
           type: 'object',
           additionalProperties: false,

@@ -40,6 +40,8 @@ export interface ApplianceConfig {
   his: {
     listen: string;
     apiKeys: string[];
+    /** read-only keys (status, metrics, history, scan stream without identity fields) */
+    viewerKeys: string[];
     tls?: { cert: string; key: string; ca?: string };
     bodyLimitBytes: number;
     connections: { max: number; perAddress: number; reserve: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };

@@ -16,6 +16,7 @@ import { EhcError, asEhcError } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Verifier, VerifyResult } from '../verify/types.ts';
 import { apiKeyAuth, type AuthFailure } from './auth.ts';
+import { readAuth as rolesReadAuth } from './roles.ts';
 import { AUTH_THROTTLE_DEFAULTS, AuthThrottle, throttled } from './auth-throttle.ts';
 import { httpStatusFor } from './http-status.ts';
 import { parseVerifyBody } from './verify-body.ts';
@@ -25,6 +26,8 @@ import { openApiDocument, type OpenApiPaths } from './openapi.ts';
 export interface HisContext {
   /** the HIS API-key middleware (behind the failed-auth throttle), for extension routes */
   auth: MiddlewareHandler;
+  /** HIS or viewer key (read-only routes; roleOf(c) tells which), behind the same throttle */
+  readAuth: MiddlewareHandler;
   /** the failed-auth throttle: put another key class behind it with `throttled(ctx.throttle, 'viewer', check)` */
   throttle: AuthThrottle;
   log: Logger;
@@ -41,6 +44,8 @@ export interface HisExtension {
 export interface HisDeps {
   verifier: Verifier;
   apiKeys: readonly string[];
+  /** read-only keys (src/his/roles.ts) */
+  viewerKeys?: readonly string[];
   bodyLimitBytes: number;
   log: Logger;
   registry: Registry;
@@ -85,6 +90,7 @@ export function createHisApp(deps: HisDeps): Hono {
   const fail = (c: Context, error: EhcError) => c.json(error.toJSON(), httpStatusFor(error));
   const throttle = deps.authThrottle ?? new AuthThrottle({ ...AUTH_THROTTLE_DEFAULTS, logger: log });
   const auth = throttled(throttle, 'his', apiKeyAuth({ keys: deps.apiKeys, onFailure: deps.onAuthFailure }));
+  const readAuth = throttled(throttle, 'viewer', rolesReadAuth({ hisKeys: deps.apiKeys, viewerKeys: deps.viewerKeys ?? [], onFailure: deps.onAuthFailure }));
 
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
@@ -145,10 +151,10 @@ export function createHisApp(deps: HisDeps): Hono {
     },
   );
 
-  app.get('/v1/status', auth, async (c) => c.json(await deps.status()));
-  app.get('/metrics', auth, async (c) => c.text(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }));
+  app.get('/v1/status', readAuth, async (c) => c.json(await deps.status()));
+  app.get('/metrics', readAuth, async (c) => c.text(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }));
 
-  const ctx: HisContext = { auth, throttle, log, fail };
+  const ctx: HisContext = { auth, readAuth, throttle, log, fail };
   for (const extension of deps.extensions ?? []) extension.install(app, ctx);
   return app;
 }

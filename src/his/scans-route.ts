@@ -15,6 +15,7 @@ import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
 import { matches, sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
 import type { HisContext, HisExtension } from './app.ts';
+import { roleOf, viewerView } from './roles.ts';
 import { errorResponse } from './openapi.ts';
 import type { InjectRequest, ScanRouteSource } from '../scan/index.ts';
 
@@ -23,6 +24,8 @@ const Ajv = AjvModule as unknown as typeof AjvModule.default;
 export interface ScanRouteDeps extends ScanRouteSource {
   /** Bearer auth middleware of the HIS app; applied to every route here when given */
   auth?: MiddlewareHandler;
+  /** HIS or viewer key for the read-only routes (stream, scanner list); viewers get no identity fields */
+  readAuth?: MiddlewareHandler;
   /** keep-alive comment interval (default 15 s) */
   keepAliveMs?: number;
 }
@@ -44,6 +47,13 @@ const encoder = new TextEncoder();
 const KEEP_ALIVE = encoder.encode(': keep-alive\n\n');
 /** the event's bytes, serialised once by the hub for every subscriber */
 const wireOf = (ev: StreamEvent): Uint8Array => (ev.wire ??= encoder.encode(sseText(ev)));
+/** the event as a viewer key sees it (no identity fields), also serialised once per event */
+const viewerWire = new WeakMap<StreamEvent, Uint8Array>();
+const viewerWireOf = (ev: StreamEvent): Uint8Array => {
+  let w = viewerWire.get(ev);
+  if (!w) viewerWire.set(ev, (w = encoder.encode(sseText({ ...ev, data: viewerView(ev.data), wire: undefined } as StreamEvent))));
+  return w;
+};
 
 function concat(parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0]!;
@@ -55,8 +65,9 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
   const { hub } = deps;
   if (deps.auth) {
     // '/v1/scans/*' also matches '/v1/scans' itself: one registration each, so auth runs once per request
-    app.use('/v1/scans/*', deps.auth);
-    app.use('/v1/scanners', deps.auth);
+    const read = deps.readAuth ?? deps.auth;
+    app.use('/v1/scans/*', (c, next) => (c.req.path === '/v1/scans' && c.req.method === 'GET' ? read(c, next) : deps.auth!(c, next)));
+    app.use('/v1/scanners', read);
   }
 
   const maxSubscribers = deps.maxSubscribers ?? 256;
@@ -77,6 +88,7 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     c.header('Cache-Control', 'no-store');
     c.header('X-Accel-Buffering', 'no');
     streams++;
+    const wireFor = roleOf(c) === 'viewer' ? viewerWireOf : wireOf;
     return streamSSE(c, async (stream) => {
       const queue: Array<StreamEvent | 'keep-alive'> = [];
       let wake: (() => void) | undefined;
@@ -118,7 +130,7 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
           const { events, gap } = hub.since(lastId, filter);
           if (gap) await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: lastId, oldestAvailable: hub.oldestId }) });
           if (events.length) {
-            await stream.write(concat(events.map(wireOf)));
+            await stream.write(concat(events.map(wireFor)));
             sentUpTo = events.at(-1)!.id;
           }
         } else {
@@ -135,7 +147,7 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
           for (const ev of queue.splice(0, queue.length)) {
             if (ev === 'keep-alive') parts.push(KEEP_ALIVE);
             else if (ev.id > last) {
-              parts.push(wireOf(ev));
+              parts.push(wireFor(ev));
               last = ev.id;
             }
           }
@@ -153,7 +165,10 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     });
   });
 
-  app.get('/v1/scanners', (c) => c.json({ scanners: deps.scanners?.() ?? [] }));
+  app.get('/v1/scanners', (c) => {
+    const list = deps.scanners?.() ?? [];
+    return c.json({ scanners: roleOf(c) === 'viewer' ? list.map(viewerView) : list });
+  });
 
   app.post('/v1/scans/inject', async (c) => {
     if (!deps.inject) return c.json({ ret_code: '9005', ret_msg: 'scan injection is not available' }, 501);
@@ -208,6 +223,7 @@ export function scanExtension(
         },
       },
     },
-    install: (app, ctx) => registerScanRoutes(app, { ...deps, auth: streamAuth ? streamAuth(ctx.auth, ctx) : ctx.auth }),
+    install: (app, ctx) =>
+      registerScanRoutes(app, { ...deps, auth: streamAuth ? streamAuth(ctx.auth, ctx) : ctx.auth, readAuth: streamAuth ? streamAuth(ctx.readAuth, ctx) : ctx.readAuth }),
   };
 }
