@@ -48,6 +48,15 @@ const reloadedKeys = new WeakMap<readonly string[], readonly string[]>();
 /** A config reload (SIGHUP, src/config/reload.ts) replaces the key list the config started with. */
 export function replaceKeyList(configured: readonly string[], next: readonly string[]): void {
   reloadedKeys.set(configured, [...next]);
+  for (const d of derivedLists.get(configured) ?? []) reloadedKeys.set(d.list, [...next, ...d.extra]);
+}
+
+/** Lists built from a configured list plus others (e.g. HIS + viewer keys) follow its reloads too. */
+const derivedLists = new WeakMap<readonly string[], Array<{ list: readonly string[]; extra: readonly string[] }>>();
+export function combinedKeyList(base: readonly string[], extra: readonly string[]): readonly string[] {
+  const list = [...base, ...extra];
+  derivedLists.set(base, [...(derivedLists.get(base) ?? []), { list, extra }]);
+  return list;
 }
 
 export function keyMatcher(keys: readonly string[]): (presented: string) => boolean {

@@ -7,7 +7,7 @@
  * `readAuth` admits both and records which one passed; `viewerView` is what a viewer sees of an event.
  */
 import type { Context, MiddlewareHandler, Next } from 'hono';
-import { bearerCheck, keyMatcher, type AuthFailure } from './auth.ts';
+import { bearerCheck, combinedKeyList, keyMatcher, type AuthFailure } from './auth.ts';
 
 export type Role = 'his' | 'viewer';
 
@@ -20,7 +20,7 @@ export function roleOf(c: Context): Role {
 
 export function readAuth(o: { hisKeys: readonly string[]; viewerKeys: readonly string[]; onFailure?: (c: Context, why: AuthFailure, presented: string | undefined) => void }): MiddlewareHandler {
   const isHis = keyMatcher(o.hisKeys);
-  const check = bearerCheck({ keys: [...o.hisKeys, ...o.viewerKeys], realm: 'ehc-edge', onFailure: o.onFailure ?? (() => {}) });
+  const check = bearerCheck({ keys: combinedKeyList(o.hisKeys, o.viewerKeys), realm: 'ehc-edge', onFailure: o.onFailure ?? (() => {}) });
   return (c: Context, next: Next) =>
     check(c, async () => {
       const token = (c.req.header('Authorization') ?? '').replace(/^Bearer\s+/i, '');
