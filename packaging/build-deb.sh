@@ -93,9 +93,11 @@ cache="$here/.cache/node_modules-$cache_key"
 # headers and common.gypi from the runtime (--nodedir: nothing downloaded), the cross compiler and
 # the target's multiarch pkg-config directory when cross building
 gyp=(node "$root/node_modules/node-gyp/bin/node-gyp.js" rebuild --release "--nodedir=$runtime" "--arch=$node_arch" -j 2)
-gyp_env=(env)
+# npm's own nodedir (this machine's npmrc says nodedir=/usr, and `npm test` passes it on as
+# npm_config_nodedir) would override --nodedir and build against the development Node's headers
+gyp_env=(env -u npm_config_nodedir -u NPM_CONFIG_NODEDIR -u npm_config_target -u npm_config_runtime)
 if [ -n "$cross" ]; then
-  gyp_env=(env CC="${cross}gcc" CXX="${cross}g++" LINK="${cross}g++" AR="${cross}ar" RANLIB="${cross}ranlib" STRIP="${cross}strip"
+  gyp_env=("${gyp_env[@]}" CC="${cross}gcc" CXX="${cross}g++" LINK="${cross}g++" AR="${cross}ar" RANLIB="${cross}ranlib" STRIP="${cross}strip"
     CC_host=gcc CXX_host=g++ PKG_CONFIG_LIBDIR="/usr/lib/$gnu/pkgconfig:/usr/share/pkgconfig")
 fi
 # the addons of the dependencies, each compiled from its own sources (no prebuilt binaries are shipped)
