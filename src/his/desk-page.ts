@@ -7,8 +7,8 @@
  * Same headers as the status page: strict CSP (self only), no-store, no framing.
  */
 import { readFileSync } from 'node:fs';
-import { Hono, type Context } from 'hono';
-import { secureHeaders } from 'hono/secure-headers';
+import { Hono } from 'hono';
+import { asset, pageHeaders } from './page-assets.ts';
 import type { HisExtension } from './app.ts';
 
 const dir = new URL('./desk-page/', import.meta.url);
@@ -17,12 +17,6 @@ const ASSETS = {
   js: readFileSync(new URL('desk.js', dir), 'utf8'),
   css: readFileSync(new URL('desk.css', dir), 'utf8'),
 };
-
-function asset(c: Context, body: string, type: string) {
-  c.header('Content-Type', type);
-  c.header('Cache-Control', 'no-store');
-  return c.body(body);
-}
 
 export function deskPage(): HisExtension {
   return {
@@ -33,19 +27,7 @@ export function deskPage(): HisExtension {
     },
     install(app) {
       const page = new Hono();
-      const headers = secureHeaders({
-        contentSecurityPolicy: {
-          defaultSrc: ["'none'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          connectSrc: ["'self'"],
-          imgSrc: ["'self'", 'data:'],
-          formAction: ["'none'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-        },
-        referrerPolicy: 'no-referrer',
-      });
+      const headers = pageHeaders();
       page.use('/desk', headers);
       page.use('/desk/*', headers);
       page.get('/desk', (c) => asset(c, ASSETS.html, 'text/html; charset=utf-8'));

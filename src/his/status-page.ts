@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Hono, type Context } from 'hono';
-import { secureHeaders } from 'hono/secure-headers';
+import { asset, pageHeaders } from './page-assets.ts';
 import { collectStatus, type StatusSources } from '../ops/status.ts';
 
 const dir = new URL('./status-page/', import.meta.url);
@@ -27,28 +27,10 @@ const ASSETS = {
   uplotCss: readFileSync(new URL('uPlot.min.css', uplotDir), 'utf8'),
 };
 
-function asset(c: Context, body: string, type: string) {
-  c.header('Content-Type', type);
-  c.header('Cache-Control', 'no-store');
-  return c.body(body);
-}
-
 /** Routes `/status`, `/status/`, `/status/status.js`, `/status/status.css`, `/status/uplot.{js,css}`: mount with `app.route('/', statusPage())`. */
 export function statusPage(): Hono {
   const app = new Hono();
-  const headers = secureHeaders({
-    contentSecurityPolicy: {
-      defaultSrc: ["'none'"],
-      scriptSrc: ["'self'"],
-      styleSrc: ["'self'"],
-      connectSrc: ["'self'"],
-      imgSrc: ["'self'", 'data:'],
-      formAction: ["'none'"],
-      frameAncestors: ["'none'"],
-      baseUri: ["'none'"],
-    },
-    referrerPolicy: 'no-referrer',
-  });
+  const headers = pageHeaders();
   app.use('/status', headers);
   app.use('/status/*', headers);
   app.get('/status', (c) => asset(c, ASSETS.html, 'text/html; charset=utf-8'));
