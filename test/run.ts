@@ -19,8 +19,22 @@ let tail = '';
 child.stdout.on('data', (chunk: Buffer) => {
   process.stdout.write(chunk);
   tail = (tail + chunk.toString('utf8')).slice(-4000);
+  // uvu prints its summary when every suite has run; a handle a test forgot (a socket, a timer) can
+  // keep its process alive after that. The counts are final then: report them, say so, and stop it.
+  // eslint-disable-next-line no-control-regex
+  if (!lingering && /Duration:\s+[\d.]+m?s/.test(tail.replace(/\x1b\[[0-9;]*m/g, ''))) {
+    lingering = setTimeout(() => {
+      console.log('warning: the test process did not exit 20 s after its summary (a test left a handle open); stopping it');
+      forced = true;
+      child.kill('SIGKILL');
+    }, 20_000);
+  }
 });
-child.on('close', (code) => {
+let lingering: NodeJS.Timeout | undefined;
+let forced = false;
+child.on('close', (rawCode) => {
+  if (lingering) clearTimeout(lingering);
+  const code = forced ? null : rawCode;
   // eslint-disable-next-line no-control-regex
   const plain = tail.replace(/\x1b\[[0-9;]*m/g, '');
   const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
