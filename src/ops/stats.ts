@@ -22,6 +22,7 @@ import type { VerifyResult } from '../verify/types.ts';
 import { FsyncJSONFile } from '../store/state.ts';
 import { localDay } from './audit.ts';
 import type { Logger } from '../platform/log.ts';
+import type { TerminalRow } from '../protocol/province.ts';
 
 export type OnlineOrOffline = 'online' | 'offline';
 
@@ -34,17 +35,8 @@ export interface UsecardSceneRow {
   usecard_scene_num: number;
 }
 
-/** 附录E §6.1.4 list row. */
-export interface ReadTermRow {
-  org_code: string;
-  org_name: string;
-  term_record: string;
-  term_serial: string;
-  term_name: string;
-  term_useway: string;
-  term_unit: string;
-  term_access_time: string;
-}
+/** 附录E §6.1.4 list row: the reading-terminal fields of 表6.4, as the registration message sends them. */
+export type ReadTermRow = TerminalRow;
 
 export interface Page<K extends string, T> {
   page_no: number;
