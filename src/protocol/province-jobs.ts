@@ -8,11 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Outbox } from '../store/outbox.ts';
 import { replaceFileDurably } from '../platform/durable-write.ts';
 import { formatCst } from '../platform/time.ts';
 import type { Logger } from '../platform/log.ts';
-import { queueTerminalRegistrations, queueUsecarddate, type TerminalRow, type UsageRow } from './province.ts';
+import { queueTerminalRegistrations, queueUsecarddate, type ProvinceQueue, type TerminalRow, type UsageRow } from './province.ts';
 
 export interface ProvinceSettings {
   usecarddate: boolean;
@@ -25,7 +24,7 @@ export interface ProvinceJobsOptions {
   settings: ProvinceSettings;
   stateDir: string;
   termId: string;
-  outbox: Pick<Outbox, 'append'>;
+  outbox: ProvinceQueue;
   /** the usage rows of one day (yyyyMMdd CST) */
   usageRows: (day: string) => UsageRow[];
   /** reading terminals with their STM numbers */

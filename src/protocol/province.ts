@@ -11,10 +11,26 @@
  */
 import { createHash } from 'node:crypto';
 import { EhcError } from '../errors.ts';
-import type { Outbox } from '../store/outbox.ts';
-import { METHOD_REGISTER_TERMINAL, METHOD_USECARDDATE, type ProvinceBiz } from './upstream.ts';
+import { METHOD_REGISTER_TERMINAL, METHOD_USECARDDATE, type ProvinceBiz, type ProvinceMethod } from './upstream.ts';
 
 export const USECARDDATE_MAX = 500;
+
+/** One province message to queue: the part of an outbox record the province methods fill in. */
+export interface ProvinceQueueEntry {
+  kind: 'usage';
+  method: ProvinceMethod;
+  biz: ProvinceBiz;
+  termId: string;
+  createdAt: string; // ISO
+}
+
+/**
+ * Where province messages wait for the card system: the one thing the protocol side needs of the
+ * store, said here so the protocol does not import the store (the durable outbox satisfies it).
+ */
+export interface ProvinceQueue {
+  append(entry: ProvinceQueueEntry): Promise<unknown>;
+}
 
 /** One usage row (附录E usecard_scene_list). */
 export interface UsageRow {
@@ -91,14 +107,14 @@ export function checkTerminalRegistration(biz: Record<string, unknown>): void {
 }
 
 /** Queue a day's usage upload; returns the serials queued. Replays and restarts repeat the same serials (3002 = delivered). */
-export async function queueUsecarddate(outbox: Pick<Outbox, 'append'>, day: string, termId: string, rows: readonly UsageRow[], now = new Date()): Promise<string[]> {
+export async function queueUsecarddate(outbox: ProvinceQueue, day: string, termId: string, rows: readonly UsageRow[], now = new Date()): Promise<string[]> {
   const batches = usecarddateBatches(day, termId, rows);
   for (const biz of batches) await outbox.append({ kind: 'usage', method: METHOD_USECARDDATE, biz, termId, createdAt: now.toISOString() });
   return batches.map((b) => b.out_verify_no);
 }
 
 /** Queue registration messages for reading terminals; returns the serials queued. */
-export async function queueTerminalRegistrations(outbox: Pick<Outbox, 'append'>, rows: readonly TerminalRow[], termId: string, now = new Date()): Promise<string[]> {
+export async function queueTerminalRegistrations(outbox: ProvinceQueue, rows: readonly TerminalRow[], termId: string, now = new Date()): Promise<string[]> {
   const out: string[] = [];
   for (const row of rows) {
     const biz = terminalRegistration(row);
