@@ -4,7 +4,7 @@
  * foreign codes of `simulator.ehcin` with fixed demo keys. When `upstream.url` points at the
  * simulator's listen address with port 0, it is rewritten to the port actually bound. Off on site.
  */
-import type { ApplianceConfig } from '../src/config/types.ts';
+import type { ApplianceConfig } from '../src/config/schema.ts';
 import type { Logger } from '../src/platform/log.ts';
 import { splitHostPort } from '../src/his/server.ts';
 import { startSimulator, type SimulatorHandle } from './simulator/index.ts';

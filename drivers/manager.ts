@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { realpathSync } from 'node:fs';
-import type { ScannerConfig } from '../src/config/types.ts';
+import type { ScannerConfig } from '../src/config/schema.ts';
 import type { Logger } from '../src/platform/log.ts';
 import { DRIVERS, deviceSignature, discover, type Discovered, type SysfsRoots } from './registry.ts';
 import { watchDevices, watchDirsFor, type DeviceWatcher } from './hotplug.ts';

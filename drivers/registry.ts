@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, realpathSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import HID from 'node-hid';
-import type { ScannerConfig } from '../src/config/types.ts';
+import type { ScannerConfig } from '../src/config/schema.ts';
 import { DEVICE_TABLE, HID_GENERIC_DESKTOP, HID_POS_USAGE_PAGE, HID_USAGE_KEYBOARD, type DeviceFingerprint } from './devices.ts';
 import { serialDriver } from './serial.ts';
 import { hidPosDriver } from './hid-pos.ts';

@@ -4,7 +4,7 @@
  * with reason 'unplugged', never an exception.
  */
 import type { EventEmitter } from 'node:events';
-import type { SerialFraming } from '../src/config/types.ts';
+import type { SerialFraming } from '../src/config/schema.ts';
 
 export type DriverName = 'serial' | 'hid-pos' | 'hid-keyboard';
 

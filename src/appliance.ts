@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Hono } from 'hono';
-import type { ApplianceConfig } from './config/types.ts';
+import type { ApplianceConfig } from './config/schema.ts';
 import { deepFreeze } from './config/load.ts';
 import type { CryptoCard } from './crypto/card.ts';
 import { openCard } from './crypto/open-card.ts';

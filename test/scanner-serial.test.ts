@@ -14,7 +14,7 @@ import { ScannerManager } from '../drivers/manager.ts';
 import { serialDriver } from '../drivers/serial.ts';
 import { EhcError } from '../src/errors.ts';
 import type { ScanEvent } from '../drivers/types.ts';
-import type { ScannerConfig } from '../src/config/types.ts';
+import type { ScannerConfig } from '../src/config/schema.ts';
 import { memoryLogger } from '../src/platform/log.ts';
 
 const serial = needs(socatMissing());

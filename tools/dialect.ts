@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { configPathFrom, loadConfig } from '../src/config/load.ts';
-import type { ApplianceConfig } from '../src/config/types.ts';
+import type { ApplianceConfig } from '../src/config/schema.ts';
 import { differingKnobs, NATIONAL_V31, type Dialect } from '../src/protocol/dialect.ts';
 import { DialectError, loadDialect, shippedDialects } from '../src/protocol/dialect-profiles.ts';
 import { detectDialect } from '../src/protocol/dialect-detect.ts';

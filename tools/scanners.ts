@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ApplianceConfig } from '../src/config/types.ts';
+import type { ApplianceConfig } from '../src/config/schema.ts';
 import { discover } from '../drivers/registry.ts';
 import type { ApplianceState } from '../src/store/state.ts';
 import { act, CliError, defineCommand, defineGroup, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';

@@ -18,7 +18,7 @@ import https from 'node:https';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { DialectConfig } from '../../src/config/types.ts';
+import type { DialectConfig } from '../../src/protocol/upstream.ts';
 import { formatCst } from '../../src/platform/time.ts';
 import { EhcError, RETURN_CODES, isReturnCode } from '../../src/errors.ts';
 import { openRequest, sealResponse, type OpenedRequest } from '../../src/protocol/envelope.ts';

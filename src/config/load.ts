@@ -5,9 +5,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import AjvModule from 'ajv';
-import { DEFAULT_KEY_INDEXES, configSchema } from './schema.ts';
-import type { ApplianceConfig } from './types.ts';
-import { DEFAULT_DIALECT, DialectError, loadDialect } from '../protocol/dialect-profiles.ts';
+import { configSchema, type ApplianceConfig } from './schema.ts';
+import { DialectError, loadDialect } from '../protocol/dialect-profiles.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
@@ -22,7 +21,7 @@ export class ConfigError extends Error {
   }
 }
 
-const ajv = new Ajv({ allErrors: false, strict: true, strictTuples: false });
+const ajv = new Ajv({ allErrors: false, strict: true, strictTuples: false, useDefaults: true });
 const validate = ajv.compile(configSchema);
 
 export function configPathFrom(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): string {
@@ -46,8 +45,9 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** Validate a parsed document and fill in defaults (frozen). Throws ConfigError. */
-export function parseConfig(raw: unknown, file: string): ApplianceConfig {
+/** Validate a parsed document, filling in the schema's defaults (in place), and freeze it. Throws ConfigError. */
+export function parseConfig(input: unknown, file: string): ApplianceConfig {
+  const raw = structuredClone(input); // the validator writes the defaults in: not into the caller's object
   if (!validate(raw)) {
     const first = validate.errors?.[0];
     const key = first ? keyPath(first.instancePath, first.params as Record<string, unknown>) : '';
@@ -80,60 +80,13 @@ export function parseConfig(raw: unknown, file: string): ApplianceConfig {
       if (k.startsWith('sm3:') && !/^sm3:[0-9a-fA-F]{64}$/.test(k)) throw new ConfigError(file, `his.${list}.${i}`, 'sm3: must be followed by 64 hex digits');
     }
   }
-  return deepFreeze({
-    configPath: file,
-    configDir: dir,
-    stateDir,
-    site: doc.site,
-    his: { bodyLimitBytes: 16384, viewerKeys: [], ...his,
-      connections: { max: 1024, perAddress: 256, reserve: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 120_000, ...(his.connections ?? {}) },
-      authThrottle: { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200, ...(his.authThrottle ?? {}) },
-      websocket: his.websocket ?? false,
-      cors: { origins: [], maxAgeSeconds: 600, ...(his.cors ?? {}) },
-      streamTickets: { ttlSeconds: 30, maxOutstanding: 1000, ...(his.streamTickets ?? {}) } },
-    upstream: {
-      connectTimeoutMs: 3000,
-      healthIntervalMs: 5000,
-      breakerFailures: 3,
-      breakerRetryMs: 1000,
-      probeTimeoutMs: 1000,
-      certWarnDays: 30,
-      insecure: false,
-      ...upstream,
-      crossDomainUrl: upstream.crossDomainUrl ?? upstream.url,
-      dialect: upstream.dialect ?? DEFAULT_DIALECT,
-      province: { usecarddate: false, usecarddateHour: 1, registerTerminals: false, ...(upstream.province ?? {}) },
-    },
-    card: {
-      ...doc.card,
-      keyFile: doc.card.keyFile ? resolve(doc.card.keyFile) : path.join(stateDir, 'soft-card.keys.json'),
-      keys: { ...DEFAULT_KEY_INDEXES, ...(doc.card.keys ?? {}) },
-      sdf: doc.card.sdf ? { sessions: 8, ...doc.card.sdf, library: resolve(doc.card.sdf.library) } : undefined,
-    },
-    verify: {
-      clockSkewSeconds: 30,
-      treatmentCode: '010101',
-      operatorId: 'ehc-edge',
-      operatorName: 'ehc-edge',
-      ...doc.verify,
-      clock: { maxSkewSeconds: 120, policy: 'refuse', ...(doc.verify.clock ?? {}) },
-    },
-    simulator: { enabled: false, listen: '127.0.0.1:18443', ...(doc.simulator ?? {}) },
-    scannerAutoDetect: doc.scannerAutoDetect ?? true,
-    scanners: doc.scanners ?? [],
-    scan: { dedupeWindowMs: 1500, streamBuffer: 1000, maxSubscribers: 256, subscriberBuffer: 256, ...(doc.scan ?? {}) },
-    outbox: { maxRecords: 1_000_000, maxBytes: 1_073_741_824, maxAgeHours: 720, whenFull: 'reject-new', replayBatch: 64, replayYieldAbove: 0.5, replayMaxYieldMs: 5000, replayWindow: 16, replayMaxPerSecond: 100, replayStartJitterMs: 10000, replayBackoffBaseMs: 500, replayBackoffMaxMs: 60000, ...(doc.outbox ?? {}) },
-    audit: { retainDays: 400, maxBytes: 2_147_483_648, onFailure: 'refuse', ...(doc.audit ?? {}) },
-    admin: { apiKeys: [], maxFailedAttempts: 5, lockoutSeconds: 900, ...(doc.admin ?? {}) },
-    log: { level: 'info', pii: 'mask', ...(doc.log ?? {}) },
-    systemd: { watchdog: true, ...(doc.systemd ?? {}) },
-    webhooks: {
-      maxQueued: 100_000,
-      retryMaxMs: 60_000,
-      ...(doc.webhooks ?? {}),
-      targets: ((doc.webhooks?.targets ?? []) as Array<Record<string, unknown>>).map((t) => ({ timeoutMs: 5000, ...t })),
-    },
-  });
+  // Defaults were filled in by the validator (src/config/schema.ts); what is left is derived from other keys.
+  upstream.crossDomainUrl ??= upstream.url;
+  const card = doc.card;
+  card.keyFile = card.keyFile ? resolve(card.keyFile) : path.join(stateDir, 'soft-card.keys.json');
+  if (card.sdf) card.sdf.library = resolve(card.sdf.library);
+  const { $schema: _schemaRef, ...settings } = doc;
+  return deepFreeze({ ...settings, configPath: file, configDir: dir, stateDir } as ApplianceConfig);
 }
 
 export function loadConfig(file: string): ApplianceConfig {

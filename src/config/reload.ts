@@ -6,7 +6,7 @@
  * its running value until then.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { ApplianceConfig } from './types.ts';
+import type { ApplianceConfig } from './schema.ts';
 
 export interface ReloadHooks {
   setLogLevel(level: ApplianceConfig['log']['level']): void;

@@ -1,7 +1,14 @@
 /**
  * JSON schema of appliance.config.json. Integrators script against these key paths: keep the names.
  * Validated once at start (src/config/load.ts); the first wrong key is reported with the file, then exit 2.
+ *
+ * The one place of every key: its check, its `default` (Ajv fills them in while validating) and, through
+ * json-schema-to-ts, its TypeScript type (`ApplianceConfig` below). A key added here is typed and defaulted.
  */
+import type { FromSchema } from 'json-schema-to-ts';
+import { DEFAULT_DIALECT } from '../protocol/dialect-profiles.ts';
+import type { DialectConfig } from '../protocol/upstream.ts';
+
 const hostPort = { type: 'string', pattern: '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' } as const;
 const ehcin = { type: 'string', pattern: '^[0-9]{4}[ABCDEFX][0-9]{4}$' } as const;
 const hex16 = { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } as const;
@@ -52,6 +59,7 @@ export const configSchema = {
         },
         viewerKeys: {
           type: 'array',
+          default: [],
           description: 'read-only keys: status page, /v1/status, /metrics, /v1/history, scan stream without identity fields; cannot verify',
           items: { type: 'string', minLength: 16, description: 'a key, or sm3:<64 hex> of one' },
         },
@@ -61,48 +69,52 @@ export const configSchema = {
           required: ['cert', 'key'],
           properties: { cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' } },
         },
-        bodyLimitBytes: { type: 'integer', minimum: 256, maximum: 1048576 },
+        bodyLimitBytes: { type: 'integer', minimum: 256, maximum: 1048576, default: 16384 },
         connections: {
           type: 'object',
           additionalProperties: false,
+          default: {},
           description: 'connection budget of the HIS port (src/his/connection-budget.ts)',
           properties: {
-            max: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections for ordinary requests' },
-            perAddress: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections per client address' },
-            reserve: { type: 'integer', minimum: 1, maximum: 4096, description: 'connections above max for /v1/health, /v1/status, /metrics and the status page only' },
-            headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
-            requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
-            keepAliveTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000 },
-            idleTimeoutMs: { type: 'integer', minimum: 20000, maximum: 3600000, description: 'above the scan stream keep-alive interval (15 s)' },
+            max: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections for ordinary requests', default: 1024 },
+            perAddress: { type: 'integer', minimum: 1, maximum: 65536, description: 'open connections per client address', default: 256 },
+            reserve: { type: 'integer', minimum: 1, maximum: 4096, description: 'connections above max for /v1/health, /v1/status, /metrics and the status page only', default: 32 },
+            headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 10_000 },
+            requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 30_000 },
+            keepAliveTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 5_000 },
+            idleTimeoutMs: { type: 'integer', minimum: 20000, maximum: 3600000, description: 'above the scan stream keep-alive interval (15 s)', default: 120_000 },
           },
         },
         authThrottle: {
           type: 'object',
           additionalProperties: false,
+          default: {},
           description: 'failed-auth throttle of every key class (src/his/auth-throttle.ts)',
           properties: {
-            maxFailures: { type: 'integer', minimum: 1, maximum: 10000, description: 'failures per client address within the window before 429' },
-            windowSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
-            globalMaxFailures: { type: 'integer', minimum: 1, maximum: 1000000, description: 'failures of all addresses together within the window before every failing address is limited' },
+            maxFailures: { type: 'integer', minimum: 1, maximum: 10000, description: 'failures per client address within the window before 429', default: 10 },
+            windowSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 60 },
+            globalMaxFailures: { type: 'integer', minimum: 1, maximum: 1000000, description: 'failures of all addresses together within the window before every failing address is limited', default: 200 },
           },
         },
         cors: {
           type: 'object',
           additionalProperties: false,
+          default: {},
           description: 'browser pages on these origins may call the port (src/his/cors.ts); none by default',
           properties: {
-            origins: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$', description: 'scheme://host[:port], exactly as the browser sends Origin' } },
-            maxAgeSeconds: { type: 'integer', minimum: 0, maximum: 86400, description: 'how long a browser may cache a preflight answer' },
+            origins: { type: 'array', uniqueItems: true, default: [], items: { type: 'string', pattern: '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$', description: 'scheme://host[:port], exactly as the browser sends Origin' } },
+            maxAgeSeconds: { type: 'integer', minimum: 0, maximum: 86400, description: 'how long a browser may cache a preflight answer', default: 600 },
           },
         },
-        websocket: { type: 'boolean', description: 'serve the scan stream over WebSocket too (/v1/scans/ws); see docs/integration: clients that offer Upgrade: h2c must then speak plain HTTP/1.1' },
+        websocket: { type: 'boolean', description: 'serve the scan stream over WebSocket too (/v1/scans/ws); see docs/integration: clients that offer Upgrade: h2c must then speak plain HTTP/1.1', default: false },
         streamTickets: {
           type: 'object',
           additionalProperties: false,
+          default: {},
           description: 'single-use tickets that open the scan stream from a browser (src/his/stream-tickets.ts)',
           properties: {
-            ttlSeconds: { type: 'integer', minimum: 5, maximum: 300 },
-            maxOutstanding: { type: 'integer', minimum: 1, maximum: 100000 },
+            ttlSeconds: { type: 'integer', minimum: 5, maximum: 300, default: 30 },
+            maxOutstanding: { type: 'integer', minimum: 1, maximum: 100000, default: 1000 },
           },
         },
       },
@@ -119,13 +131,13 @@ export const configSchema = {
         termId: { type: 'string', minLength: 1 },
         version: { type: 'string', minLength: 1 },
         timeoutMs: { type: 'integer', minimum: 100, maximum: 120000, description: 'read timeout: connected and request sent, no complete answer within this' },
-        connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, description: 'connect timeout: no TCP (and TLS) connection within this' },
-        healthIntervalMs: { type: 'integer', minimum: 500, maximum: 600000 },
-        breakerFailures: { type: 'integer', minimum: 1, maximum: 1000, description: 'consecutive link failures of calls that open the circuit breaker (default 3)' },
-        breakerRetryMs: { type: 'integer', minimum: 100, maximum: 600000, description: 'time the breaker stays open before the next probe (default 1000)' },
-        probeTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, description: "the health probe's whole protocol round trip (default 1000)" },
-        certWarnDays: { type: 'integer', minimum: 0, maximum: 3650, description: 'warn this many days before the client certificate or pinned CA expires (default 30)' },
-        insecure: { type: 'boolean' },
+        connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, description: 'connect timeout: no TCP (and TLS) connection within this', default: 3000 },
+        healthIntervalMs: { type: 'integer', minimum: 500, maximum: 600000, default: 5000 },
+        breakerFailures: { type: 'integer', minimum: 1, maximum: 1000, description: 'consecutive link failures of calls that open the circuit breaker', default: 3 },
+        breakerRetryMs: { type: 'integer', minimum: 100, maximum: 600000, description: 'time the breaker stays open before the next probe', default: 1000 },
+        probeTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, description: "the health probe's whole protocol round trip", default: 1000 },
+        certWarnDays: { type: 'integer', minimum: 0, maximum: 3650, description: 'warn this many days before the client certificate or pinned CA expires', default: 30 },
+        insecure: { type: 'boolean', default: false },
         tls: {
           type: 'object',
           additionalProperties: false,
@@ -139,16 +151,18 @@ export const configSchema = {
         dialect: {
           description: 'how the site card system deviates from the national V3.1 reading: a shipped profile (dialects/*.json) by name, or an inline dialect checked against dialects/dialect.schema.json',
           anyOf: [{ type: 'string', minLength: 1 }, { type: 'object' }],
+          default: DEFAULT_DIALECT,
         },
         appKey: { type: 'string', pattern: '^[0-9A-Fa-f]{32}$', description: 'fixed SM4 key issued with the app (dialects with key: fixed)' },
         province: {
           description: 'province methods the site card system offers (queued in the outbox)',
           type: 'object',
           additionalProperties: false,
+          default: {},
           properties: {
-            usecarddate: { type: 'boolean', description: 'upload yesterday\'s card usage daily (ehc.ehealthcode.usecarddate, ≤ 500 records a call)' },
-            usecarddateHour: { type: 'integer', minimum: 0, maximum: 23, description: 'hour (China Standard Time) from which yesterday is uploaded (default 1)' },
-            registerTerminals: { type: 'boolean', description: 'register each reading terminal (STM number, 表6.4 fields) once' },
+            usecarddate: { type: 'boolean', description: 'upload yesterday\'s card usage daily (ehc.ehealthcode.usecarddate, ≤ 500 records a call)', default: false },
+            usecarddateHour: { type: 'integer', minimum: 0, maximum: 23, description: 'hour (China Standard Time) from which yesterday is uploaded', default: 1 },
+            registerTerminals: { type: 'boolean', description: 'register each reading terminal (STM number, 表6.4 fields) once', default: false },
           },
         },
       },
@@ -163,7 +177,14 @@ export const configSchema = {
         keys: {
           type: 'object',
           additionalProperties: false,
-          properties: { ehcid: keyIndex, validity: keyIndex, storage: keyIndex, mac: keyIndex, sign: keyIndex },
+          default: {},
+          properties: {
+            ehcid: { ...keyIndex, default: DEFAULT_KEY_INDEXES.ehcid },
+            validity: { ...keyIndex, default: DEFAULT_KEY_INDEXES.validity },
+            storage: { ...keyIndex, default: DEFAULT_KEY_INDEXES.storage },
+            mac: { ...keyIndex, default: DEFAULT_KEY_INDEXES.mac },
+            sign: { ...keyIndex, default: DEFAULT_KEY_INDEXES.sign },
+          },
         },
         sdf: {
           type: 'object',
@@ -201,17 +222,18 @@ export const configSchema = {
       required: ['policy'],
       properties: {
         policy: { enum: ['local-first', 'upstream-first', 'upstream-only'] },
-        clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 3600 },
-        treatmentCode: { type: 'string', pattern: '^[0-9]{6}$' },
-        operatorId: { type: 'string' },
-        operatorName: { type: 'string' },
+        clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 30 },
+        treatmentCode: { type: 'string', pattern: '^[0-9]{6}$', default: '010101' },
+        operatorId: { type: 'string', default: 'ehc-edge' },
+        operatorName: { type: 'string', default: 'ehc-edge' },
         clock: {
           type: 'object',
           additionalProperties: false,
+          default: {},
           description: 'clock discipline (src/ops/clock-discipline.ts)',
           properties: {
-            maxSkewSeconds: { type: 'integer', minimum: 1, maximum: 86400, description: 'beyond this difference from the home system or the last known time the clock is suspect' },
-            policy: { enum: ['refuse', 'accept-and-flag'], description: 'local decisions on dynamic codes while the clock is suspect' },
+            maxSkewSeconds: { type: 'integer', minimum: 1, maximum: 86400, description: 'beyond this difference from the home system or the last known time the clock is suspect', default: 120 },
+            policy: { enum: ['refuse', 'accept-and-flag'], description: 'local decisions on dynamic codes while the clock is suspect', default: 'refuse' },
           },
         },
       },
@@ -220,15 +242,17 @@ export const configSchema = {
       description: 'run the home-card-system simulator in-process (demo default; off on site)',
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        enabled: { type: 'boolean' },
-        listen: hostPort,
+        enabled: { type: 'boolean', default: false },
+        listen: { ...hostPort, default: '127.0.0.1:18443' },
         ehcin: ehcin,
       },
     },
-    scannerAutoDetect: { type: 'boolean' },
+    scannerAutoDetect: { type: 'boolean', default: true },
     scanners: {
       type: 'array',
+      default: [],
       items: {
         type: 'object',
         additionalProperties: false,
@@ -253,64 +277,71 @@ export const configSchema = {
     scan: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        dedupeWindowMs: { type: 'integer', minimum: 0, maximum: 600000 },
-        streamBuffer: { type: 'integer', minimum: 16, maximum: 100000 },
-        maxSubscribers: { type: 'integer', minimum: 1, maximum: 100000, description: 'open /v1/scans streams at most; one more is answered 503' },
-        subscriberBuffer: { type: 'integer', minimum: 16, maximum: 100000, description: 'events queued for one stream reader; a reader further behind is dropped with a gap event' },
+        dedupeWindowMs: { type: 'integer', minimum: 0, maximum: 600000, default: 1500 },
+        streamBuffer: { type: 'integer', minimum: 16, maximum: 100000, default: 1000 },
+        maxSubscribers: { type: 'integer', minimum: 1, maximum: 100000, description: 'open /v1/scans streams at most; one more is answered 503', default: 256 },
+        subscriberBuffer: { type: 'integer', minimum: 16, maximum: 100000, description: 'events queued for one stream reader; a reader further behind is dropped with a gap event', default: 256 },
       },
     },
     outbox: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        maxRecords: { type: 'integer', minimum: 1 },
-        maxBytes: { type: 'integer', minimum: 4096 },
-        maxAgeHours: { type: 'number', minimum: 1 },
-        whenFull: { enum: ['reject-new'] },
-        replayBatch: { type: 'integer', minimum: 1, maximum: 10000 },
-        replayYieldAbove: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
-        replayMaxYieldMs: { type: 'integer', minimum: 0, maximum: 600000 },
-        replayWindow: { type: 'integer', minimum: 1, maximum: 256, description: 'records in flight toward the home system (default 16)' },
-        replayMaxPerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 100000, description: 'most records sent per second (default 100)' },
-        replayStartJitterMs: { type: 'integer', minimum: 0, maximum: 3600000, description: 'after the link returns, wait a random 0..this before replaying (default 10000)' },
-        replayBackoffBaseMs: { type: 'integer', minimum: 1, maximum: 600000, description: 'first backoff after a failed send (full jitter, doubling; default 500)' },
-        replayBackoffMaxMs: { type: 'integer', minimum: 1, maximum: 3600000, description: 'longest backoff (default 60000)' },
+        maxRecords: { type: 'integer', minimum: 1, default: 1_000_000 },
+        maxBytes: { type: 'integer', minimum: 4096, default: 1_073_741_824 },
+        maxAgeHours: { type: 'number', minimum: 1, default: 720 },
+        whenFull: { enum: ['reject-new'], default: 'reject-new' },
+        replayBatch: { type: 'integer', minimum: 1, maximum: 10000, default: 64 },
+        replayYieldAbove: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.5 },
+        replayMaxYieldMs: { type: 'integer', minimum: 0, maximum: 600000, default: 5000 },
+        replayWindow: { type: 'integer', minimum: 1, maximum: 256, description: 'records in flight toward the home system', default: 16 },
+        replayMaxPerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 100000, description: 'most records sent per second', default: 100 },
+        replayStartJitterMs: { type: 'integer', minimum: 0, maximum: 3600000, description: 'after the link returns, wait a random 0..this before replaying', default: 10000 },
+        replayBackoffBaseMs: { type: 'integer', minimum: 1, maximum: 600000, description: 'first backoff after a failed send (full jitter, doubling)', default: 500 },
+        replayBackoffMaxMs: { type: 'integer', minimum: 1, maximum: 3600000, description: 'longest backoff', default: 60000 },
       },
     },
     audit: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        retainDays: { type: 'integer', minimum: 365 },
-        maxBytes: { type: 'integer', minimum: 1048576 },
-        onFailure: { enum: ['refuse', 'continue'], description: 'when an audit record cannot be written: refuse answers that carry identity (default), or answer anyway' },
+        retainDays: { type: 'integer', minimum: 365, default: 400 },
+        maxBytes: { type: 'integer', minimum: 1048576, default: 2_147_483_648 },
+        onFailure: { enum: ['refuse', 'continue'], description: 'when an audit record cannot be written: refuse answers that carry identity (default), or answer anyway', default: 'refuse' },
       },
     },
     admin: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        apiKeys: { type: 'array', items: { type: 'string', minLength: 16 } },
-        maxFailedAttempts: { type: 'integer', minimum: 1 },
-        lockoutSeconds: { type: 'integer', minimum: 10, maximum: 86400, description: 'failure window and lockout length per client address' },
+        apiKeys: { type: 'array', items: { type: 'string', minLength: 16 }, default: [] },
+        maxFailedAttempts: { type: 'integer', minimum: 1, default: 5 },
+        lockoutSeconds: { type: 'integer', minimum: 10, maximum: 86400, description: 'failure window and lockout length per client address', default: 900 },
       },
     },
     log: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        level: { enum: ['debug', 'info', 'warn', 'error'] },
-        pii: { enum: ['mask', 'refuse'], description: 'refuse: throw on a clear identity reaching the logger (development)' },
+        level: { enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
+        pii: { enum: ['mask', 'refuse'], description: 'refuse: throw on a clear identity reaching the logger (development)', default: 'mask' },
       },
     },
     webhooks: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       description: 'push each scan result to HIS URLs, signed, from a durable journal (src/webhook/)',
       properties: {
         targets: {
           type: 'array',
+          default: [],
           items: {
             type: 'object',
             additionalProperties: false,
@@ -320,18 +351,44 @@ export const configSchema = {
               url: { type: 'string', pattern: '^https?://' },
               secret: { type: 'string', minLength: 16, description: 'shared secret of the HMAC-SM3 signature' },
               station: { type: 'string', minLength: 1, maxLength: 64, description: 'only this station\'s results (all when absent)' },
-              timeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
+              timeoutMs: { type: 'integer', minimum: 100, maximum: 60000, default: 5000 },
             },
           },
         },
-        maxQueued: { type: 'integer', minimum: 1, maximum: 10000000 },
-        retryMaxMs: { type: 'integer', minimum: 1000, maximum: 3600000 },
+        maxQueued: { type: 'integer', minimum: 1, maximum: 10000000, default: 100_000 },
+        retryMaxMs: { type: 'integer', minimum: 1000, maximum: 3600000, default: 60_000 },
       },
     },
     systemd: {
       type: 'object',
       additionalProperties: false,
-      properties: { watchdog: { type: 'boolean' } },
+      default: {},
+      properties: { watchdog: { type: 'boolean', default: true } },
     },
   },
 } as const;
+
+/** The document as validated, every defaulted key filled in. */
+type ConfigDocument = FromSchema<typeof configSchema>;
+type UpstreamDocument = ConfigDocument['upstream'];
+
+/**
+ * The loaded config (frozen): the document with its defaults, plus what src/config/load.ts derives from
+ * other keys (where the file lives, `upstream.crossDomainUrl` from `url`, `card.keyFile` under `stateDir`;
+ * relative paths resolved against the file's folder).
+ */
+export type ApplianceConfig = Omit<ConfigDocument, '$schema' | 'upstream' | 'card'> & {
+  /** absolute path of the file this came from */
+  configPath: string;
+  /** folder of configPath: relative paths in the file resolve against it */
+  configDir: string;
+  upstream: Omit<UpstreamDocument, 'crossDomainUrl' | 'dialect'> & { crossDomainUrl: string; dialect: DialectConfig };
+  card: Omit<ConfigDocument['card'], 'keyFile'> & { keyFile: string };
+};
+
+/** One `scanners[]` entry. */
+export type ScannerConfig = ApplianceConfig['scanners'][number];
+/** Serial framing of one scanner; the drivers' DeviceOptions (drivers/types.ts) extend it. */
+export type SerialFraming = Pick<ScannerConfig, 'baudRate' | 'dataBits' | 'parity' | 'stopBits' | 'suffix' | 'interCharTimeoutMs'>;
+/** How verifications are routed (src/verify/verifier.ts). */
+export type VerifyPolicy = ApplianceConfig['verify']['policy'];

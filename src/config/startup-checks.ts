@@ -17,7 +17,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { ConfigError } from './load.ts';
-import type { ApplianceConfig } from './types.ts';
+import type { ApplianceConfig } from './schema.ts';
 
 const PLACEHOLDER = /change[-_ ]?me/i;
 
@@ -97,7 +97,7 @@ function splitListen(listen: string): { host: string; port: number } {
 }
 
 /** bind and close at once: a port taken by another process is a config problem, said before anything starts */
-export function listenProblem(listen: string): Promise<string | undefined> {
+function listenProblem(listen: string): Promise<string | undefined> {
   const { host, port } = splitListen(listen);
   return new Promise((resolve) => {
     const probe = net.createServer();
@@ -116,7 +116,7 @@ export function listenProblem(listen: string): Promise<string | undefined> {
   });
 }
 
-export async function checkListen(config: ApplianceConfig): Promise<void> {
+async function checkListen(config: ApplianceConfig): Promise<void> {
   const addresses: Array<[string, string]> = [['his.listen', config.his.listen]];
   if (config.simulator.enabled) addresses.push(['simulator.listen', config.simulator.listen]);
   for (const [key, listen] of addresses) {

@@ -4,7 +4,7 @@
  * An sdf card whose library or device is unavailable still opens: its health() says why, and its
  * calls answer 8008 until the card is back.
  */
-import type { ApplianceConfig } from '../config/types.ts';
+import type { ApplianceConfig } from '../config/schema.ts';
 import { EhcError } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
 import type { CryptoCard } from './card.ts';

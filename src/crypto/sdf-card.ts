@@ -24,7 +24,7 @@ import { createHmac } from 'node:crypto';
 import { SdfDevice, SdfError, toSdfError, type KeySource, type NativeDeviceInfo } from '../../firmware-bridge/index.ts';
 import { EhcError } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
-import type { ApplianceConfig } from '../config/types.ts';
+import type { ApplianceConfig } from '../config/schema.ts';
 import type { CardHealth, CardPrimitives, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
 import { MAC_KEY_LABEL } from './mac-key.ts';
 import { derToRs, rsToDer } from './sm2-der.ts';

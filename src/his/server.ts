@@ -8,7 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { serve, type HttpBindings, type Http2Bindings, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
-import type { ApplianceConfig } from '../config/types.ts';
+import type { ApplianceConfig } from '../config/schema.ts';
 import { CONNECTION_DEFAULTS, ConnectionBudget, isReservePath, type ConnectionLimits } from './connection-budget.ts';
 
 export interface HisServer {

@@ -14,7 +14,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { MiddlewareHandler } from 'hono';
-import type { ApplianceConfig } from '../config/types.ts';
+import type { ApplianceConfig } from '../config/schema.ts';
 import type { CardHealth, CardPrimitives } from '../crypto/card.ts';
 import type { Upstream } from '../protocol/upstream.ts';
 import type { OutboxStats } from '../store/outbox.ts';

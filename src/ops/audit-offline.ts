@@ -5,7 +5,7 @@
  * (the change must then go through an admin endpoint of the running appliance, which audits it).
  */
 import path from 'node:path';
-import type { ApplianceConfig } from '../config/types.ts';
+import type { ApplianceConfig } from '../config/schema.ts';
 import type { CardPrimitives } from '../crypto/card.ts';
 import { AuditTrail, type AuditEvent, type AuditRecord } from './audit.ts';
 

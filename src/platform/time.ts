@@ -32,18 +32,6 @@ function parts(date: Date) {
   return { y: t.getUTCFullYear(), mo: t.getUTCMonth() + 1, d: t.getUTCDate(), h: t.getUTCHours(), mi: t.getUTCMinutes(), s: t.getUTCSeconds(), ms: t.getUTCMilliseconds() };
 }
 
-/** `2026-12-02T10:42:05.123+08:00` */
-export function cstIso(date: Date): string {
-  const p = parts(date);
-  return `${p.y}-${pad(p.mo)}-${pad(p.d)}T${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}.${pad(p.ms, 3)}+08:00`;
-}
-
-/** `2026-12-02 10:42:05 CST` — for people */
-export function cstDateTime(date: Date): string {
-  const p = parts(date);
-  return `${p.y}-${pad(p.mo)}-${pad(p.d)} ${pad(p.h)}:${pad(p.mi)}:${pad(p.s)} CST`;
-}
-
 /** `10:42` on the same China day as `now`, else `12-01 10:42` — short form for status lines */
 export function cstShort(date: Date, now: Date = new Date()): string {
   const p = parts(date);

@@ -7,7 +7,7 @@
  *   registerScanRoutes(app, { ...scanning.routeDeps, auth: bearerAuth });
  *   … on shutdown: await scanning.stop();
  */
-import type { ApplianceConfig, ScannerConfig } from '../config/types.ts';
+import type { ApplianceConfig, ScannerConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Verifier } from '../verify/types.ts';
 import { ScannerManager, type ScannerStatus } from '../../drivers/manager.ts';

@@ -4,7 +4,7 @@
  * kept in the state store so it survives restarts and replugs; a number set in the config wins.
  * The appliance's own site.termId and configured numbers are never handed out again.
  */
-import type { ApplianceConfig } from '../config/types.ts';
+import type { ApplianceConfig } from '../config/schema.ts';
 import { EhcError } from '../errors.ts';
 import type { StateStore } from '../store/state.ts';
 

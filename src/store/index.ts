@@ -7,19 +7,20 @@
  *   await replay.stop(); await outbox.close();                      // on shutdown, in this order
  */
 import path from 'node:path';
-import type { ApplianceConfig } from '../config/types.ts';
+import type { ApplianceConfig } from '../config/schema.ts';
 import type { CardPrimitives } from '../crypto/card.ts';
 import type { Logger } from '../platform/log.ts';
 import { Replay, type ReplayOptions } from './replay.ts';
 import { SqliteOutbox } from './sqlite-outbox.ts';
 
 export { SqliteOutbox } from './sqlite-outbox.ts';
-export { Replay, classify } from './replay.ts';
+export { Replay } from './replay.ts';
 export { registerOutboxMetrics } from './metrics.ts';
-export type { ReplayStatus, DeferredResultListener } from './replay.ts';
 export type * from './outbox.ts';
 
-export const OUTBOX_FILE = 'outbox.sqlite';
+type OutboxSettings = ApplianceConfig['outbox'];
+
+const OUTBOX_FILE = 'outbox.sqlite';
 
 export function outboxPath(config: Pick<ApplianceConfig, 'stateDir'>): string {
   return path.join(config.stateDir, OUTBOX_FILE);
@@ -31,7 +32,7 @@ export function outboxPath(config: Pick<ApplianceConfig, 'stateDir'>): string {
  * Without a card (tools that only count or move dead letters) nothing is sealed or opened.
  */
 export async function openOutbox(
-  config: Pick<ApplianceConfig, 'stateDir' | 'outbox' | 'card'>,
+  config: Pick<ApplianceConfig, 'stateDir' | 'card'> & { outbox: Pick<OutboxSettings, 'maxRecords' | 'maxBytes' | 'maxAgeHours'> & Partial<OutboxSettings> },
   card: CardPrimitives | undefined,
   log: Logger,
   /** false when the card is down at start: the key check then happens at the outbox's first use */

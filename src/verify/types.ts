@@ -5,7 +5,7 @@
 import type { UpstreamIdentity } from '../protocol/upstream.ts';
 
 export type DecidedBy = 'local' | 'upstream' | 'cross-domain' | 'offline-local' | 'deferred';
-export type { VerifyPolicy } from '../config/types.ts';
+export type { VerifyPolicy } from '../config/schema.ts';
 
 export interface VerifyRequest {
   ehealthCode: string;

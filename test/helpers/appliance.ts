@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
-import type { ApplianceConfig } from '../../src/config/types.ts';
+import type { ApplianceConfig } from '../../src/config/schema.ts';
 import { startAppliance, type Appliance } from '../../src/appliance.ts';
 import { memoryLogger } from '../../src/platform/log.ts';
 import { tempDir } from './tmp.ts';

@@ -18,7 +18,7 @@ import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, m
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
-import type { ApplianceConfig } from '../../src/config/types.ts';
+import type { ApplianceConfig } from '../../src/config/schema.ts';
 import { CliError, EXIT, hisUrl } from './cli.ts';
 
 export const BACKUP_FORMAT = 'ehc-edge-backup/1';

@@ -4,7 +4,7 @@
  * chain checked with new keys would look edited from its first record.
  */
 import { existsSync } from 'node:fs';
-import type { ApplianceConfig } from '../../src/config/types.ts';
+import type { ApplianceConfig } from '../../src/config/schema.ts';
 import type { CardPrimitives } from '../../src/crypto/card.ts';
 import { openCard } from '../../src/crypto/open-card.ts';
 import { SoftCard } from '../../src/crypto/soft-card.ts';

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import stringWidth from 'string-width';
 import { ConfigError, configPathFrom, loadConfig } from '../../src/config/load.ts';
-import type { ApplianceConfig } from '../../src/config/types.ts';
+import type { ApplianceConfig } from '../../src/config/schema.ts';
 import { EhcError } from '../../src/errors.ts';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
