@@ -23,7 +23,7 @@ import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
 import { registerAuditMetrics } from './ops/audit-metrics.ts';
-import { startOps } from './his/wire.ts';
+import { opsReport, startOps } from './his/wire.ts';
 import { registerStatusMetrics } from './ops/status-metrics.ts';
 import { History } from './ops/history.ts';
 import { historyExtension } from './his/history-route.ts';
@@ -146,37 +146,19 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     registerOutboxMetrics(registry, replay);
     registerLinkMetrics(registry, upstream);
 
-    const ops = await startOps({ config, card, upstream, outbox, log: log.child({ component: 'ops' }), version: VERSION, startedAt: new Date(startedAt) });
+    const ops = await startOps({ config, card, outbox, log: log.child({ component: 'ops' }) });
     stops.push(() => ops.close());
     registerAuditMetrics(registry, () => ops.audit.state());
-    registerStatusMetrics(registry, () => ops.status());
-    // per-minute history for the status page's charts, persisted across restarts (src/ops/history.ts)
-    const history = History.open({
-      dir: path.join(config.stateDir, 'history'),
-      log: log.child({ component: 'history' }),
-      sample: async () => {
-        const s = await ops.status();
-        return {
-          upstreamUp: s.upstream.reachable,
-          upstreamMs: s.upstream.latencyMs,
-          cardUp: s.card.ok,
-          outboxDepth: s.outbox.depth,
-          delivered: replay.metrics().ehc_edge_replay_delivered_total ?? 0,
-          scanners: s.scanners.map((x) => ({ id: x.id, name: x.name, up: x.state === 'ready', configured: x.configured })),
-        };
-      },
-    });
-    stops.push(() => history.close()); // runs before ops closes: its last sample reads the status
-    ops.setOutbox(() => outbox.stats());
 
-    // the verifier reports to the bus; metrics and the desks' activity listen. Ops (audit, stats) is the
-    // verifier's own observer, not a bus listener: under audit.onFailure = refuse the answer waits for its
-    // audit record and is withheld when it cannot be written, which a fire-and-forget bus cannot do
+    // the verifier reports to the bus; metrics, the history and the desks' activity listen. Ops (audit,
+    // stats) is the verifier's own observer, not a bus listener: under audit.onFailure = refuse the answer
+    // waits for its audit record and is withheld when it cannot be written, which a fire-and-forget bus cannot do
     const metrics = verifyMetrics(registry);
-    for (const [owner, o] of [['metrics', metrics], ['history', history.observer()]] as const) {
+    const observe = (owner: string, o: VerifyObserver) => {
       listen(owner, 'verified', (e) => o.verified?.(e.result, e.request, e.elapsedMs));
       listen(owner, 'rejected', (e) => o.rejected?.(e.error, e.request, e.elapsedMs));
-    }
+    };
+    observe('metrics', metrics);
     listen('desks', 'verified', () => desks.note());
     listen('desks', 'rejected', () => desks.note());
     const observers: VerifyObserver[] = [
@@ -217,8 +199,16 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const lastScanAt = new Map<string, string>();
     listen('status', 'scan', (ev) => lastScanAt.set(ev.scannerId, new Date().toISOString()));
     const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
-    ops.setScanners(
-      () =>
+    const scannerInfos = () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId }));
+
+    // the status report, built once everything it reports on exists (src/his/wire.ts)
+    const report = opsReport({
+      config,
+      ops,
+      card,
+      upstream,
+      outbox: () => outbox.stats(),
+      scanners: () =>
         scanning.scanners().map((v) => ({
           id: v.scannerId,
           name: v.name,
@@ -231,8 +221,29 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
           configured: v.configured,
           ...(v.state === 'absent' ? { since: v.absentSince, seenBefore: v.seenBefore } : {}),
         })),
-      () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })),
-    );
+      scannerInfos,
+      version: VERSION,
+      startedAt: new Date(startedAt),
+    });
+    registerStatusMetrics(registry, () => report.status());
+    // per-minute history for the status page's charts, persisted across restarts (src/ops/history.ts)
+    const history = History.open({
+      dir: path.join(config.stateDir, 'history'),
+      log: log.child({ component: 'history' }),
+      sample: async () => {
+        const s = await report.status();
+        return {
+          upstreamUp: s.upstream.reachable,
+          upstreamMs: s.upstream.latencyMs,
+          cardUp: s.card.ok,
+          outboxDepth: s.outbox.depth,
+          delivered: replay.metrics().ehc_edge_replay_delivered_total ?? 0,
+          scanners: s.scanners.map((x) => ({ id: x.id, name: x.name, up: x.state === 'ready', configured: x.configured })),
+        };
+      },
+    });
+    stops.push(() => history.close()); // runs before ops closes: its last sample reads the status
+    observe('history', history.observer());
 
     // province methods (usage upload, terminal registration): only where the site's card system offers them
     const province = config.upstream.province;
@@ -244,7 +255,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
         outbox,
         log: log.child({ component: 'province' }),
         usageRows: (day) => ops.stats.usecardSceneList({ from: day, to: day, pageSize: 1_000_000 }).rows,
-        terminals: () => readTermList(scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId })), config.site),
+        terminals: () => readTermList(scannerInfos(), config.site),
       });
       stops.push(() => jobs.stop());
       void jobs.runOnce().catch((err: Error) => log.warn('province job failed', { error: err.message }));
@@ -252,7 +263,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
 
     let his: HisServer | undefined;
     const status = async (): Promise<Record<string, unknown>> => {
-      const base = await ops.status();
+      const base = await report.status();
       const clockState = clock.state();
       return {
       ...base,
@@ -267,7 +278,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     };
     const tickets = new StreamTickets(config.his.streamTickets);
     const extensions: HisExtension[] = [
-      ...ops.extensions,
+      ...report.extensions,
       deferredRoute((ovn) => outbox.lookup(ovn)),
       scanExtension(scanning.routeDeps, (auth, ctx) => ticketOrKey(tickets, auth, ctx.throttle)),
       streamTicketExtension(tickets),

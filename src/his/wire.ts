@@ -1,14 +1,15 @@
 /**
- * Operations for the composition root, in one call: the audit trail (MAC key on the crypto card), usage
- * statistics, the verifier observer feeding both, audited HIS auth failures, the admin guard, the status
- * report and the HIS extensions (status page, stats routes).
+ * Operations for the composition root, in two constructions, each given what it needs when it is made:
  *
- *   const ops = await startOps({ config, card, upstream, log, version: VERSION, startedAt });
- *   stops.push(() => ops.close());
- *   observers.push(ops.observer);
- *   createHisApp({ …, status: ops.status, authThrottle: ops.authThrottle, extensions: [...ops.extensions] });
+ *   const ops = await startOps({ config, card, outbox, log });      // audit trail, usage statistics, the
+ *   stops.push(() => ops.close());                                   // verifier observer feeding both, audited
+ *   observers.push(ops.observer);                                    // auth failures, the admin guard
+ *   …verifier, scanning…
+ *   const report = opsReport({ config, ops, card, upstream, outbox, scanners, version, startedAt });
+ *   createHisApp({ …, status: report.status, authThrottle: ops.authThrottle, extensions: [...report.extensions] });
  *
- * Components that land later plug in through the setters (scanner registry, outbox).
+ * The report comes after scanning because it shows the scanners; the verifier that scanning needs
+ * comes after ops because ops observes it. Nothing is pushed into a component after it is built.
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -31,11 +32,8 @@ import { collectStatus, DownSince, type CertificateInfo, type ScannerStatus, typ
 
 export interface OpsDeps {
   config: ApplianceConfig;
-  card: Pick<CardPrimitives, 'hmacSm3'> & { health(): Promise<CardHealth> };
-  upstream: Pick<Upstream, 'health'>;
+  card: Pick<CardPrimitives, 'hmacSm3'>;
   log: Logger;
-  version: string;
-  startedAt: Date;
   /** the outbox, opened first: it keeps the audit head outside the audit folder, and its high-water mark is checked */
   outbox?: { readMeta(key: string): string | undefined; writeMeta(key: string, text: string): Promise<void>; highWater(): number };
 }
@@ -48,12 +46,27 @@ export interface Ops {
   authThrottle: AuthThrottle;
   /** guard for state-changing routes: `app.post('/v1/admin/…', ops.adminGuard, handler)` */
   adminGuard: MiddlewareHandler;
-  extensions: HisExtension[];
-  status(): Promise<StatusReport>;
-  /** the scanner registry, when it lands: live states for the status page, identities for read_term_list */
-  setScanners(states: () => ScannerStatus[], infos: () => ScannerInfo[]): void;
-  setOutbox(stats: () => OutboxStats): void;
   close(): Promise<void>;
+}
+
+export interface ReportDeps {
+  config: ApplianceConfig;
+  ops: Pick<Ops, 'audit' | 'stats'>;
+  card: { health(): Promise<CardHealth> };
+  upstream: Pick<Upstream, 'health'>;
+  outbox: () => OutboxStats;
+  /** live scanner states for the status page */
+  scanners: () => ScannerStatus[];
+  /** scanner identities for read_term_list (附录E) */
+  scannerInfos: () => ScannerInfo[];
+  version: string;
+  startedAt: Date;
+}
+
+/** What the appliance reports of itself: the status report, and the HIS extensions that show it (status page, stats routes). */
+export interface OpsReport {
+  status(): Promise<StatusReport>;
+  extensions: HisExtension[];
 }
 
 /**
@@ -112,12 +125,7 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
   }
   audit.record({ kind: 'config', action: 'config.loaded', detail: { file: config.configPath, sm3: configSm3, policy: config.verify.policy, card: config.card.driver } });
 
-  let scannerStates: () => ScannerStatus[] = () => [];
-  let scannerInfos: () => ScannerInfo[] = () => [];
-  let outbox: () => OutboxStats = () => ({ depth: 0, bytes: 0, oldestAgeSeconds: null, dead: 0, full: false });
   const adminLog = log.child({ component: 'admin' });
-  const since = new DownSince();
-  const certificates = (): CertificateInfo[] => certificateInfos(config);
   const authThrottle = new AuthThrottle({ ...config.his.authThrottle, audit, logger: log.child({ component: 'his' }) });
 
   return {
@@ -126,34 +134,35 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
     observer: opsObserver({ audit, stats, defaultOperator: config.verify.operatorId, onFailure: config.audit.onFailure }),
     authThrottle,
     adminGuard: throttled(authThrottle, 'admin', adminAuth({ ...config.admin, hisApiKeys: config.his.apiKeys, audit, logger: adminLog })),
-    extensions: opsExtensions({ stats, site: config.site, scanners: () => scannerInfos() }),
+    async close() {
+      await stats.close();
+      await audit.close();
+    },
+  };
+}
+
+export function opsReport(deps: ReportDeps): OpsReport {
+  const { config, ops } = deps;
+  const since = new DownSince();
+  const certificates = (): CertificateInfo[] => certificateInfos(config);
+  return {
+    extensions: opsExtensions({ stats: ops.stats, site: config.site, scanners: deps.scannerInfos }),
     status: () =>
       collectStatus({
         version: deps.version,
         startedAt: deps.startedAt,
         site: config.site,
-        scanners: () => scannerStates(),
+        scanners: deps.scanners,
         card: () => deps.card.health(),
         upstream: () => deps.upstream.health(),
-        outbox: () => outbox(),
-        errors: (w) => stats.recentErrors(w),
-        audit: () => audit.state(),
-        recent: (n) => audit.recentVerifications(n),
+        outbox: deps.outbox,
+        errors: (w) => ops.stats.recentErrors(w),
+        audit: () => ops.audit.state(),
+        recent: (n) => ops.audit.recentVerifications(n),
         certificates,
         since,
         outboxWarnDepth: Math.ceil(config.outbox.maxRecords * 0.8),
       }),
-    setScanners(states, infos) {
-      scannerStates = states;
-      scannerInfos = infos;
-    },
-    setOutbox(fn) {
-      outbox = fn;
-    },
-    async close() {
-      await stats.close();
-      await audit.close();
-    },
   };
 }
 
