@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { realpathSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import type { ScannerConfig } from '../src/config/schema.ts';
 import type { Logger } from '../src/platform/log.ts';
 import { DRIVERS, deviceSignature, discover, type Discovered, type SysfsRoots } from './registry.ts';
@@ -76,6 +77,30 @@ function absentIdOf(c: ScannerConfig): string {
   return `${c.driver}:usb-${hex(c.vendorId)}:${hex(c.productId)}`;
 }
 
+/** What a reconfiguration did, by configured scanner (`driver:path` or `driver:usb-vvvv:pppp`). */
+export interface ScannerChanges {
+  /** newly configured: opened when plugged in */
+  added: string[];
+  /** no longer configured: closed (an auto-detected device at the same port is taken up as such) */
+  removed: string[];
+  /** device settings changed (framing, baud rate, driver…): closed and opened again */
+  reopened: string[];
+  /** only its name, station or STM number changed: taken over by the open scanner, not reopened */
+  updated: string[];
+  /** scannerAutoDetect changed (auto-detected devices opened or closed accordingly) */
+  autoDetect?: boolean;
+}
+
+/** A configured scanner's identity across configs: the same entry if driver and path (or USB IDs) are. */
+const configKey = (c: ScannerConfig): string => absentIdOf(c);
+/** fields that only label a scanner: a change of these does not reopen the device */
+const LABELS = ['name', 'station', 'stmCode'] as const;
+const deviceSettings = (c: ScannerConfig) => {
+  const d: Record<string, unknown> = { ...c };
+  for (const k of LABELS) delete d[k];
+  return d;
+};
+
 interface Absence {
   since: string;
   lastId?: string;
@@ -93,6 +118,8 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
   #again = false;
   #retry: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** a reconfiguration waiting for the next reconcile pass (serialised with discovery) */
+  #pending: { scanners: ScannerConfig[]; autoDetect: boolean; done: (c: ScannerChanges) => void } | undefined;
 
   constructor(options: ManagerOptions) {
     super();
@@ -100,7 +127,14 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
   }
 
   async start(): Promise<void> {
-    if (this.#opts.watch !== false) {
+    this.#watch();
+    await this.reconcile();
+  }
+
+  #watch(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    if (this.#opts.watch !== false && !this.#stopped) {
       const paths = this.#opts.scanners.map((s) => s.path).filter((p): p is string => !!p);
       const sigOpts = { scanners: this.#opts.scanners, autoDetect: this.#opts.autoDetect, roots: this.#opts.roots };
       this.#watcher = watchDevices({
@@ -110,8 +144,86 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
         onChange: () => void this.reconcile(),
       });
     }
-    await this.reconcile();
   }
+
+  /**
+   * Take a new scanners[] / scannerAutoDetect (config reload): only the scanners whose entry was added,
+   * removed or changed are opened, closed or reopened; every other open scanner is left alone (its
+   * port stays open, a scan it is receiving is not cut). Runs in the serialised reconcile pass.
+   */
+  reconfigure(scanners: readonly ScannerConfig[], autoDetect: boolean = this.#opts.autoDetect): Promise<ScannerChanges> {
+    if (this.#stopped) return Promise.resolve({ added: [], removed: [], reopened: [], updated: [] });
+    return new Promise<ScannerChanges>((resolve) => {
+      const earlier = this.#pending;
+      // a newer reconfiguration replaces one not applied yet; both callers learn the outcome
+      this.#pending = { scanners: [...scanners], autoDetect, done: (c) => (earlier?.done(c), resolve(c)) };
+      void this.reconcile();
+    });
+  }
+
+  async #applyPending(): Promise<void> {
+    const p = this.#pending;
+    if (!p) return;
+    this.#pending = undefined;
+    const old = this.#opts.scanners;
+    const oldByKey = new Map(old.map((c) => [configKey(c), c]));
+    const changes: ScannerChanges = { added: [], removed: [], reopened: [], updated: [] };
+    const retire = new Set<ScannerConfig>();
+    const relabel = new Map<ScannerConfig, ScannerConfig>();
+    // keep the very object of an unchanged entry: entries, absences and `seen` are keyed by it
+    const next = p.scanners.map((c) => {
+      const key = configKey(c);
+      const before = oldByKey.get(key);
+      if (!before) {
+        changes.added.push(key);
+        return c;
+      }
+      oldByKey.delete(key);
+      if (isDeepStrictEqual(before, c)) return before;
+      if (isDeepStrictEqual(deviceSettings(before), deviceSettings(c))) {
+        changes.updated.push(key);
+        relabel.set(before, c);
+      } else {
+        changes.reopened.push(key);
+        retire.add(before);
+      }
+      return c;
+    });
+    for (const [key, c] of oldByKey) {
+      changes.removed.push(key);
+      retire.add(c);
+    }
+    if (p.autoDetect !== this.#opts.autoDetect) changes.autoDetect = p.autoDetect;
+    for (const [id, entry] of this.#entries) {
+      const c = entry.status.config;
+      if (!c) continue;
+      const label = relabel.get(c);
+      if (label) {
+        entry.status.config = label;
+        continue;
+      }
+      if (!retire.has(c)) continue;
+      // closed and forgotten: the discovery below opens it again under its new entry (or as auto-detected)
+      this.#entries.delete(id);
+      await this.#closeEntry(entry, 'closed').catch((err) => this.#opts.log.warn('scanner close failed', { scannerId: id, err }));
+    }
+    for (const c of [...this.#absent.keys()]) {
+      const label = relabel.get(c);
+      if (label) {
+        this.#absent.set(label, this.#absent.get(c)!);
+        this.#absent.delete(c);
+      } else if (retire.has(c)) this.#absent.delete(c);
+    }
+    for (const [before, after] of relabel) if (this.#seen.delete(before)) this.#seen.add(after);
+    this.#opts.scanners = next;
+    this.#opts.autoDetect = p.autoDetect;
+    this.#watch(); // the watched paths follow the list
+    const any = changes.added.length + changes.removed.length + changes.reopened.length + changes.updated.length > 0 || changes.autoDetect !== undefined;
+    if (any) this.#opts.log.info('scanners reconfigured', { ...changes });
+    this.#lastChanges = { changes, done: p.done };
+  }
+
+  #lastChanges: { changes: ScannerChanges; done: (c: ScannerChanges) => void } | undefined;
 
   list(): ScannerStatus[] {
     const present = [...this.#entries.values()].map((e) => ({ ...e.status }));
@@ -159,8 +271,13 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
     this.#running = (async () => {
       do {
         this.#again = false;
+        await this.#applyPending().catch((err) => this.#opts.log.error('scanner reconfiguration failed', { err }));
         await this.#reconcileOnce().catch((err) => this.#opts.log.error('scanner discovery failed', { err }));
-      } while (this.#again && !this.#stopped);
+        // a reconfiguration is answered once its scanners were opened or closed
+        const last = this.#lastChanges;
+        this.#lastChanges = undefined;
+        last?.done(last.changes);
+      } while ((this.#again || this.#pending) && !this.#stopped);
     })().finally(() => (this.#running = undefined));
     return this.#running;
   }
@@ -174,8 +291,10 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
     for (const [id, entry] of this.#entries) {
       const d = present.get(id);
       const moved = d && entry.scanner && entry.real !== undefined && realOf(d.device.path) !== entry.real;
-      if (!d || moved) {
-        if (entry.scanner) await this.#closeEntry(entry, 'unplugged');
+      // after a reconfiguration the device answers to another config entry (or to none: auto-detected)
+      const reassigned = d && entry.scanner && d.config !== entry.status.config;
+      if (!d || moved || reassigned) {
+        if (entry.scanner) await this.#closeEntry(entry, moved || !d ? 'unplugged' : 'closed');
         if (!d) this.#entries.delete(id);
       }
     }
@@ -287,6 +406,8 @@ export class ScannerManager extends EventEmitter<ManagerEvents> {
     this.#watcher = undefined;
     if (this.#retry) clearTimeout(this.#retry);
     await this.#running;
+    this.#pending?.done({ added: [], removed: [], reopened: [], updated: [] });
+    this.#pending = undefined;
     for (const entry of this.#entries.values()) await this.#closeEntry(entry, 'closed');
     this.#entries.clear();
     this.#absent.clear();

@@ -5,9 +5,8 @@
  */
 import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
 import { checkPlaceholders, checkStartup, checkTlsFiles } from './config/startup-checks.ts';
-import { applyReload } from './config/reload.ts';
-import { replaceKeyList } from './his/auth.ts';
-import { createLogger, setLogLevel } from './platform/log.ts';
+import { applianceReloadHooks, applyReload } from './config/reload.ts';
+import { createLogger } from './platform/log.ts';
 import { createNotifier, statusSummary } from './platform/systemd.ts';
 
 async function main(): Promise<void> {
@@ -64,8 +63,10 @@ async function main(): Promise<void> {
     notifier.close();
     process.exit(0);
   };
-  // SIGHUP (systemctl reload ehc-edge): re-read the config; apply HIS keys and log level; name the rest
+  // SIGHUP (systemctl reload ehc-edge): re-read the config; apply HIS keys, log level and scanners; name the rest
   let reloading = Promise.resolve();
+  const started = config; // the HIS app holds started.his.apiKeys: a reload replaces that list's contents
+  let running = config; // what runs now: the base the next reload is compared with
   const reload = async () => {
     if (stopping) return;
     notifier.status('reloading the config (SIGHUP)');
@@ -80,8 +81,14 @@ async function main(): Promise<void> {
         log.error('config reload refused: the running config stays', { problem: err.message });
         return;
       }
-      const r = await applyReload(config, next, { setLogLevel, setHisKeys: (keys) => replaceKeyList(config.his.apiKeys, keys) });
-      log.info('config reloaded', { applied: r.applied, needsRestart: r.needsRestart, ...(r.needsRestart.length ? { hint: 'systemctl restart ehc-edge applies the keys named in needsRestart' } : {}) });
+      const r = await applyReload(running, next, applianceReloadHooks(started, appliance.scanning));
+      running = r.running;
+      log.info('config reloaded', {
+        applied: r.applied,
+        needsRestart: r.needsRestart,
+        ...(r.scanners ? { scanners: r.scanners } : {}),
+        ...(r.needsRestart.length ? { hint: 'systemctl restart ehc-edge applies the keys named in needsRestart' } : {}),
+      });
     } catch (err) {
       log.error('config reload failed: the running config stays', { error: err });
     } finally {

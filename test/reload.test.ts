@@ -13,6 +13,8 @@ import { changedKeys } from '../src/config/reload.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { tempDir } from './helpers/tmp.ts';
 import { createLogger, setLogLevel } from '../src/platform/log.ts';
+import { PtyPair, socatMissing } from './helpers/pty-pair.ts';
+import { needs } from './helpers/skip.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = tempDir('ehc-reload-');
@@ -116,6 +118,23 @@ test('SIGHUP with a broken config refuses it and keeps running on the old one', 
   const line2 = JSON.parse(await waitFor(/\{[^\n]*"msg":"config reload refused[^\n]*\}/, from2));
   assert.match(line2.problem, /his\.apiKeys\.0: still the shipped placeholder/);
   assert.is(await status(KEY_B), 200, 'the placeholder did not replace the key');
+});
+
+needs(socatMissing())('SIGHUP with a scanner added to scanners[] opens it in the running process and says so', async () => {
+  const pty = new PtyPair(path.join(tmp.dir, 'scanner'), path.join(tmp.dir, 'host'));
+  await pty.plug();
+  try {
+    writeFileSync(file, JSON.stringify(doc((c) => ((c.his.apiKeys = [KEY_B]), (c.scanners = [{ driver: 'serial', path: pty.devicePath, suffix: 'CR' }]))), null, 2));
+    const from = out.length;
+    child.kill('SIGHUP');
+    const line = JSON.parse(await waitFor(/\{[^\n]*"msg":"config reloaded"[^\n]*\}/, from));
+    assert.ok(line.applied.includes('scanners'), JSON.stringify(line));
+    assert.equal(line.scanners.added, [`serial:${pty.devicePath}`]);
+    const listed = (await (await fetch(`${url}/v1/scanners`, { headers: { authorization: `Bearer ${KEY_B}` } })).json()) as { scanners: Array<{ scannerId: string; state: string }> };
+    assert.is(listed.scanners.find((s) => s.scannerId === `serial:${pty.devicePath}`)?.state, 'open', JSON.stringify(listed));
+  } finally {
+    await pty.unplug();
+  }
 });
 
 test.run();

@@ -1,16 +1,22 @@
 /**
  * SIGHUP: what of a re-read config can change in a running appliance, and what needs a restart.
- * Applied at once: `his.apiKeys` (the HIS port's key matcher, src/his/auth.ts, takes the new list) and
- * `log.level` (process-wide). Every other changed key — `scanners` too: the running config is frozen
- * and the scanner manager holds its list — is named as needing `systemctl restart ehc-edge`, and keeps
- * its running value until then.
+ * Applied at once: `his.apiKeys` (the HIS port's key matcher, src/his/auth.ts, takes the new list),
+ * `log.level` (process-wide), `scanners` and `scannerAutoDetect` (the scanner manager opens, closes or
+ * reopens only the scanners whose entry was added, removed or changed; the others keep running, see
+ * drivers/manager.ts `reconfigure`). Every other changed key is named as needing
+ * `systemctl restart ehc-edge`, and keeps its running value until then.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { ApplianceConfig } from './schema.ts';
+import type { ScannerChanges } from '../../drivers/manager.ts';
+import { replaceKeyList } from '../his/auth.ts';
+import { setLogLevel } from '../platform/log.ts';
+import type { ApplianceConfig, ScannerConfig } from './schema.ts';
 
 export interface ReloadHooks {
   setLogLevel(level: ApplianceConfig['log']['level']): void;
   setHisKeys(keys: readonly string[]): void;
+  /** resolves once the scanners concerned were opened, closed or reopened */
+  setScanners(scanners: readonly ScannerConfig[], autoDetect: boolean): Promise<ScannerChanges>;
 }
 
 export interface ReloadResult {
@@ -18,9 +24,25 @@ export interface ReloadResult {
   applied: string[];
   /** keys that changed but apply only after a restart */
   needsRestart: string[];
+  /** what the scanner reconfiguration did (when scanners or scannerAutoDetect changed) */
+  scanners?: ScannerChanges;
+  /** the config now running: `running` with the applied keys of `next` (the base of the next reload) */
+  running: ApplianceConfig;
 }
 
-const APPLIED = new Set(['his.apiKeys', 'log.level']);
+/**
+ * The hooks of a running appliance (src/main.ts; the tests use the same): `started` is the config the
+ * appliance was started with (the HIS app holds its `his.apiKeys` list), `scanning` its scanning.
+ */
+export function applianceReloadHooks(started: Pick<ApplianceConfig, 'his'>, scanning: { reconfigure: ReloadHooks['setScanners'] }): ReloadHooks {
+  return {
+    setLogLevel,
+    setHisKeys: (keys) => replaceKeyList(started.his.apiKeys, keys),
+    setScanners: (list, autoDetect) => scanning.reconfigure(list, autoDetect),
+  };
+}
+
+const APPLIED = new Set(['his.apiKeys', 'log.level', 'scanners', 'scannerAutoDetect']);
 
 /** changed keys, two levels deep (`his.listen`, `upstream.url`, `scanners`) */
 export function changedKeys(running: ApplianceConfig, next: ApplianceConfig): string[] {
@@ -43,12 +65,20 @@ export function changedKeys(running: ApplianceConfig, next: ApplianceConfig): st
 /** Apply what can be applied of `next` through the hooks and say the rest. */
 export async function applyReload(running: ApplianceConfig, next: ApplianceConfig, hooks: ReloadHooks): Promise<ReloadResult> {
   const changed = changedKeys(running, next);
-  const applied: string[] = [];
-  for (const key of changed) {
-    if (!APPLIED.has(key)) continue;
-    if (key === 'his.apiKeys') hooks.setHisKeys(next.his.apiKeys);
-    if (key === 'log.level') hooks.setLogLevel(next.log.level);
-    applied.push(key);
+  const applied = changed.filter((k) => APPLIED.has(k));
+  let now: ApplianceConfig = running;
+  if (applied.includes('his.apiKeys')) {
+    hooks.setHisKeys(next.his.apiKeys);
+    now = { ...now, his: { ...now.his, apiKeys: next.his.apiKeys } };
   }
-  return { applied, needsRestart: changed.filter((k) => !APPLIED.has(k)) };
+  if (applied.includes('log.level')) {
+    hooks.setLogLevel(next.log.level);
+    now = { ...now, log: { ...now.log, level: next.log.level } };
+  }
+  let scanners: ScannerChanges | undefined;
+  if (applied.includes('scanners') || applied.includes('scannerAutoDetect')) {
+    scanners = await hooks.setScanners(next.scanners, next.scannerAutoDetect);
+    now = { ...now, scanners: next.scanners, scannerAutoDetect: next.scannerAutoDetect };
+  }
+  return { applied, needsRestart: changed.filter((k) => !APPLIED.has(k)), ...(scanners ? { scanners } : {}), running: now };
 }

@@ -10,7 +10,7 @@
 import type { ApplianceConfig, ScannerConfig } from '../config/schema.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Verifier } from '../verify/types.ts';
-import { ScannerManager, type ScannerStatus } from '../../drivers/manager.ts';
+import { ScannerManager, type ScannerChanges, type ScannerStatus } from '../../drivers/manager.ts';
 import type { ScanEvent } from '../../drivers/types.ts';
 import type { SysfsRoots } from '../../drivers/registry.ts';
 import { openStateStore, type StateStore } from '../store/state.ts';
@@ -53,6 +53,11 @@ export interface Scanning {
   inject(req: InjectRequest): Promise<PipelineOutcome>;
   /** what registerScanRoutes needs (add `auth`) */
   routeDeps: ScanRouteSource;
+  /**
+   * A reloaded `scanners` / `scannerAutoDetect` (SIGHUP): opens, closes or reopens only the scanners
+   * whose entry changed; the others keep running, and scans already received finish their verification.
+   */
+  reconfigure(scanners: readonly ScannerConfig[], autoDetect: boolean): Promise<ScannerChanges>;
   /** resolves when the pipeline has finished with every scan received so far */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -161,6 +166,13 @@ export async function startScanning(
     scanners,
     inject,
     routeDeps: { hub, scanners, inject, maxSubscribers: config.scan.maxSubscribers, subscriberBuffer: config.scan.subscriberBuffer },
+    async reconfigure(list, autoDetect) {
+      terminals.reserve(list.map((s) => s.stmCode).filter((c): c is string => !!c));
+      const changes = await manager.reconfigure(list, autoDetect);
+      // names, stations and STM numbers of the scans that come next follow the new entries
+      for (const s of manager.list()) configOf.set(s.scannerId, s.config);
+      return changes;
+    },
     async idle() {
       while (inflight.size) await Promise.allSettled([...inflight]);
     },

@@ -13,6 +13,8 @@ export const STM_PATTERN = /^[0-9]{4}[ABCDEFX][0-9]{4}STM[ABCDEFX][0-9]{4}$/;
 export interface TerminalRegistry {
   termIdFor(scannerId: string): Promise<string>;
   known(): Record<string, string>;
+  /** numbers set in a reloaded config: never handed out to another scanner */
+  reserve(codes: readonly string[]): void;
 }
 
 export function createTerminalRegistry(config: Pick<ApplianceConfig, 'site' | 'scanners'>, store: StateStore): TerminalRegistry {
@@ -45,6 +47,9 @@ export function createTerminalRegistry(config: Pick<ApplianceConfig, 'site' | 's
       const run = pending.then(() => allocate(scannerId));
       pending = run.catch(() => {});
       return run;
+    },
+    reserve(codes) {
+      for (const c of codes) reserved.add(c);
     },
     known() {
       return Object.fromEntries(Object.entries(store.data.terminals).map(([k, v]) => [k, v.stm]));
