@@ -124,6 +124,44 @@ test('window 8: up to 8 in flight, dispatched in outbox order, every answer matc
   await ob.close();
 });
 
+test('the window reads on across batch boundaries: the next batch goes out while the last one is still in flight (no drain, commit, peek pause per batch)', async () => {
+  const ob = await outbox();
+  const n = 16;
+  for (let i = 0; i < n; i++) await ob.append(entry(i, 'usage', 'EDGE'));
+  const up = new ScriptedUpstream();
+  up.delay = () => 1;
+  // the home system holds its answer to record 0 until record 8 — the first of the next batch of 8 —
+  // has been sent. A replay that waits for a whole batch before reading the next never sends record 8
+  // (the hold is then let go after 3 s, so that replay fails the assert below instead of hanging)
+  const head = entry(0, 'usage', 'EDGE').biz.out_verify_no;
+  const firstOfNext = entry(8, 'usage', 'EDGE').biz.out_verify_no;
+  let release: (by: string) => void = () => undefined;
+  const released = new Promise<string>((r) => (release = r));
+  const call = up.call.bind(up);
+  const sentOrder: string[] = [];
+  up.call = async (m: UpstreamMethod, biz: VerifyBiz) => {
+    sentOrder.push(biz.out_verify_no);
+    if (biz.out_verify_no === firstOfNext) release('record 8 sent');
+    if (biz.out_verify_no === head) {
+      const t = setTimeout(() => release('gave up'), 3000);
+      await released;
+      clearTimeout(t);
+    }
+    return call(m, biz);
+  };
+  const replay = new Replay({ outbox: ob, upstream: up, log: memoryLogger(), window: 4, batch: 8 }).start();
+  try {
+    await until(() => replay.status().depth === 0, 'drained');
+  } finally {
+    await replay.stop();
+  }
+  assert.is(await released, 'record 8 sent', 'the next batch went out while record 0 was still in flight');
+  assert.equal(sentOrder, Array.from({ length: n }, (_, i) => entry(i, 'usage', 'EDGE').biz.out_verify_no), 'sent in seq order, each once');
+  assert.ok(up.maxInFlight <= 4, `at most the window in flight (${up.maxInFlight})`);
+  assert.is(replay.status().delivered, n);
+  await ob.close();
+});
+
 test('a failure in the window: nothing new is sent, what was answered is acked, the next round starts at the oldest unacked; nothing delivered twice', async () => {
   const ob = await outbox();
   for (let i = 0; i < 20; i++) await ob.append(entry(i, 'usage', 'FAIL'));

@@ -57,7 +57,8 @@ export interface OutboxStats {
 
 export interface Outbox {
   append(entry: OutboxEntry): Promise<number>;
-  peek(limit: number): Promise<StoredOutboxEntry[]>;
+  /** the oldest `limit` records, in seq order; with `afterSeq` only those after it (replay's window reads on) */
+  peek(limit: number, afterSeq?: number): Promise<StoredOutboxEntry[]>;
   /** `answer` (deferred records) is stored in the same transaction as the ack. */
   ack(seq: number, outcome: DeliveryOutcome, answer?: DeferredAnswer): Promise<void>;
   stats(): OutboxStats;

@@ -359,36 +359,71 @@ export class Replay {
         await this.sleep(this.backoffUntil - Date.now());
         continue;
       }
-      let batch: StoredOutboxEntry[];
       this.kicked = false;
-      try {
-        batch = await this.opts.outbox.peek(this.o.batch);
-      } catch (err) {
-        // the outbox or the card cannot give records now: back off the same way
-        const e = asEhcError(err, '8007', 'outbox peek');
-        this.noteError(e);
-        this.opts.log.error('replay cannot read the outbox', { code: e.code, reason: e.message });
-        this.failed(e);
-        continue;
-      }
-      if (batch.length === 0) {
+      if ((await this.round(link)) === 'empty') {
         this.stateV = 'idle';
         if (!this.kicked && !this.stopping) await this.sleep(this.o.idlePollMs);
-        continue;
       }
-      this.stateV = 'sending';
-      const decided: Decision[] = [];
-      const inflight = new Set<Promise<void>>();
-      let halted = false;
-      let commitError: unknown;
-      try {
+    }
+  }
+
+  /**
+   * One round of sending, from the oldest record not yet acknowledged: records go out in seq order
+   * with up to `window` in flight, continuously — the next records are read (peek after the last one
+   * sent) while earlier ones are still in flight, and what was answered is acked in group commits
+   * that run beside the sends, so a batch boundary is not a pause of a round trip + fsync + peek.
+   * The round ends when nothing is left to send, on a retryable failure (nothing new is sent; the
+   * next round starts again at the head), when the link opens, or on stop. `empty`: there was
+   * nothing to send.
+   */
+  private async round(link: LinkView | undefined): Promise<'empty' | 'done'> {
+    const inflight = new Set<Promise<void>>();
+    const commits = new Set<Promise<void>>();
+    const decided: Decision[] = [];
+    let halted = false;
+    let failure: EhcError | undefined;
+    let commitError: unknown;
+    let cursor = 0; // seq of the last record sent in this round
+    let peeks = 0;
+    let empty = false;
+    const flush = () => {
+      if (decided.length === 0) return;
+      const c: Promise<void> = this.commit(decided.splice(0))
+        .catch((err: unknown) => {
+          commitError ??= err;
+          halted = true;
+        })
+        .finally(() => commits.delete(c));
+      commits.add(c);
+    };
+    try {
+      while (!this.stopping && !halted && !(link && link.linkState !== 'closed')) {
+        let batch: StoredOutboxEntry[];
+        this.kicked = false;
+        try {
+          batch = await this.opts.outbox.peek(this.o.batch, cursor);
+        } catch (err) {
+          // the outbox or the card cannot give records now: back off the same way
+          failure = asEhcError(err, '8007', 'outbox peek');
+          this.noteError(failure);
+          this.opts.log.error('replay cannot read the outbox', { code: failure.code, reason: failure.message });
+          break;
+        }
+        if (peeks++ === 0 && batch.length === 0) empty = true;
+        if (batch.length === 0) {
+          if (inflight.size === 0) break; // nothing more to send now
+          await Promise.race(inflight); // records appended meanwhile are read after the next answer
+          flush();
+          continue;
+        }
+        this.stateV = 'sending';
         let yielded = 0;
         for (const rec of batch) {
-          // foreground first: wait while the desks keep the loop busy, at most maxYieldMs before a batch
+          // foreground first: wait while the desks keep the loop busy, at most maxYieldMs per batch
           while (yielded < this.o.maxYieldMs && !this.stopping && !halted && this.opts.busy?.()) {
             if (yielded === 0) this.counts.yields++;
             this.stateV = 'yielding';
-            await this.commit(decided.splice(0)); // what is decided is acked before waiting
+            flush(); // what is decided is acked before waiting
             await this.sleep(YIELD_STEP_MS);
             yielded += YIELD_STEP_MS;
           }
@@ -398,6 +433,7 @@ export class Replay {
           if (this.stopping || halted || (link && link.linkState !== 'closed')) break;
           this.stateV = 'sending';
           this.inFlight++;
+          cursor = rec.seq;
           const p: Promise<void> = this.deliver(rec)
             .then(async (d) => {
               if (!d) {
@@ -418,18 +454,23 @@ export class Replay {
             });
           inflight.add(p);
         }
-        await Promise.all(inflight);
-        await this.commit(decided.splice(0));
-        if (commitError) throw commitError;
-      } catch (err) {
-        // e.g. disk full on ack: the records stay and are sent again (3002 upstream)
-        await Promise.all(inflight);
-        const e = asEhcError(err, '8007', 'outbox ack');
-        this.noteError(e);
-        this.opts.log.error('replay could not record deliveries; they will be re-sent', { code: e.code, reason: e.message });
-        this.failed(e);
+        flush(); // one group commit for what was answered while this batch went out
       }
+    } finally {
+      await Promise.all(inflight);
+      flush();
+      while (commits.size > 0) await Promise.all(commits);
     }
+    if (commitError) {
+      // e.g. disk full on ack: the records stay and are sent again (3002 upstream)
+      const e = asEhcError(commitError, '8007', 'outbox ack');
+      this.noteError(e);
+      this.opts.log.error('replay could not record deliveries; they will be re-sent', { code: e.code, reason: e.message });
+      this.failed(e);
+    } else if (failure) {
+      this.failed(failure);
+    }
+    return empty ? 'empty' : 'done';
   }
 
   /** a failure that must be retried later: own breaker (no link view) or backoff */

@@ -241,7 +241,7 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
       pruneAnswers: db.prepare('DELETE FROM answers WHERE answered_at < ?'),
       counters: db.prepare('SELECT depth, bytes, dead FROM counters WHERE id = 1'),
       oldest: db.prepare('SELECT created_at FROM outbox ORDER BY seq LIMIT 1').pluck(),
-      peek: db.prepare('SELECT seq, kind, method, out_verify_no, created_at, attempts, iv, body, mac FROM outbox ORDER BY seq LIMIT ?'),
+      peek: db.prepare('SELECT seq, kind, method, out_verify_no, created_at, attempts, iv, body, mac FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
       pending: db.prepare("SELECT seq, created_at, attempts FROM outbox WHERE kind = 'deferred' AND out_verify_no = ? ORDER BY seq LIMIT 1"),
       getAnswer: db.prepare('SELECT out_verify_no, ret_code, answered_at, iv, body, mac FROM answers WHERE out_verify_no = ?'),
       deadPage: db.prepare(
@@ -366,11 +366,11 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
     return new EhcError('3003', `outbox full: ${reason} reached; new records are refused until replay drains it (outbox.whenFull = reject-new)`);
   }
 
-  async peek(limit: number): Promise<StoredOutboxEntry[]> {
+  async peek(limit: number, afterSeq = 0): Promise<StoredOutboxEntry[]> {
     if (this.closed) throw new EhcError('8007', 'outbox: closed');
     const sealer = this.needSealer();
     await this.checkKeys();
-    const rows = this.stmt.peek!.all(limit) as Row[];
+    const rows = this.stmt.peek!.all(afterSeq, limit) as Row[];
     const out: StoredOutboxEntry[] = [];
     for (const r of rows) {
       try {
