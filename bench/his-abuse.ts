@@ -4,14 +4,24 @@
  * loopback addresses,
  *   (a) 10 000 key-guessing requests arrive (50 at a time, from 127.0.0.2),
  *   (b) a slow-body flood holds the per-address connection limit and keeps trying for more (127.0.0.3),
- *   (c) 1 000 scan-stream subscribers (127.0.0.10–29, 50 each: under the per-address limit) watch 20 injected scans/s.
+ *   (c) 1 000 scan-stream subscribers (127.0.0.10–29, 50 each: under the per-address limit) watch 20
+ *       injected scans/s (each scan is verified by the appliance: a scan and a result event); the
+ *       report says how many readers were connected, how many results each got (min/median), how many
+ *       were dropped with a gap, and the delivery lag (injection sent → result event at a reader) of a
+ *       sample of readers spread over the connection order (the last one connected included).
  * Each phase's legit verify p99 is given as a ratio to the quiet p99 of the same run (goal ≤ 2×).
- * The appliance runs in its own process; the load comes from this one (both share the 2 cores).
+ * The appliance runs in its own process; the guessers and the stream readers run in worker threads of
+ * this one (their own event loops, so their work does not delay the desk's timing here; all share the
+ * 2 cores, as on the appliance's LAN they would not).
+ *
+ * Smaller runs (to check it works): BENCH_ABUSE_PHASE_MS (8000), BENCH_ABUSE_GUESSES (10000),
+ * BENCH_ABUSE_SUBSCRIBERS (1000), BENCH_ABUSE_SCANS_PER_S (20), BENCH_ABUSE_CASES (guessing,slow,fanout).
  */
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
@@ -20,9 +30,15 @@ import { APPLIANCE_NODE_FLAGS, benchConfig, startChild } from './lib.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const KEY = 'demo-his-key-change-me-0001';
-const PHASE_MS = Number(process.env.BENCH_ABUSE_PHASE_MS ?? 8000);
+const env = process.env;
+const PHASE_MS = Number(env.BENCH_ABUSE_PHASE_MS ?? 8000);
+const GUESSES = Number(env.BENCH_ABUSE_GUESSES ?? 10_000);
+const SUBSCRIBERS = Number(env.BENCH_ABUSE_SUBSCRIBERS ?? 1000);
+const SCANS_PER_S = Number(env.BENCH_ABUSE_SCANS_PER_S ?? 20);
+const CASES = new Set((env.BENCH_ABUSE_CASES ?? 'guessing,slow,fanout').split(',').map((c) => c.trim()));
 const PER_ADDRESS = 64;
-const SUBSCRIBERS = 1000;
+/** stream readers per loopback address (under PER_ADDRESS) */
+const READERS_PER_ADDRESS = 50;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => {
@@ -62,21 +78,97 @@ async function desk(url: string, codes: () => Promise<string>, ms: number): Prom
   return { p50: pct(lat, 50), p99: pct(lat, 99), max: pct(lat, 100), n: lat.length, failed };
 }
 
-async function guessing(url: string, total: number): Promise<{ sent: number; per_s: number; statuses: Record<string, number> }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
-  const statuses: Record<string, number> = {};
-  let sent = 0;
-  const t0 = performance.now();
-  const worker = async () => {
-    while (sent < total) {
-      const i = sent++;
-      const s = await post(agent, `${url}/v1/verify`, '{}', { authorization: `Bearer guess-${String(i).padStart(24, '0')}` }, '127.0.0.2');
-      statuses[s] = (statuses[s] ?? 0) + 1;
-    }
-  };
-  await Promise.all(Array.from({ length: 50 }, worker));
+/** Runs `code` (plain JS, CommonJS) in a worker thread; resolves with its first message. */
+function inWorker<T>(code: string, workerData: unknown): { worker: Worker; result: Promise<T> } {
+  const worker = new Worker(code, { eval: true, workerData });
+  const result = new Promise<T>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  return { worker, result };
+}
+
+/** (a) the guessers: 50 keep-alive connections from 127.0.0.2, `total` wrong keys in all */
+const GUESSER = `
+const http = require('node:http');
+const { workerData, parentPort } = require('node:worker_threads');
+const { url, total } = workerData;
+const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
+const statuses = {};
+let sent = 0;
+const t0 = performance.now();
+const post = (i) => new Promise((resolve) => {
+  const req = http.request(url + '/v1/verify', { method: 'POST', agent, localAddress: '127.0.0.2', headers: { 'content-type': 'application/json', 'content-length': 2, authorization: 'Bearer guess-' + String(i).padStart(24, '0') } }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(res.statusCode || 0));
+  });
+  req.on('error', () => resolve(0));
+  req.end('{}');
+});
+const worker = async () => { while (sent < total) { const s = await post(sent++); statuses[s] = (statuses[s] || 0) + 1; } };
+Promise.all(Array.from({ length: 50 }, worker)).then(() => {
   agent.destroy();
-  return { sent, per_s: Math.round(sent / ((performance.now() - t0) / 1000)), statuses };
+  parentPort.postMessage({ sent, per_s: Math.round(sent / ((performance.now() - t0) / 1000)), statuses });
+});
+`;
+
+/**
+ * (c) the stream readers: `n` SSE connections spread over 127.0.0.10…; each counts its result and gap
+ * events; every `sampleEvery`-th (and the last) also notes when each result id arrived (absolute ms).
+ * Posts {ready} once all are connected, and its report when asked.
+ */
+const READERS = `
+const net = require('node:net');
+const { workerData, parentPort } = require('node:worker_threads');
+const { port, key, n, perAddress, sampleEvery } = workerData;
+const now = () => performance.timeOrigin + performance.now();
+const RESULT = Buffer.from('event: result\\n');
+const GAP = Buffer.from('event: gap\\n');
+const count = (buf, what) => { let c = 0; for (let i = buf.indexOf(what); i >= 0; i = buf.indexOf(what, i + what.length)) c++; return c; };
+const readers = [];
+let opened = 0;
+for (let i = 0; i < n; i++) {
+  const r = { ok: false, results: 0, gaps: 0, closed: false, carry: undefined, sample: i % sampleEvery === 0 || i === n - 1 ? [] : undefined, tail: '' };
+  readers.push(r);
+  const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.' + (10 + Math.floor(i / perAddress)) }, () => {
+    s.write('GET /v1/scans HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer ' + key + '\\r\\nAccept: text/event-stream\\r\\n\\r\\n');
+  });
+  s.on('data', (d) => {
+    if (!r.ok && d.includes('HTTP/1.1 200')) { r.ok = true; if (++opened === n) parentPort.postMessage({ ready: opened }); }
+    // what a TCP segment split is found with the carried tail (shorter than a match: nothing counted twice)
+    const b = r.carry ? Buffer.concat([r.carry, d]) : d;
+    r.results += count(b, RESULT);
+    r.gaps += count(b.subarray(Math.max(0, (r.carry ? r.carry.length : 0) - (GAP.length - 1))), GAP);
+    r.carry = Buffer.from(b.subarray(Math.max(0, b.length - (RESULT.length - 1))));
+    if (r.sample) {
+      const text = r.tail + d.toString('latin1');
+      const t = now();
+      const re = /id: (\\d+)\\nevent: result\\n/g;
+      let m, last = 0;
+      while ((m = re.exec(text))) { r.sample.push([Number(m[1]), t]); last = re.lastIndex; }
+      r.tail = text.slice(Math.max(last, text.length - 64));
+    }
+  });
+  s.on('close', () => { r.closed = true; });
+  s.on('error', () => {});
+}
+parentPort.on('message', () => {
+  parentPort.postMessage({
+    connected: readers.filter((r) => r.ok).length,
+    closed: readers.filter((r) => r.closed).length,
+    results: readers.filter((r) => r.ok).map((r) => r.results),
+    gaps: readers.reduce((a, r) => a + r.gaps, 0),
+    samples: readers.filter((r) => r.sample).map((r) => r.sample),
+  });
+});
+`;
+
+interface ReadersReport {
+  connected: number;
+  closed: number;
+  results: number[];
+  gaps: number;
+  samples: Array<Array<[number, number]>>;
 }
 
 function slowBody(port: number, localAddress: string): Promise<Socket> {
@@ -85,17 +177,6 @@ function slowBody(port: number, localAddress: string): Promise<Socket> {
       s.write(`POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{`);
       resolve(s);
     });
-    s.on('error', () => resolve(s));
-  });
-}
-
-function subscriber(port: number, localAddress: string): Promise<Socket> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port, localAddress }, () => {
-      s.write(`GET /v1/scans HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nAccept: text/event-stream\r\n\r\n`);
-      resolve(s);
-    });
-    s.on('data', () => {});
     s.on('error', () => resolve(s));
   });
 }
@@ -117,43 +198,91 @@ export async function run(): Promise<Record<string, unknown>> {
   let n = 0;
   const codes = () => issueHealthCode(card, { identity: { idType: '01', idNo: '350322199008207715' }, ehcappid: '3502A0001APPA0001', expiresAt: new Date(Date.now() + 3_600_000 + n++ * 1000) });
   const sockets: Socket[] = [];
+  const workers: Worker[] = [];
+  const out: Record<string, unknown> = { phase_ms: PHASE_MS };
   try {
     await desk(url, codes, 2000); // warm-up
     const quiet = await desk(url, codes, PHASE_MS);
-
-    const guessRun = guessing(url, 10_000);
-    const duringGuessing = await desk(url, codes, PHASE_MS);
-    const guesses = await guessRun;
-
-    for (let i = 0; i < PER_ADDRESS * 3; i++) sockets.push(await slowBody(port, '127.0.0.3'));
-    const retry = setInterval(() => void slowBody(port, '127.0.0.3').then((s) => sockets.push(s)), 10);
-    const duringSlow = await desk(url, codes, PHASE_MS);
-    clearInterval(retry);
-    const budget = ((await (await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { his: { connections: Record<string, number> } }).his.connections;
-    for (const s of sockets.splice(0)) s.destroy();
-    await sleep(500);
-
-    for (let i = 0; i < SUBSCRIBERS; i++) sockets.push(await subscriber(port, `127.0.0.${10 + (i % 20)}`));
-    await sleep(1000);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-    let scans = 0;
-    const inject = setInterval(() => {
-      void codes().then((text) => post(agent, `${url}/v1/scans/inject`, JSON.stringify({ text, scanner: `bench${scans++ % 4}` }), { authorization: `Bearer ${KEY}` }, '127.0.0.4'));
-    }, 50);
-    const duringFanout = await desk(url, codes, PHASE_MS);
-    clearInterval(inject);
-    const stream = ((await (await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { his: { scan_stream: Record<string, number> } }).his.scan_stream;
-    agent.destroy();
+    out.quiet = quiet;
     const ratio = (p: { p99: number }) => +(p.p99 / Math.max(quiet.p99, 0.001)).toFixed(2);
-    return {
-      phase_ms: PHASE_MS,
-      quiet,
-      guessing: { desk: duringGuessing, p99_ratio: ratio(duringGuessing), guesses },
-      slow_flood: { desk: duringSlow, p99_ratio: ratio(duringSlow), per_address_limit: PER_ADDRESS, budget },
-      fanout: { desk: duringFanout, p99_ratio: ratio(duringFanout), subscribers: stream.subscribers, scans_injected: scans, scans_per_s: +(scans / (PHASE_MS / 1000)).toFixed(1) },
-    };
+
+    if (CASES.has('guessing')) {
+      const g = inWorker<Record<string, unknown>>(GUESSER, { url, total: GUESSES });
+      workers.push(g.worker);
+      const duringGuessing = await desk(url, codes, PHASE_MS);
+      const guesses = await g.result;
+      out.guessing = { desk: duringGuessing, p99_ratio: ratio(duringGuessing), guesses, guessing_outlasted_phase: guesses.sent !== GUESSES };
+      await sleep(500);
+    }
+
+    if (CASES.has('slow')) {
+      for (let i = 0; i < PER_ADDRESS * 3; i++) sockets.push(await slowBody(port, '127.0.0.3'));
+      const retry = setInterval(() => void slowBody(port, '127.0.0.3').then((s) => sockets.push(s)), 10);
+      const duringSlow = await desk(url, codes, PHASE_MS);
+      clearInterval(retry);
+      const budget = ((await (await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { his: { connections: Record<string, number> } }).his.connections;
+      for (const s of sockets.splice(0)) s.destroy();
+      out.slow_flood = { desk: duringSlow, p99_ratio: ratio(duringSlow), per_address_limit: PER_ADDRESS, budget };
+      await sleep(500);
+    }
+
+    if (CASES.has('fanout')) {
+      const readers = inWorker<{ ready: number }>(READERS, { port, key: KEY, n: SUBSCRIBERS, perAddress: READERS_PER_ADDRESS, sampleEvery: Math.max(1, Math.floor(SUBSCRIBERS / 10)) });
+      workers.push(readers.worker);
+      const ready = await Promise.race([readers.result, sleep(30_000).then(() => ({ ready: -1 }))]);
+      await sleep(500);
+      // injections at a fixed rate, at most 8 in flight (an appliance that cannot keep up is seen, not hidden by a pile-up)
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+      const sentAt = new Map<number, number>();
+      let injected = 0;
+      let skipped = 0;
+      let inflight = 0;
+      const now = () => performance.timeOrigin + performance.now();
+      const inject = setInterval(() => {
+        if (inflight >= 8) return void skipped++;
+        inflight++;
+        const scanner = `bench${injected++ % 4}`;
+        void codes().then((text) => {
+          const t = now();
+          const body = JSON.stringify({ text, scanner });
+          const req = http.request(`${url}/v1/scans/inject`, { method: 'POST', agent, localAddress: '127.0.0.4', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${KEY}` } }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (d: Buffer) => chunks.push(d));
+            res.on('end', () => {
+              inflight--;
+              const id = (JSON.parse(Buffer.concat(chunks).toString() || '{}') as { resultEventId?: number }).resultEventId;
+              if (id !== undefined) sentAt.set(id, t);
+            });
+          });
+          req.on('error', () => inflight--);
+          req.end(body);
+        });
+      }, 1000 / SCANS_PER_S);
+      const duringFanout = await desk(url, codes, PHASE_MS);
+      clearInterval(inject);
+      await sleep(1000); // the last results reach the readers
+      const stream = ((await (await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { his: { scan_stream: Record<string, number> } }).his.scan_stream;
+      agent.destroy();
+      const report = await new Promise<ReadersReport>((resolve) => {
+        readers.worker.once('message', resolve);
+        readers.worker.postMessage('report');
+      });
+      const lags = report.samples.flatMap((sample) => sample.flatMap(([id, t]) => (sentAt.has(id) ? [t - sentAt.get(id)!] : [])));
+      const lastReader = report.samples.at(-1) ?? [];
+      const lastLags = lastReader.flatMap(([id, t]) => (sentAt.has(id) ? [t - sentAt.get(id)!] : []));
+      out.fanout = {
+        desk: duringFanout,
+        p99_ratio: ratio(duringFanout),
+        readers: { wanted: SUBSCRIBERS, all_connected: ready.ready === SUBSCRIBERS, connected: report.connected, closed_by_server: report.closed, open_at_end_per_status: stream.subscribers, gaps: report.gaps },
+        scans: { wanted_per_s: SCANS_PER_S, injected, per_s: +(injected / (PHASE_MS / 1000)).toFixed(1), skipped_at_8_in_flight: skipped, results_published: sentAt.size },
+        results_per_reader: { min: pct(report.results, 0), median: pct(report.results, 50), max: pct(report.results, 100) },
+        delivery_lag_ms: { p50: pct(lags, 50), p99: pct(lags, 99), max: pct(lags, 100), n: lags.length, last_reader_p99: pct(lastLags, 99) },
+      };
+    }
+    return out;
   } finally {
     for (const s of sockets) s.destroy();
+    await Promise.all(workers.map((w) => w.terminate()));
     await appliance.stop();
   }
 }

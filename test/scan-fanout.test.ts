@@ -2,8 +2,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from 'node:net';
 import { Hono } from 'hono';
+import WebSocket from 'ws';
 import { ScanHub, ID_BLOCK } from '../src/scan/hub.ts';
+import { StreamFanout, type Batch, type StreamSink } from '../src/scan/fanout.ts';
 import { registerScanRoutes } from '../src/his/scans-route.ts';
+import { testAppliance, API_KEY } from './helpers/appliance.ts';
 import { openStateStore } from '../src/store/state.ts';
 import { listen } from './helpers/serve.ts';
 import { openSse } from './helpers/sse.ts';
@@ -130,6 +133,100 @@ test('a reader that stops reading is dropped after scan.subscriberBuffer events,
   } finally {
     socket.destroy();
     await srv.close();
+  }
+});
+
+function fakeSink(filter: StreamSink['filter'] = {}, encoding = 'sse'): StreamSink & { batches: Batch[] } {
+  const batches: Batch[] = [];
+  return { filter, encoding, sentUpTo: 0, batches, write: (b) => void batches.push(b), keepAlive: () => {} };
+}
+
+test('a round of events is one Buffer shared by every sink that sees the same events, written a slice of sinks per turn', async () => {
+  const hub = new ScanHub(64, 1);
+  const fanout = new StreamFanout(hub, { slice: 64 });
+  fanout.encoding('sse', (ev) => ev.wire!);
+  const all = Array.from({ length: 300 }, () => fakeSink());
+  const desk1 = Array.from({ length: 3 }, () => fakeSink({ station: 'desk-1' }));
+  for (const s of [...all, ...desk1]) assert.ok(fanout.add(s));
+  assert.is(fanout.add(fakeSink(), 303), false, 'the limit counts every sink');
+  hub.publish('scan', 's1', 'desk-1', { n: 1 });
+  hub.publish('scan', 's2', 'desk-2', { n: 2 });
+  hub.publish('result', 's1', 'desk-1', { n: 3 });
+  // something else the event loop has to do (a verification arriving) gets its turn inside the round
+  let writtenWhenOtherWorkRan = -1;
+  await new Promise<void>((r) => setImmediate(() => setImmediate(() => ((writtenWhenOtherWorkRan = fanout.writes), r()))));
+  assert.ok(writtenWhenOtherWorkRan > 0 && writtenWhenOtherWorkRan < 303, `other work ran between slices (${writtenWhenOtherWorkRan} of 303 written)`);
+  await until(() => fanout.writes === 303, 'every sink written');
+  assert.is(fanout.rounds, 1, 'three events published together: one round');
+  assert.ok(all.every((s) => s.batches.length === 1 && s.batches[0]!.count === 3 && s.batches[0]!.joined === all[0]!.batches[0]!.joined), 'one shared Buffer for the unfiltered sinks');
+  assert.ok(desk1.every((s) => s.batches[0]!.count === 2 && s.batches[0]!.joined === desk1[0]!.batches[0]!.joined), 'one for the desk-1 sinks');
+  assert.is(all[0]!.batches[0]!.joined.toString(), [1, 2, 3].map((id) => hub.since(id - 1).events[0]!.wire!.toString()).join(''));
+  assert.ok(all.every((s) => s.sentUpTo === hub.lastId));
+  // a sink that already has part of the next round (it replayed the ring) gets only the rest
+  const late = fakeSink();
+  late.sentUpTo = hub.lastId + 1;
+  fanout.add(late);
+  hub.publish('scan', 's1', 'desk-1', { n: 4 });
+  hub.publish('scan', 's1', 'desk-1', { n: 5 });
+  await until(() => late.batches.length === 1 && all[0]!.batches.length === 2, 'second round');
+  assert.is(late.batches[0]!.count, 1);
+  assert.is(all[0]!.batches[1]!.count, 2);
+  fanout.clear();
+});
+
+test('the stream on a real appliance: CORS and cache headers of a ticketed browser stream, Last-Event-ID, one subscriber limit for SSE and WebSocket', async () => {
+  const t = await testAppliance((doc) => {
+    doc.his.cors = { origins: ['http://his.example:8443'] };
+    doc.his.websocket = true;
+    doc.scan = { ...(doc.scan ?? {}), maxSubscribers: 2 };
+  });
+  const open: Array<{ close(): void }> = [];
+  try {
+    const base = t.appliance.url;
+    const auth = { authorization: `Bearer ${API_KEY}` };
+    const ticket = async () => ((await (await fetch(`${base}/v1/stream-tickets`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"station":"desk-1"}' })).json()) as { stream_url: string; websocket_url: string });
+    const ac = new AbortController();
+    open.push({ close: () => ac.abort() });
+    const browser = await fetch(`${base}${(await ticket()).stream_url}`, { headers: { origin: 'http://his.example:8443' }, signal: ac.signal });
+    assert.is(browser.status, 200);
+    assert.is(browser.headers.get('access-control-allow-origin'), 'http://his.example:8443');
+    assert.match(browser.headers.get('vary') ?? '', /Origin/);
+    assert.match(browser.headers.get('access-control-expose-headers') ?? '', /Retry-After/);
+    assert.is(browser.headers.get('content-type'), 'text/event-stream');
+    assert.is(browser.headers.get('cache-control'), 'no-cache');
+    assert.is(browser.headers.get('x-accel-buffering'), 'no');
+    const reader = browser.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /^: connected/);
+
+    const inject = (scanner: string) => fetch(`${base}/v1/scans/inject`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ text: `not-a-health-card-${scanner}-${Math.random()}`, scanner, station: 'desk-1' }) }).then((r) => r.json() as Promise<{ scanEventId?: number }>);
+    const first = await inject('a');
+    await inject('b');
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}${(await ticket()).websocket_url}`);
+    open.push({ close: () => ws.close() });
+    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+    await until(() => t.appliance.scanning.hub.subscribers === 2, 'SSE and WebSocket both counted');
+    const full = await fetch(`${base}/v1/scans`, { headers: { ...auth, 'last-event-id': String(first.scanEventId ?? 0) } });
+    assert.is(full.status, 503, 'a third stream is refused: one limit for both kinds');
+    assert.is(full.headers.get('retry-after'), '5');
+    const thirdUrl = `${base.replace(/^http/, 'ws')}${(await ticket()).websocket_url}`;
+    const wsRefused = await new Promise<number>((resolve) => {
+      const third = new WebSocket(thirdUrl);
+      third.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      third.once('error', () => resolve(-1));
+    });
+    assert.is(wsRefused, 503, 'the WebSocket is refused too');
+    ws.close();
+    await until(() => t.appliance.scanning.hub.subscribers === 1, 'the WebSocket left');
+    // a reconnect with Last-Event-ID gets what came after it, from the ring
+    const resumed = await openSse(`${base}/v1/scans`, { ...auth, 'last-event-id': String(first.scanEventId) });
+    open.push(resumed);
+    await resumed.until((e) => e.some((x) => x.event === 'scan'));
+    assert.ok(resumed.events.every((e) => Number(e.id) > first.scanEventId!), 'only what came after the id');
+    assert.is(resumed.events.filter((e) => e.event === 'scan').length, 1);
+    await reader.cancel();
+  } finally {
+    open.forEach((o) => o.close());
+    await t.stop();
   }
 });
 

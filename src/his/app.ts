@@ -22,6 +22,7 @@ import { httpStatusFor } from './http-status.ts';
 import { parseVerifyBody } from './verify-body.ts';
 import { corsPolicy, type CorsOptions } from './cors.ts';
 import { openApiDocument, type OpenApiPaths } from './openapi.ts';
+import { rawResponses } from './raw-response.ts';
 
 export interface HisContext {
   /** the HIS API-key middleware (behind the failed-auth throttle), for extension routes */
@@ -111,6 +112,9 @@ export function createHisApp(deps: HisDeps): Hono {
     }
     return c.json({ ret_code: '1005', ret_msg: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404);
   });
+  // the scan stream writes to the Node response itself, with the headers CORS and auth settled on: its
+  // starter goes outside every other middleware (src/his/raw-response.ts)
+  app.use('/v1/scans', rawResponses);
   const corsMiddleware = deps.cors ? corsPolicy(deps.cors) : undefined;
   if (corsMiddleware) app.use('*', corsMiddleware); // first: a preflight is answered before auth
 

@@ -9,15 +9,17 @@
  * Authentication is a stream ticket (POST /v1/stream-tickets with the API key): browsers cannot send
  * headers on a WebSocket either, and one mechanism for both stream kinds keeps the rules in one place.
  * Each message is one JSON text `{"id", "event", "data"}` (event: scan, result, error, scanner, or gap
- * with {lastEventId, oldestAvailable}); `lastEventId` replays from the ring like `Last-Event-ID`. Every
- * event is serialised once for all sockets; a socket whose send buffer exceeds the limit is closed with
- * 1013 (reconnect with lastEventId), never buffered without bound; the subscriber limit is shared with
- * SSE (the hub counts both).
+ * with {lastEventId, oldestAvailable}); `lastEventId` replays from the ring like `Last-Event-ID`. The
+ * sockets are sinks of the hub's one fan-out (src/scan/fanout.ts), beside the SSE readers: every event
+ * is serialised once for all sockets (one Buffer, sent as a text frame without a copy per socket); a
+ * socket whose send buffer exceeds the limit is closed with 1013 (reconnect with lastEventId), never
+ * buffered without bound; the subscriber limit is shared with SSE (the fan-out counts both).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { matches, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
+import type { ScanHub, StreamEvent, StreamFilter } from '../scan/hub.ts';
+import type { Batch, StreamSink } from '../scan/fanout.ts';
 import type { StreamTickets } from './stream-tickets.ts';
 
 export interface ScanWebSocketDeps {
@@ -30,12 +32,8 @@ export interface ScanWebSocketDeps {
 }
 
 const PATH = '/v1/scans/ws';
-const texts = new WeakMap<StreamEvent, string>();
-const text = (ev: StreamEvent) => {
-  let t = texts.get(ev);
-  if (t === undefined) texts.set(ev, (t = JSON.stringify({ id: ev.id, event: ev.type, data: { id: ev.id, ...ev.data } })));
-  return t;
-};
+const ENCODING = 'ws';
+const encode = (ev: StreamEvent) => Buffer.from(JSON.stringify({ id: ev.id, event: ev.type, data: { id: ev.id, ...ev.data } }));
 
 function refuse(socket: Duplex, status: number, reason: string, body: Record<string, string>): void {
   const json = JSON.stringify(body);
@@ -46,6 +44,9 @@ function refuse(socket: Duplex, status: number, reason: string, body: Record<str
 export function attachScanWebSocket(server: { on(event: 'upgrade', fn: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): unknown }, deps: ScanWebSocketDeps): () => void {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024, handleProtocols: (protocols) => [...protocols].find((p) => p.startsWith('ehc-ticket.')) ?? false });
   const limit = deps.maxBufferedBytes ?? 1 << 20;
+  const fanout = deps.hub.streams;
+  fanout.encoding(ENCODING, encode);
+  if (deps.keepAliveMs !== undefined) fanout.configure({ keepAliveMs: deps.keepAliveMs });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://his.invalid');
     if (url.pathname !== PATH) return refuse(socket, 404, 'Not Found', { ret_code: '1005', ret_msg: `no such endpoint: upgrade ${url.pathname}` });
@@ -63,32 +64,43 @@ export function attachScanWebSocket(server: { on(event: 'upgrade', fn: (req: Inc
     if (!ticket) return refuse(socket, 401, 'Unauthorized', { ret_code: '1010', ret_msg: '无权限 no permission: a stream ticket is required (POST /v1/stream-tickets)' });
     const r = deps.tickets.redeem(ticket, filter);
     if (!r.ok) return refuse(socket, 401, 'Unauthorized', { ret_code: '1010', ret_msg: `无权限 no permission: stream ticket ${r.why === 'filter' ? 'was issued for another filter' : r.why === 'expired' ? 'expired' : 'unknown or already used'}` });
-    if (deps.hub.subscribers >= deps.maxSubscribers) return refuse(socket, 503, 'Service Unavailable', { ret_code: '8009', ret_msg: `scan stream subscriber limit (${deps.maxSubscribers}) reached` });
+    if (fanout.size >= deps.maxSubscribers) return refuse(socket, 503, 'Service Unavailable', { ret_code: '8009', ret_msg: `scan stream subscriber limit (${deps.maxSubscribers}) reached` });
     const lastRaw = url.searchParams.get('lastEventId');
     const lastId = lastRaw !== null && /^\d{1,15}$/.test(lastRaw) ? Number(lastRaw) : undefined;
     wss.handleUpgrade(req, socket, head, (ws) => serve(ws, filter, lastId));
   });
 
   function serve(ws: WebSocket, filter: StreamFilter, lastId: number | undefined): void {
-    let sentUpTo = 0;
-    const send = (t: string) => {
-      if (ws.bufferedAmount > limit) return ws.close(1013, 'too slow: reconnect with lastEventId');
-      ws.send(t);
+    let open = true;
+    const send = (bytes: Buffer) => {
+      if (!open) return;
+      if (ws.bufferedAmount > limit) {
+        open = false;
+        fanout.remove(sink);
+        return ws.close(1013, 'too slow: reconnect with lastEventId');
+      }
+      ws.send(bytes, { binary: false });
     };
-    // subscribe first, then read the ring: nothing published in between is missed (ids dedupe)
-    const unsubscribe = deps.hub.subscribe((ev) => {
-      if (ev.id > sentUpTo && matches(ev, filter)) send(text(ev));
-    });
+    const sink: StreamSink = {
+      filter,
+      encoding: ENCODING,
+      sentUpTo: 0,
+      write: (batch: Batch) => batch.parts.forEach(send),
+      keepAlive: () => {
+        if (ws.readyState === ws.OPEN) ws.ping();
+      },
+    };
+    if (!fanout.add(sink, deps.maxSubscribers)) return ws.close(1013, `scan stream subscriber limit (${deps.maxSubscribers}) reached`);
+    // added first, then the ring: nothing published in between is missed (the fan-out skips what was replayed)
     if (lastId !== undefined) {
       const { events, gap } = deps.hub.since(lastId, filter);
-      if (gap) send(JSON.stringify({ event: 'gap', data: { lastEventId: lastId, oldestAvailable: deps.hub.oldestId } }));
-      for (const ev of events) send(text(ev));
-      sentUpTo = events.at(-1)?.id ?? 0;
+      if (gap) send(Buffer.from(JSON.stringify({ event: 'gap', data: { lastEventId: lastId, oldestAvailable: deps.hub.oldestId } })));
+      for (const ev of events) send(fanout.bytes(ev, ENCODING));
     }
-    const keepAlive = setInterval(() => ws.ping(), deps.keepAliveMs ?? 15000);
+    sink.sentUpTo = deps.hub.lastId;
     ws.on('close', () => {
-      clearInterval(keepAlive);
-      unsubscribe();
+      open = false;
+      fanout.remove(sink);
     });
     ws.on('error', () => ws.terminate());
     ws.on('message', () => ws.close(1008, 'this stream only sends'));

@@ -10,13 +10,15 @@
  *   POST /v1/scans/inject   {text, scanner?, station?}: a scan from a virtual scanner (demos)
  * Auth: the app's Bearer middleware, passed in as `auth`, is applied to these paths.
  */
+import type { ServerResponse } from 'node:http';
 import type { Hono, MiddlewareHandler } from 'hono';
-import { streamSSE } from 'hono/streaming';
 import AjvModule from 'ajv';
-import { matches, sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
+import { sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
+import type { Batch, StreamFanout, StreamSink } from '../scan/fanout.ts';
 import type { HisContext, HisExtension } from './app.ts';
 import { roleOf, viewerView } from './roles.ts';
 import { errorResponse } from './openapi.ts';
+import { nodeBindings, rawResponse, rawResponses } from './raw-response.ts';
 import type { InjectRequest, ScanRouteSource } from '../scan/index.ts';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
@@ -43,26 +45,92 @@ const injectSchema = {
 } as const;
 const validateInject = ajv.compile(injectSchema);
 
-const encoder = new TextEncoder();
-const KEEP_ALIVE = encoder.encode(': keep-alive\n\n');
-/** the event's bytes, serialised once by the hub for every subscriber */
-const wireOf = (ev: StreamEvent): Uint8Array => (ev.wire ??= encoder.encode(sseText(ev)));
-/** the event as a viewer key sees it (no identity fields), also serialised once per event */
-const viewerWire = new WeakMap<StreamEvent, Uint8Array>();
-const viewerWireOf = (ev: StreamEvent): Uint8Array => {
-  let w = viewerWire.get(ev);
-  if (!w) viewerWire.set(ev, (w = encoder.encode(sseText({ ...ev, data: viewerView(ev.data), wire: undefined } as StreamEvent))));
-  return w;
-};
+const KEEP_ALIVE = Buffer.from(': keep-alive\n\n');
+const CONNECTED = Buffer.from(': connected\n\n');
+/** a reader dropped with a gap whose socket never takes the gap is cut off after this long */
+const DROP_GRACE_MS = 10_000;
+const DEFAULT_MAX_SUBSCRIBERS = 256;
+const gapEvent = (data: Record<string, unknown>) => Buffer.from(`event: gap\ndata: ${JSON.stringify(data)}\n\n`);
+/** the event as a viewer key sees it (no identity fields), serialised once per event */
+const viewerWire = (ev: StreamEvent): Buffer => Buffer.from(sseText({ ...ev, data: viewerView(ev.data) as Record<string, unknown>, wire: undefined }));
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  return Buffer.concat(parts);
+/**
+ * One SSE reader on the Node response. Each fan-out round is one res.write of the Buffer its group
+ * shares; while the socket wants a drain, rounds wait in a queue of at most `bufferLimit` events
+ * (references to the shared Buffers, no copies); one more and the reader gets a `gap` event (the last
+ * id it was written, so it reconnects with Last-Event-ID) and is closed: never buffered without end.
+ */
+class SseSink implements StreamSink {
+  sentUpTo = 0;
+  #writtenUpTo = 0;
+  #queue: Batch[] = [];
+  #queued = 0;
+  #closed = false;
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly filter: StreamFilter,
+    readonly encoding: string,
+    readonly bufferLimit: number,
+    readonly fanout: StreamFanout,
+  ) {
+    res.on('drain', () => this.#drain());
+    res.on('close', () => this.close());
+  }
+
+  /** write outside the fan-out (the connect comment, a replay from the ring) */
+  writeNow(bytes: Buffer, lastId?: number): void {
+    this.res.write(bytes);
+    if (lastId !== undefined) this.#writtenUpTo = lastId;
+  }
+
+  write(batch: Batch): void {
+    if (this.#closed || this.res.destroyed) return;
+    if (this.#queue.length > 0 || this.res.writableNeedDrain) {
+      this.#queue.push(batch);
+      this.#queued += batch.count;
+      if (this.#queued > this.bufferLimit) this.#drop();
+      return;
+    }
+    this.res.write(batch.joined);
+    this.#writtenUpTo = batch.lastId;
+  }
+
+  keepAlive(): void {
+    if (!this.#closed && this.#queue.length === 0 && !this.res.writableNeedDrain) this.res.write(KEEP_ALIVE);
+  }
+
+  #drain(): void {
+    if (this.#closed || this.#queue.length === 0) return;
+    const q = this.#queue;
+    this.#queue = [];
+    this.#queued = 0;
+    this.res.write(q.length === 1 ? q[0]!.joined : Buffer.concat(q.map((b) => b.joined)));
+    this.#writtenUpTo = q.at(-1)!.lastId;
+  }
+
+  #drop(): void {
+    this.close();
+    this.#queue = [];
+    this.res.end(gapEvent({ lastEventId: this.#writtenUpTo, reason: 'slow-reader', bufferLimit: this.bufferLimit }));
+    const timer = setTimeout(() => this.res.destroy(), DROP_GRACE_MS);
+    timer.unref?.();
+    this.res.once('close', () => clearTimeout(timer));
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.fanout.remove(this);
+  }
 }
-
 
 export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
   const { hub } = deps;
+  const fanout = hub.streams;
+  fanout.encoding('sse-viewer', viewerWire);
+  if (deps.keepAliveMs !== undefined) fanout.configure({ keepAliveMs: deps.keepAliveMs });
+  // outermost of this file's middleware (src/his/app.ts mounts it outside CORS and auth as well)
+  app.use('/v1/scans', rawResponses);
   if (deps.auth) {
     // '/v1/scans/*' also matches '/v1/scans' itself: one registration each, so auth runs once per request
     const read = deps.readAuth ?? deps.auth;
@@ -70,13 +138,13 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     app.use('/v1/scanners', read);
   }
 
-  const maxSubscribers = deps.maxSubscribers ?? 256;
+  const maxSubscribers = deps.maxSubscribers ?? DEFAULT_MAX_SUBSCRIBERS;
   const bufferLimit = deps.subscriberBuffer ?? 256;
-  let streams = 0;
+  const busy = () => ({ ret_code: '8009', ret_msg: `busy: ${maxSubscribers} scan streams open (scan.maxSubscribers)` });
   app.get('/v1/scans', (c) => {
-    if (streams >= maxSubscribers) {
+    if (fanout.size >= maxSubscribers) {
       c.header('Retry-After', '5');
-      return c.json({ ret_code: '8009', ret_msg: `busy: ${maxSubscribers} scan streams open (scan.maxSubscribers)` }, 503);
+      return c.json(busy(), 503);
     }
     const filter: StreamFilter = {};
     const station = c.req.query('station');
@@ -85,83 +153,31 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     if (scanner) filter.scanner = scanner;
     const lastRaw = c.req.header('Last-Event-ID') ?? c.req.query('lastEventId');
     const lastId = lastRaw !== undefined && /^\d{1,15}$/.test(lastRaw) ? Number(lastRaw) : undefined;
-    c.header('Cache-Control', 'no-store');
+    c.header('Content-Type', 'text/event-stream');
+    c.header('Cache-Control', 'no-cache');
+    c.header('Connection', 'keep-alive');
     c.header('X-Accel-Buffering', 'no');
-    streams++;
-    const wireFor = roleOf(c) === 'viewer' ? viewerWireOf : wireOf;
-    return streamSSE(c, async (stream) => {
-      const queue: Array<StreamEvent | 'keep-alive'> = [];
-      let wake: (() => void) | undefined;
-      let done = false;
-      /** set when this reader fell more than bufferLimit events behind: it gets a gap and is closed */
-      let overflowedAfter: number | undefined;
-      let sentUpTo = 0;
-      // subscribe first, then read the ring: nothing published in between can be missed
-      const unsubscribe = hub.subscribe((ev) => {
-        if (done || !matches(ev, filter)) return;
-        if (queue.length >= bufferLimit) {
-          // a reader that cannot keep up is dropped, not buffered without bound: it reconnects with
-          // Last-Event-ID and gets the ring (or a gap event)
-          overflowedAfter = sentUpTo;
-          queue.length = 0;
-          return stop();
-        }
-        queue.push(ev);
-        const w = wake;
-        wake = undefined;
-        w?.();
-      });
-      function stop(): void {
-        done = true;
-        unsubscribe();
-        const w = wake;
-        wake = undefined;
-        w?.();
+    if (c.req.method === 'HEAD') return c.body(null, 200);
+    if (!nodeBindings(c)) return c.json({ ret_code: '9005', ret_msg: 'the scan stream needs the Node HTTP server' }, 501);
+    const encoding = roleOf(c) === 'viewer' ? 'sse-viewer' : 'sse';
+    const seenAt = hub.lastId;
+    // written to the Node response once every middleware has run (CORS, auth): src/his/raw-response.ts
+    return rawResponse(c, (res, headers) => {
+      const sink = new SseSink(res, filter, encoding, bufferLimit, fanout);
+      if (!fanout.add(sink, maxSubscribers)) {
+        // another stream took the last place between the check above and now
+        sink.close();
+        res.writeHead(503, { ...headers, 'content-type': 'application/json', 'retry-after': '5' }).end(JSON.stringify(busy()));
+        return;
       }
-      stream.onAbort(stop);
-      const keepAlive = setInterval(() => {
-        queue.push('keep-alive');
-        const w = wake;
-        wake = undefined;
-        w?.();
-      }, deps.keepAliveMs ?? 15000);
-      try {
-        if (lastId !== undefined) {
-          const { events, gap } = hub.since(lastId, filter);
-          if (gap) await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: lastId, oldestAvailable: hub.oldestId }) });
-          if (events.length) {
-            await stream.write(concat(events.map(wireFor)));
-            sentUpTo = events.at(-1)!.id;
-          }
-        } else {
-          await stream.write(': connected\n\n');
-        }
-        while (!done) {
-          if (queue.length === 0) {
-            await new Promise<void>((resolve) => (wake = resolve));
-            continue;
-          }
-          // everything queued goes out in one write (one chunk on the socket under bursts)
-          const parts: Uint8Array[] = [];
-          let last = sentUpTo;
-          for (const ev of queue.splice(0, queue.length)) {
-            if (ev === 'keep-alive') parts.push(KEEP_ALIVE);
-            else if (ev.id > last) {
-              parts.push(wireFor(ev));
-              last = ev.id;
-            }
-          }
-          if (parts.length) await stream.write(concat(parts));
-          sentUpTo = last;
-        }
-        if (overflowedAfter !== undefined) {
-          await stream.writeSSE({ event: 'gap', data: JSON.stringify({ lastEventId: sentUpTo, reason: 'slow-reader', bufferLimit }) });
-        }
-      } finally {
-        clearInterval(keepAlive);
-        stop();
-        streams--;
-      }
+      res.writeHead(200, headers);
+      // the ring first (what a reconnecting client missed, or what was published since the check above),
+      // then the fan-out from the newest id on; the sink was added first, so nothing falls in between
+      const { events, gap } = hub.since(lastId ?? seenAt, filter);
+      if (lastId === undefined) sink.writeNow(CONNECTED);
+      else if (gap) sink.writeNow(gapEvent({ lastEventId: lastId, oldestAvailable: hub.oldestId }));
+      if (events.length) sink.writeNow(Buffer.concat(events.map((ev) => fanout.bytes(ev, encoding))), events.at(-1)!.id);
+      sink.sentUpTo = hub.lastId;
     });
   });
 
@@ -206,7 +222,14 @@ export function scanExtension(
             { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
             { name: 'ticket', in: 'query', description: 'a stream ticket (POST /v1/stream-tickets) instead of the Authorization header, for browsers', schema: { type: 'string' } },
           ],
-          responses: { 200: { description: 'events scan, result, error, scanner, gap', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
+          responses: {
+            200: {
+              description:
+                'events scan, result, error, scanner (each with its id; ids never go back, across restarts and clock steps), and gap: {lastEventId, oldestAvailable} when more was missed than the ring holds (scan.streamBuffer), or {lastEventId, reason: "slow-reader", bufferLimit} before the server closes a reader that fell more than scan.subscriberBuffer events behind (reconnect with Last-Event-ID)',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            503: errorResponse(`busy (8009): scan.maxSubscribers (${deps.maxSubscribers ?? DEFAULT_MAX_SUBSCRIBERS} here) streams are open, SSE and WebSocket together, or the HIS port is at its connection limit; see Retry-After`),
+          },
         },
       },
       '/v1/scanners': { get: { summary: 'Scanners with their scannerId, name, station, STM number and state', security: secured, responses: { 200: { description: '{scanners: [...]}', content: { 'application/json': { schema: { type: 'object', required: ['scanners'], properties: { scanners: { type: 'array' } } } } } } } } },

@@ -7,8 +7,12 @@
  * next block reserved when half of the current one is spent), never from the clock alone. A client
  * reconnecting with an id from before a restart gets the ring and a `gap` (it missed what the ring no
  * longer holds); one with an id this hub never issued (from another appliance) gets the same.
- * Each event is serialised once (`wire`), however many subscribers write it.
+ * Each event is serialised once (`wire`), however many subscribers write it; the stream subscribers
+ * (SSE and WebSocket) are served by the hub's one fan-out (`streams`, src/scan/fanout.ts).
  */
+import { StreamFanout, matches, type StreamFilter } from './fanout.ts';
+
+export { matches, type StreamFilter };
 export type StreamEventType = 'scan' | 'result' | 'error' | 'scanner';
 
 export interface StreamEvent {
@@ -18,10 +22,8 @@ export interface StreamEvent {
   station?: string;
   data: Record<string, unknown>;
   /** the event as one SSE message, UTF-8 encoded: made once at publish, written by every subscriber */
-  wire?: Uint8Array;
+  wire?: Buffer;
 }
-
-const encoder = new TextEncoder();
 
 /** One SSE message; JSON.stringify never emits a raw newline, so `data` is a single line. */
 export function sseText(ev: StreamEvent): string {
@@ -38,17 +40,6 @@ export interface IdReservation {
 /** Ids reserved per state-file write. */
 export const ID_BLOCK = 100_000;
 
-export interface StreamFilter {
-  station?: string;
-  scanner?: string;
-}
-
-export function matches(ev: StreamEvent, f: StreamFilter): boolean {
-  if (f.station !== undefined && ev.station !== f.station) return false;
-  if (f.scanner !== undefined && ev.scannerId !== f.scanner) return false;
-  return true;
-}
-
 export type Subscriber = (ev: StreamEvent) => void;
 
 export class ScanHub {
@@ -59,6 +50,8 @@ export class ScanHub {
   #reservedUpTo = Infinity;
   #reservation?: IdReservation;
   #reserving = false;
+  /** the stream subscribers (SSE and WebSocket): one listener of this hub, O(1) serialisation per event */
+  readonly streams: StreamFanout;
 
   constructor(
     readonly capacity: number,
@@ -67,6 +60,8 @@ export class ScanHub {
     this.#ring = new Array(capacity);
     this.#first = firstId;
     this.#next = firstId;
+    this.streams = new StreamFanout(this);
+    this.streams.encoding('sse', (ev) => (ev.wire ??= Buffer.from(sseText(ev))));
   }
 
   /**
@@ -92,13 +87,14 @@ export class ScanHub {
     return this.#next - 1;
   }
 
+  /** open stream subscribers (SSE and WebSocket; not the appliance's own listeners) */
   get subscribers(): number {
-    return this.#subs.size;
+    return this.streams.size;
   }
 
   publish(type: StreamEventType, scannerId: string, station: string | undefined, data: Record<string, unknown>): StreamEvent {
     const ev: StreamEvent = { id: this.#next++, type, scannerId, station, data };
-    ev.wire = encoder.encode(sseText(ev));
+    ev.wire = Buffer.from(sseText(ev));
     this.#ring[ev.id % this.capacity] = ev;
     if (this.#reservation && !this.#reserving && this.#reservedUpTo - this.#next < ID_BLOCK / 2) this.#extend();
     for (const s of this.#subs) {
