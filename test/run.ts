@@ -32,6 +32,7 @@ child.stdout.on('data', (chunk: Buffer) => {
   // keep its process alive after that. The counts are final then: report them, say so, and stop it.
   // eslint-disable-next-line no-control-regex
   if (!lingering && /Duration:\s+[\d.]+m?s/.test(tail.replace(/\x1b\[[0-9;]*m/g, ''))) {
+    summary = tail; // the counts, kept before anything printed later can push them out of the tail
     lingering = setTimeout(() => {
       console.log('warning: the test process did not exit 20 s after its summary (a test left a handle open); what keeps it alive:');
       child.kill('SIGUSR2');
@@ -57,12 +58,13 @@ function collectFailure(raw: string): void {
   }
 }
 let lingering: NodeJS.Timeout | undefined;
+let summary: string | undefined;
 let forced = false;
 child.on('close', (rawCode) => {
   if (lingering) clearTimeout(lingering);
   const code = forced ? null : rawCode;
   // eslint-disable-next-line no-control-regex
-  const plain = tail.replace(/\x1b\[[0-9;]*m/g, '');
+  const plain = (summary ?? tail).replace(/\x1b\[[0-9;]*m/g, '');
   const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
   const total = num('Total');
   const passed = num('Passed');

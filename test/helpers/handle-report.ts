@@ -3,8 +3,21 @@
  * summary it sends SIGUSR2 before stopping it: this prints what keeps the event loop alive (sockets with
  * their addresses, servers, timers, child processes), so the forgotten handle can be found from CI output.
  */
+import net from 'node:net';
+
+// each server remembers the test-file line that started it, so a connection left open names its test
+const origin = new WeakMap<object, string>();
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+  const frame = new Error().stack?.split('\n').find((l) => /\/(test|bench)\/[^/]+\.ts/.test(l) && !l.includes('handle-report'));
+  if (frame) origin.set(this, frame.trim());
+  return (listen as (...a: unknown[]) => net.Server).apply(this, args);
+} as typeof net.Server.prototype.listen;
+
 process.on('SIGUSR2', () => {
-  const lines: string[] = [`lingering resources: ${process.getActiveResourcesInfo().join(', ')}`];
+  const counts = new Map<string, number>();
+  for (const r of process.getActiveResourcesInfo()) counts.set(r, (counts.get(r) ?? 0) + 1);
+  const lines: string[] = [`lingering resources: ${[...counts].map(([r, n]) => `${r} × ${n}`).join(', ')}`];
   // _getActiveHandles is undocumented but stable since Node 0.x and the only way to see each handle's details
   const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
   for (const h of handles) {
@@ -12,14 +25,19 @@ process.on('SIGUSR2', () => {
     const s = h as {
       localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number;
       address?: () => unknown; pid?: number; spawnfile?: string; fd?: number;
+      _server?: { address(): unknown } | null; _httpMessage?: { method?: string; path?: string } | null;
     };
     if ((name === 'Socket' || name === 'WriteStream') && (s.fd === 1 || s.fd === 2)) continue; // our own stdout/stderr
     if (name === 'Socket' || name === 'TLSSocket') {
-      lines.push(`  ${name} ${s.localAddress ?? '?'}:${s.localPort ?? '?'} -> ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}${s.fd !== undefined ? ` fd ${s.fd}` : ''}`);
+      // a socket a server accepted names that server (closed or not); a client socket its last request
+      let side = '';
+      if (s._server) side = ' accepted by a server' + (s._server.address() ? ` listening on ${JSON.stringify(s._server.address())}` : ' that was closed (its connections were not)') + ` started ${origin.get(s._server) ?? 'outside test/'}`;
+      else if (s._httpMessage) side = ` client of ${s._httpMessage.method ?? ''} ${s._httpMessage.path ?? ''}`;
+      lines.push(`  ${name} ${s.localAddress ?? '?'}:${s.localPort ?? '?'} -> ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}${side}`);
     } else if (name === 'Server') {
       let addr: unknown;
       try { addr = s.address?.(); } catch { addr = '?'; }
-      lines.push(`  Server ${JSON.stringify(addr)}`);
+      lines.push(`  Server ${JSON.stringify(addr)} started ${origin.get(h as object) ?? 'outside test/'}`);
     } else if (name === 'ChildProcess') {
       lines.push(`  ChildProcess pid ${s.pid} ${s.spawnfile ?? ''}`);
     } else {
