@@ -220,14 +220,16 @@ test('closed port → 8004 and state unreachable', async () => {
 
 withPki('connect timeout (TLS handshake never completes) → 8004', async () => {
   if (!pki) throw new Error('no PKI');
-  const mute = net.createServer(() => undefined); // accepts TCP, never speaks TLS
+  // accepts TCP, never speaks TLS; the accepted sockets are destroyed at the end (one never read from
+  // would not see the client's FIN, and kept the test process alive after the run)
+  const accepted = new Set<net.Socket>();
+  const mute = net.createServer((socket) => { accepted.add(socket); socket.on('error', () => undefined); });
   await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
-  open.push({ close: () => void mute.close() });
+  open.push({ close: () => { for (const socket of accepted) socket.destroy(); mute.close(); } });
   const mutePort = (mute.address() as AddressInfo).port;
   const t = upstream(config(`https://127.0.0.1:${mutePort}/ehc`, { connectTimeoutMs: 300, timeoutMs: 5000, tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } }));
   const err = await rejects(t.call(METHOD_VERIFY, biz('x')), '8004');
   assert.match(err.message, 'within 300 ms');
-  mute.close();
 });
 
 test('setDown(true) refuses connections (8004, probe unreachable); setDown(false) recovers', async () => {
