@@ -5,17 +5,15 @@ import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hono } from 'hono';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { UsageStats } from '../src/ops/stats.ts';
-import { statsRoutes } from '../src/his/stats-routes.ts';
-import { hisAuth } from '../src/his/auth-throttle.ts';
-import { statusHandler } from '../src/his/status-page.ts';
+import { opsExtensions } from '../src/his/ops-routes.ts';
 import type { StatusSources } from '../src/ops/status.ts';
 import { population } from './helpers/population.ts';
 import { listen } from './helpers/serve.ts';
+import { hisTestApp } from './helpers/his-app.ts';
 import { COMMANDS, main as dispatch } from '../tools/ehc-edge.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -123,10 +121,8 @@ test('status and stats over the HIS port: exit codes 0/1/2/3, JSON export with p
     upstream: async () => ({ reachable: true, url: 'http://127.0.0.1:18443/ehc', latencyMs: 3 }),
     outbox: () => ({ depth: 0, bytes: 0, oldestAgeSeconds: null, dead: 0, full: false }),
   };
-  const app = new Hono();
-  app.use('/v1/*', hisAuth({ apiKeys: [KEY] }));
-  app.get('/v1/status', statusHandler(sources));
-  app.route('/v1/stats', statsRoutes({ stats, site: { orgCode: '45678901-2' }, scanners: () => [{ id: 'serial:/dev/ttyS0', stmCode: '3502A0001STMA0001' }] }));
+  // the production HIS app: /v1/status over these sources, the stats routes as the appliance mounts them
+  const app = hisTestApp({ apiKeys: [KEY], status: sources, extensions: opsExtensions({ stats, site: { orgCode: '45678901-2' }, scanners: () => [{ id: 'serial:/dev/ttyS0', stmCode: '3502A0001STMA0001' }] }) });
   const srv = await listen(app);
   const s2 = await site(srv.port);
   await s2.card.close();

@@ -3,12 +3,11 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Hono } from 'hono';
 import { UsageStats, readTermList, onlineOrOffline } from '../src/ops/stats.ts';
-import { statsRoutes } from '../src/his/stats-routes.ts';
+import { opsExtensions } from '../src/his/ops-routes.ts';
 import type { DecidedBy } from '../src/verify/types.ts';
-import { hisAuth } from '../src/his/auth-throttle.ts';
 import { listen } from './helpers/serve.ts';
+import { hisTestApp } from './helpers/his-app.ts';
 
 const site = { orgCode: '45678901-2', orgName: '演示医院' };
 const file = () => path.join(mkdtempSync(path.join(tmpdir(), 'ehc-stats-')), 'stats', 'usage.json');
@@ -75,9 +74,8 @@ test('recent errors by return code, and read_term_list from the registry', async
 test('served on the HIS port behind HIS auth, with parameter validation', async () => {
   const stats = await UsageStats.open({ file: file(), site, defaultScene: '010101' });
   stats.recordVerification(result('local'));
-  const app = new Hono();
-  app.use('/v1/*', hisAuth({ apiKeys: ['his-key-0123456789abcdef'] }));
-  app.route('/v1/stats', statsRoutes({ stats, site, scanners: () => [{ id: 'serial:/dev/ttyS0' }] }));
+  // the routes as the appliance mounts them: opsExtensions on the production HIS app
+  const app = hisTestApp({ apiKeys: ['his-key-0123456789abcdef'], extensions: opsExtensions({ stats, site, scanners: () => [{ id: 'serial:/dev/ttyS0' }] }) });
   const srv = await listen(app);
   const h = { Authorization: 'Bearer his-key-0123456789abcdef' };
   try {

@@ -6,9 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hono } from 'hono';
-import { statusPage, statusHandler } from '../src/his/status-page.ts';
-import { hisAuth } from '../src/his/auth-throttle.ts';
+import { opsExtensions } from '../src/his/ops-routes.ts';
 import { collectStatus, type ScannerStatus, type StatusSources } from '../src/ops/status.ts';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { UsageStats } from '../src/ops/stats.ts';
@@ -17,6 +15,7 @@ import type { UpstreamHealth } from '../src/protocol/upstream.ts';
 import { macCard } from './helpers/mac-card.ts';
 import { population, findClearPii } from './helpers/population.ts';
 import { listen } from './helpers/serve.ts';
+import { hisTestApp } from './helpers/his-app.ts';
 import { testAppliance, API_KEY } from './helpers/appliance.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { SimCardSystem } from '../demo/simulator/index.ts';
@@ -66,11 +65,15 @@ async function appliance() {
     audit: () => audit.state(),
     recent: (n) => audit.recentVerifications(n),
   };
-  const app = new Hono();
-  app.use('/v1/*', hisAuth({ apiKeys: [KEY] }));
-  app.get('/v1/status', statusHandler(sources));
-  app.get('/v1/history', (c) => c.json({ stepSeconds: 60, t: [], verified: [], rejected: [], p50: [], p99: [], outboxDepth: [], drained: [], upstreamUp: [], upstreamMs: [], events: [] }));
-  app.route('/', statusPage());
+  // the production HIS app: /v1/status over these sources, the status page and stats as the appliance mounts them
+  const app = hisTestApp({
+    apiKeys: [KEY],
+    status: sources,
+    extensions: [
+      ...opsExtensions({ stats, site: sources.site, scanners: () => scanners.map((s) => ({ id: s.id, name: s.name, station: s.station })) }),
+      { install: (a, ctx) => void a.get('/v1/history', ctx.readAuth, (c) => c.json({ stepSeconds: 60, t: [], verified: [], rejected: [], p50: [], p99: [], outboxDepth: [], drained: [], upstreamUp: [], upstreamMs: [], events: [] })) },
+    ],
+  });
   const srv = await listen(app);
   return {
     srv,

@@ -16,7 +16,7 @@
  */
 import type { Context, MiddlewareHandler, Next } from 'hono';
 import type { Logger } from '../platform/log.ts';
-import { apiKeyAuth, clientAddress, keyTag, type AuditSink } from './auth.ts';
+import { clientAddress, keyTag, type AuditSink } from './auth.ts';
 
 export interface AuthThrottleOptions {
   /** failures per address within the window before it is refused (config his.authThrottle.maxFailures) */
@@ -211,23 +211,3 @@ export function throttled(throttle: AuthThrottle, keyClass: string, check: Middl
 }
 
 export const AUTH_THROTTLE_DEFAULTS = { maxFailures: 10, windowSeconds: 60, globalMaxFailures: 200 } as const;
-
-export interface HisAuthOptions {
-  /** config his.apiKeys */
-  apiKeys: readonly string[];
-  audit?: AuditSink;
-  logger?: Logger;
-  clock?: () => number;
-  /** the failed-auth throttle (src/his/auth-throttle.ts); one is made with its defaults when absent */
-  throttle?: AuthThrottle;
-}
-
-/**
- * Middleware for every HIS route (`app.use('/v1/*', hisAuth({ apiKeys: config.his.apiKeys, audit, logger }))`):
- * the key check behind the failed-auth throttle, which audits and logs failures once per address and window.
- */
-export function hisAuth(options: HisAuthOptions): MiddlewareHandler {
-  if (options.apiKeys.length === 0) throw new Error('his.apiKeys is empty: the HIS port cannot run without a key');
-  const throttle = options.throttle ?? new AuthThrottle({ ...AUTH_THROTTLE_DEFAULTS, audit: options.audit, logger: options.logger, clock: options.clock });
-  return throttled(throttle, 'his', apiKeyAuth({ keys: options.apiKeys }));
-}

@@ -158,7 +158,7 @@ export function bearerCheck(options: BearerCheckOptions): MiddlewareHandler {
 }
 
 /**
- * For the HIS app's own `apiKeyAuth({ onFailure })`: audits and logs each failure the same way hisAuth
+ * For the HIS app's own `apiKeyAuth({ onFailure })`: audits and logs each failure the same way the throttled key check
  * does (client address, path, reason; at most `perMinute` records per client and minute).
  * `createHisApp({ …, onAuthFailure: auditAuthFailures({ audit, logger }) })`.
  */

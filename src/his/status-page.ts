@@ -12,9 +12,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
 import { asset, pageHeaders } from './page-assets.ts';
-import { collectStatus, type StatusSources } from '../ops/status.ts';
 
 const dir = new URL('./status-page/', import.meta.url);
 // uPlot (MIT, ~50 KB) draws the history charts; served from our own origin, never from a CDN
@@ -40,16 +39,4 @@ export function statusPage(): Hono {
   app.get('/status/uplot.js', (c) => asset(c, ASSETS.uplotJs, 'text/javascript; charset=utf-8'));
   app.get('/status/uplot.css', (c) => asset(c, ASSETS.uplotCss, 'text/css; charset=utf-8'));
   return app;
-}
-
-/**
- * A ready `GET /v1/status` handler over collectStatus, for the HIS app to mount behind hisAuth:
- * `app.get('/v1/status', statusHandler(sources))`. The lead's own route may replace it; the page only
- * needs the StatusReport shape.
- */
-export function statusHandler(sources: StatusSources) {
-  return async (c: Context) => {
-    c.header('Cache-Control', 'no-store');
-    return c.json(await collectStatus(sources));
-  };
 }

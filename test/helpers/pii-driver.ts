@@ -6,21 +6,19 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Hono } from 'hono';
 import { DEFAULT_KEY_INDEXES } from '../../src/crypto/card.ts';
 import { issueHealthCode } from '../../src/crypto/issue-code.ts';
 import { RoutingVerifier } from '../../src/verify/verifier.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { AuditTrail } from '../../src/ops/audit.ts';
 import { UsageStats } from '../../src/ops/stats.ts';
-import { statsRoutes } from '../../src/his/stats-routes.ts';
+import { opsExtensions } from '../../src/his/ops-routes.ts';
 import { opsObserver } from '../../src/ops/observer.ts';
-import { hisAuth } from '../../src/his/auth-throttle.ts';
 import { adminAuth } from '../../src/his/admin-auth.ts';
-import { statusHandler } from '../../src/his/status-page.ts';
 import { FakeUpstream, MemoryOutbox, softCard, LOCAL_EHCIN, FOREIGN_EHCIN } from './fixtures.ts';
 import { population } from './population.ts';
 import { listen } from './serve.ts';
+import { hisTestApp } from './his-app.ts';
 
 const stateDir = process.argv[2]!;
 const count = Number(process.argv[3] ?? 40);
@@ -65,11 +63,21 @@ for (const [i, p] of people.entries()) {
 }
 
 // the HIS port: auth failures (one "key" is somebody's ID number), status, stats
-const app = new Hono();
-app.use('/v1/*', hisAuth({ apiKeys: [HIS_KEY], audit, logger: log }));
-app.use('/admin/*', adminAuth({ apiKeys: [ADMIN_KEY], maxFailedAttempts: 3, audit, logger: log }));
-app.post('/admin/scanners', (c) => c.json({ ok: true }));
-app.get('/v1/status', statusHandler({
+// the production HIS app (createHisApp): /v1/status over these sources, stats as the appliance mounts them
+const app = hisTestApp({
+  apiKeys: [HIS_KEY],
+  audit,
+  logger: log,
+  extensions: [
+    ...opsExtensions({ stats, site: { orgCode: '45678901-2' }, scanners: () => [] }),
+    {
+      install: (a) => {
+        a.use('/admin/*', adminAuth({ apiKeys: [ADMIN_KEY], maxFailedAttempts: 3, audit, logger: log }));
+        a.post('/admin/scanners', (c) => c.json({ ok: true }));
+      },
+    },
+  ],
+  status: {
   version: '0.1.0',
   startedAt: new Date(),
   site: { orgCode: '45678901-2', termId: '3502A0001STMA0001' },
@@ -80,8 +88,8 @@ app.get('/v1/status', statusHandler({
   errors: (w) => stats.recentErrors(w),
   audit: () => audit.state(),
   recent: (n) => audit.recentVerifications(n),
-}));
-app.route('/v1/stats', statsRoutes({ stats, site: { orgCode: '45678901-2' }, scanners: () => [] }));
+  },
+});
 const srv = await listen(app);
 const get = async (p: string, key?: string, method = 'GET') => (await fetch(srv.url + p, { method, headers: key ? { Authorization: `Bearer ${key}` } : {} })).text();
 await get('/v1/status', people[1]!.idNo);
