@@ -48,6 +48,10 @@ import { attachScanWebSocket } from './his/scan-websocket.ts';
 import { EhcError } from './errors.ts';
 import type { ApplianceEvents } from './events.ts';
 import { EventBus } from './platform/event-bus.ts';
+import { applianceReloadHooks, reloadConfigFile, type ReloadOutcome } from './config/reload.ts';
+import { replaceKeyList } from './his/auth.ts';
+import { HisKeyRing } from './his/admin-keys.ts';
+import { adminExtension } from './his/admin-routes.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
@@ -69,11 +73,20 @@ export interface Appliance {
   /** the appliance's events (scan, verified, rejected, deferred-answer, outbox-append, component-state) */
   events: EventBus<ApplianceEvents>;
   status(): Promise<Record<string, unknown>>;
+  /** HIS keys made by rotation and their grace (src/his/admin-keys.ts) */
+  hisKeys: HisKeyRing;
+  /**
+   * Re-read the config file and apply what applies now (src/config/reload.ts): SIGHUP and
+   * POST /v1/admin/reload both come here. `via` goes into the log and the audit trail.
+   */
+  reload(via: 'SIGHUP' | 'admin'): Promise<ReloadOutcome>;
   stop(): Promise<void>;
 }
 
 export async function startAppliance(config: ApplianceConfig, log: Logger): Promise<Appliance> {
   const startedAt = Date.now();
+  /** the config as loaded from its file: what a reload compares the file with */
+  const loaded = config;
   const stops: Array<() => Promise<void>> = [];
   // stops run once, in reverse start order; a second stop() answers the first one's promise
   let stopping: Promise<void> | undefined;
@@ -276,6 +289,30 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       his: { connections: his?.budget.counts(), auth_throttle: ops.authThrottle.state(), scan_stream: { subscribers: scanning.hub.subscribers, max_subscribers: config.scan.maxSubscribers } },
       };
     };
+    // HIS keys: the config's plus rotated ones, each rotated-away key refused after its grace
+    const hisKeys = HisKeyRing.open({
+      stateDir: config.stateDir,
+      configKeys: config.his.apiKeys,
+      apply: (keys) => replaceKeyList(config.his.apiKeys, keys),
+      graceSeconds: config.admin.keyGraceSeconds,
+    });
+    stops.push(async () => hisKeys.close());
+    let reloading: Promise<unknown> = Promise.resolve();
+    let running = loaded; // what runs now: the base the next reload is compared with
+    const reload = (via: 'SIGHUP' | 'admin'): Promise<ReloadOutcome> => {
+      const run = reloading.then(async () => {
+        // the HIS keys go through the key ring, so rotated keys and their graces survive a reload
+        const r = await reloadConfigFile(running, { ...applianceReloadHooks(loaded, scanning), setHisKeys: (keys) => hisKeys.setConfigKeys(keys) });
+        if (r.ok) running = r.running;
+        // an admin gets the refusal in the answer; SIGHUP has nobody to answer but the log
+        if (!r.ok) log[via === 'admin' ? 'warn' : 'error']('config reload refused: the running config stays', { via, problem: r.problem });
+        else log.info('config reloaded', { via, applied: r.applied, needsRestart: r.needsRestart, ...(r.scanners ? { scanners: r.scanners } : {}), ...(r.needsRestart.length ? { hint: 'systemctl restart ehc-edge applies the keys named in needsRestart' } : {}) });
+        ops.audit.record({ kind: 'config', action: 'config.reload', retCode: r.ok ? undefined : '9001', detail: r.ok ? { via, result: 'ok', applied: r.applied, needs_restart: r.needsRestart } : { via, result: 'refused', problem: r.problem } });
+        return r;
+      });
+      reloading = run.catch(() => {});
+      return run;
+    };
     const tickets = new StreamTickets(config.his.streamTickets);
     const extensions: HisExtension[] = [
       ...report.extensions,
@@ -284,6 +321,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       streamTicketExtension(tickets),
       deskPage(),
       historyExtension(history),
+      adminExtension({ guard: ops.adminGuard, audit: ops.audit, reload: () => reload('admin'), outbox, scanners: scanning, keys: hisKeys }),
     ];
     const app = createHisApp({
       verifier,
@@ -318,7 +356,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     if (fdLimit !== undefined && fdLimit < fdNeeded) log.warn('open-file limit below what the HIS connection budget needs: raise LimitNOFILE or lower his.connections', { limit: fdLimit, needed: fdNeeded });
     log.info('HIS port listening', { url: his.url });
 
-    return { config, url: his.url, his, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, events, status, stop };
+    return { config, url: his.url, his, app, card, upstream, verifier, registry, simulator, outbox, scanning, replay, events, status, hisKeys, reload, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -4,8 +4,7 @@
  * no stack trace — start the appliance, stop cleanly on SIGTERM/SIGINT.
  */
 import { configPathFrom, ConfigError, loadConfig } from './config/load.ts';
-import { checkPlaceholders, checkStartup, checkTlsFiles } from './config/startup-checks.ts';
-import { applianceReloadHooks, applyReload } from './config/reload.ts';
+import { checkStartup } from './config/startup-checks.ts';
 import { createLogger } from './platform/log.ts';
 import { createNotifier, statusSummary } from './platform/systemd.ts';
 
@@ -63,32 +62,14 @@ async function main(): Promise<void> {
     notifier.close();
     process.exit(0);
   };
-  // SIGHUP (systemctl reload ehc-edge): re-read the config; apply HIS keys, log level and scanners; name the rest
+  // SIGHUP (systemctl reload ehc-edge): re-read the config; apply HIS keys, log level and scanners; name the rest.
+  // The same path as POST /v1/admin/reload: appliance.reload (src/config/reload.ts reloadConfigFile)
   let reloading = Promise.resolve();
-  const started = config; // the HIS app holds started.his.apiKeys: a reload replaces that list's contents
-  let running = config; // what runs now: the base the next reload is compared with
   const reload = async () => {
     if (stopping) return;
     notifier.status('reloading the config (SIGHUP)');
     try {
-      let next;
-      try {
-        next = loadConfig(config.configPath);
-        checkPlaceholders(next);
-        checkTlsFiles(next);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        log.error('config reload refused: the running config stays', { problem: err.message });
-        return;
-      }
-      const r = await applyReload(running, next, applianceReloadHooks(started, appliance.scanning));
-      running = r.running;
-      log.info('config reloaded', {
-        applied: r.applied,
-        needsRestart: r.needsRestart,
-        ...(r.scanners ? { scanners: r.scanners } : {}),
-        ...(r.needsRestart.length ? { hint: 'systemctl restart ehc-edge applies the keys named in needsRestart' } : {}),
-      });
+      await appliance.reload('SIGHUP');
     } catch (err) {
       log.error('config reload failed: the running config stays', { error: err });
     } finally {

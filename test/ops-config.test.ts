@@ -8,7 +8,7 @@ const base = () => JSON.parse(readFileSync(new URL('../appliance.config.json', i
 test('audit/admin/log sections: defaults, and wrong values named', () => {
   const c = parseConfig(base(), '/etc/ehc-edge/appliance.config.json');
   assert.equal(c.audit, { retainDays: 400, maxBytes: 2_147_483_648, onFailure: 'refuse' });
-  assert.equal(c.admin, { apiKeys: ['demo-admin-key-change-me-01'], maxFailedAttempts: 5, lockoutSeconds: 900 });
+  assert.equal(c.admin, { apiKeys: ['demo-admin-key-change-me-01'], maxFailedAttempts: 5, lockoutSeconds: 900, keyGraceSeconds: 86400 });
   assert.equal(c.log, { level: 'info', pii: 'mask' });
   const bad = (patch: (d: any) => void, key: string) => {
     const d = base();

@@ -5,8 +5,13 @@
  * reopens only the scanners whose entry was added, removed or changed; the others keep running, see
  * drivers/manager.ts `reconfigure`). Every other changed key is named as needing
  * `systemctl restart ehc-edge`, and keeps its running value until then.
+ *
+ * `reloadConfigFile` is the one reload path: SIGHUP (src/main.ts) and `POST /v1/admin/reload`
+ * (src/his/admin-routes.ts) both call it through the appliance's `reload()`.
  */
 import { isDeepStrictEqual } from 'node:util';
+import { ConfigError, loadConfig } from './load.ts';
+import { checkPlaceholders, checkTlsFiles } from './startup-checks.ts';
 import type { ScannerChanges } from '../../drivers/manager.ts';
 import { replaceKeyList } from '../his/auth.ts';
 import { setLogLevel } from '../platform/log.ts';
@@ -81,4 +86,23 @@ export async function applyReload(running: ApplianceConfig, next: ApplianceConfi
     now = { ...now, scanners: next.scanners, scannerAutoDetect: next.scannerAutoDetect };
   }
   return { applied, needsRestart: changed.filter((k) => !APPLIED.has(k)), ...(scanners ? { scanners } : {}), running: now };
+}
+
+export type ReloadOutcome = ({ ok: true } & ReloadResult) | { ok: false; problem: string };
+
+/**
+ * Re-read the running config's file, check it as the start does (schema, placeholders, TLS files) and
+ * apply what can be applied. A file that does not pass is refused whole: the running config stays.
+ */
+export async function reloadConfigFile(running: ApplianceConfig, hooks: ReloadHooks): Promise<ReloadOutcome> {
+  let next: ApplianceConfig;
+  try {
+    next = loadConfig(running.configPath);
+    checkPlaceholders(next);
+    checkTlsFiles(next);
+  } catch (err) {
+    if (err instanceof ConfigError) return { ok: false, problem: err.message };
+    throw err;
+  }
+  return { ok: true, ...(await applyReload(running, next, hooks)) };
 }

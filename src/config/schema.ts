@@ -322,6 +322,7 @@ export const configSchema = {
         apiKeys: { type: 'array', items: { type: 'string', minLength: 16 }, default: [] },
         maxFailedAttempts: { type: 'integer', minimum: 1, default: 5 },
         lockoutSeconds: { type: 'integer', minimum: 10, maximum: 86400, description: 'failure window and lockout length per client address', default: 900 },
+        keyGraceSeconds: { type: 'integer', minimum: 0, maximum: 2592000, description: 'how long a HIS key replaced by POST /v1/admin/his-keys/rotate stays valid', default: 86400 },
       },
     },
     log: {

@@ -56,6 +56,9 @@ const derivedLists = new WeakMap<readonly string[], Array<{ list: readonly strin
 export function combinedKeyList(base: readonly string[], extra: readonly string[]): readonly string[] {
   const list = [...base, ...extra];
   derivedLists.set(base, [...(derivedLists.get(base) ?? []), { list, extra }]);
+  // a list replaced before this one was made (rotated keys applied at start) counts from the start
+  const replaced = reloadedKeys.get(base);
+  if (replaced) reloadedKeys.set(list, [...replaced, ...extra]);
   return list;
 }
 

@@ -46,7 +46,7 @@ const baseDocument = {
       'Every answer is listed under its operation. Secured operations may also answer 401 (no, unknown or malformed key) and 429 (too many failed authentications from this address; Retry-After). Any operation may answer 503 when the HIS port is at its connection limit (the reserve serves /v1/health, /v1/status, /metrics and /status only; Retry-After). A method a path does not serve answers 405 with Allow; an unknown path 404 (1005).',
   },
   components: {
-    securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an entry of his.apiKeys' } },
+    securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an entry of his.apiKeys' }, adminKey: { type: 'http', scheme: 'bearer', description: 'an entry of admin.apiKeys (a HIS or viewer key is refused: 401)' } },
     schemas: { Error: error, VerifyRequest: verifyBodySchema, VerifyResult: verifyResult },
   },
   paths: {

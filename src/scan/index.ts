@@ -58,6 +58,14 @@ export interface Scanning {
    * whose entry changed; the others keep running, and scans already received finish their verification.
    */
   reconfigure(scanners: readonly ScannerConfig[], autoDetect: boolean): Promise<ScannerChanges>;
+  /**
+   * An admin names a scanner (present, configured or expected): kept in the state store (durable write),
+   * shown in the listing and in every later scan event; `station` too when given. 'exists' when it has a
+   * registered name already (rename it instead).
+   */
+  registerScanner(scannerId: string, who: { name: string; station?: string }): Promise<'registered' | 'exists'>;
+  /** A new name for a known scanner (listed now, or registered); 'unknown' otherwise. */
+  renameScanner(scannerId: string, name: string): Promise<{ from: string | undefined } | 'unknown'>;
   /** resolves when the pipeline has finished with every scan received so far */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -100,11 +108,13 @@ export async function startScanning(
   });
   const configOf = new Map<string, ScannerConfig | undefined>();
   const virtualStations = new Map<string, string | undefined>();
+  const registered = (scannerId: string) => store.data.scannerNames?.[scannerId];
   const identity = async (scannerId: string): Promise<ScannerIdentity> => {
     const conf = configOf.get(scannerId);
+    const reg = registered(scannerId);
     const termId = conf?.stmCode ?? (await terminals.termIdFor(scannerId));
-    const station = virtualStations.has(scannerId) ? virtualStations.get(scannerId) : conf?.station;
-    return { termId, station, name: conf?.name ?? (virtualStations.has(scannerId) ? scannerId.slice(VIRTUAL_PREFIX.length) : undefined) };
+    const station = reg?.station ?? (virtualStations.has(scannerId) ? virtualStations.get(scannerId) : conf?.station);
+    return { termId, station, name: reg?.name ?? conf?.name ?? (virtualStations.has(scannerId) ? scannerId.slice(VIRTUAL_PREFIX.length) : undefined) };
   };
   const pipeline = new ScanPipeline({
     verifier: options.verifier,
@@ -148,8 +158,8 @@ export async function startScanning(
     const known = terminals.known();
     return manager.list().map((s) => ({
       ...view(s),
-      name: s.config?.name,
-      station: s.config?.station,
+      name: registered(s.scannerId)?.name ?? s.config?.name,
+      station: registered(s.scannerId)?.station ?? s.config?.station,
       termId: s.config?.stmCode ?? known[s.scannerId],
     }));
   };
@@ -158,7 +168,26 @@ export async function startScanning(
     virtualStations.set(scannerId, req.station);
     return track(pipeline.ingest({ scannerId, text: req.text, at: Date.now() }));
   };
+  const saveName = async (scannerId: string, entry: { name: string; station?: string }) => {
+    store.data.scannerNames = { ...(store.data.scannerNames ?? {}), [scannerId]: { ...entry, at: new Date().toISOString() } };
+    await store.write();
+  };
+  const registerScanner = async (scannerId: string, who: { name: string; station?: string }) => {
+    if (registered(scannerId)) return 'exists' as const;
+    await saveName(scannerId, who.station !== undefined ? { name: who.name, station: who.station } : { name: who.name });
+    return 'registered' as const;
+  };
+  const renameScanner = async (scannerId: string, name: string) => {
+    const reg = registered(scannerId);
+    const listed = scanners().find((s) => s.scannerId === scannerId);
+    if (!reg && !listed && !virtualStations.has(scannerId)) return 'unknown' as const;
+    const from = reg?.name ?? listed?.name ?? (virtualStations.has(scannerId) ? scannerId.slice(VIRTUAL_PREFIX.length) : undefined);
+    await saveName(scannerId, reg?.station !== undefined ? { name, station: reg.station } : { name });
+    return { from };
+  };
   return {
+    registerScanner,
+    renameScanner,
     hub,
     pipeline,
     manager,

@@ -373,6 +373,29 @@ export class SqliteOutbox extends EventEmitter implements Outbox {
   }
 
   /**
+   * Delete dead letters for good (an operator's decision: they will never be delivered). Returns how many
+   * were removed; seqs that are not dead letters are ignored.
+   */
+  dropDead(seqs: number[]): number {
+    if (this.closed) throw new EhcError('8007', 'outbox: closed');
+    let dropped = 0;
+    try {
+      this.db.transaction(() => {
+        for (const seq of seqs) dropped += this.stmt.delDead!.run(seq).changes;
+      })();
+    } catch (err) {
+      throw mapSqliteError(err, this.file, 'dropping dead letters');
+    }
+    this.refreshCache();
+    return dropped;
+  }
+
+  /** Whether `seq` is a dead letter now. */
+  isDead(seq: number): boolean {
+    return this.stmt.deadRow!.get(seq) !== undefined;
+  }
+
+  /**
    * The acknowledged high-water mark: the highest seq ever acknowledged to a caller (delivered records
    * leave the table, their seq stays in sqlite_sequence). The audit head records it, so an outbox that
    * is emptied, deleted or replaced by an older copy is found at the next start.

@@ -56,6 +56,8 @@ export interface ApplianceState {
   terminals: Record<string, TerminalRecord>;
   /** the live scan stream's id reservation (src/scan/hub.ts): ids never go back across restarts */
   stream?: { reservedUpTo: number };
+  /** scannerId → the name (and station) an admin registered or renamed it to (src/his/admin-routes.ts); wins over the config's */
+  scannerNames?: Record<string, { name: string; station?: string; at: string }>;
 }
 
 export type StateStore = Low<ApplianceState>;
