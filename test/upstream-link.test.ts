@@ -255,6 +255,35 @@ test('link view: with probes on, the breaker opens on a black hole and closes by
   assert.ok(log.lines.some((l) => l.includes('closed again')));
 });
 
+test('calls waiting when the breaker opens stop waiting at once (link-open, 8004), not at their own read timeout', async () => {
+  const s = await setup();
+  // calls never open it here (breakerFailures 100) and their read timeout is far away: only the probe opens it
+  const u = upstream(config(s.url, { breakerFailures: 100, timeoutMs: 60_000, probeTimeoutMs: 300 }));
+  assert.is((await u.call(METHOD_VERIFY, biz(s.code()))).id_no, person.idNo);
+  s.proxy.mode = 'blackhole';
+  const waiting = [failure(u.call(METHOD_VERIFY, biz(s.code()))), failure(u.call(METHOD_VERIFY, biz(s.code())))];
+  await until(() => s.proxy.chunksIn > 0, 'the requests reached the black hole');
+  const probe = await u.probe();
+  assert.is(probe.link.state, 'open');
+  for (const e of await Promise.all(waiting)) {
+    assert.is(kindOf(e), 'link-open', e.message);
+    assert.is(e.code, '8004');
+    assert.match(e.message, /gave up after \d+ ms without an answer: the link .* opened meanwhile after: health probe: .* no complete answer within 300 ms/);
+  }
+  assert.is(u.state.link.lastFailure?.kind, 'read-timeout', 'the calls given up did not count as failures of their own');
+});
+
+test('a call waiting longer than probeTimeoutMs asks the probe: a black hole opens the breaker before the call\'s read timeout', async () => {
+  const s = await setup();
+  const u = upstream(config(s.url, { breakerFailures: 100, timeoutMs: 60_000, probeTimeoutMs: 300, healthIntervalMs: 600_000 }), {});
+  await until(() => u.state.phase === 'up', 'first probe');
+  s.proxy.mode = 'blackhole';
+  const e = await failure(u.call(METHOD_VERIFY, biz(s.code())));
+  assert.is(kindOf(e), 'link-open', e.message);
+  assert.is(u.link.linkState === 'closed', false);
+  assert.match(u.state.link.lastFailure?.message ?? '', /health probe/);
+});
+
 withPki('certificate life: expiring within certWarnDays warns in state and log; expired fails the probe with a clear error', async () => {
   if (!pki) throw new Error('no PKI');
   const sim = await startSimulator({ keyFile, tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca } });

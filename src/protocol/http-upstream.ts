@@ -153,6 +153,8 @@ export class HttpUpstream implements Upstream {
   private openTimer?: NodeJS.Timeout;
   private probing?: Promise<void>;
   private closed = false;
+  /** calls waiting for an answer: given up at once when the breaker opens (see call()) */
+  private readonly waiting = new Set<{ ac: AbortController; started: number }>();
   private current: Omit<UpstreamState, 'link'>;
   readonly link: LinkView;
 
@@ -306,7 +308,30 @@ export class HttpUpstream implements Upstream {
     } else if (state === 'closed') {
       this.options.logger?.info('link to the home card system is closed again: calls go out', { target: this.target });
     }
-    if (state === 'open') this.scheduleTrial();
+    if (state === 'open') {
+      this.scheduleTrial();
+      this.giveUpWaiting();
+    }
+  }
+
+  /**
+   * The breaker opened while calls were still waiting (a black hole: their own read timeout is
+   * seconds away): they stop waiting now, as if their timeout had come — a verification falls back
+   * to the card or answers 8004 instead of waiting on a link known to be down. Their requests may
+   * have reached the home system: a usage record or deferred request keeps the same out_verify_no,
+   * so its replay is answered 3002, never a second transaction.
+   */
+  private giveUpWaiting(): void {
+    const snap = this.breaker.snapshot();
+    for (const w of this.waiting) {
+      const waited = Math.round(performance.now() - w.started);
+      w.ac.abort(
+        new LinkOpen(
+          `gave up after ${waited} ms without an answer: the link to the home card system at ${this.target} opened meanwhile` + (snap.lastFailure ? ` after: ${snap.lastFailure.message}` : ''),
+        ),
+      );
+    }
+    this.waiting.clear();
   }
 
   /** while the breaker is open: the next probe retryMs from now (one timer, whoever asks) */
@@ -334,13 +359,21 @@ export class HttpUpstream implements Upstream {
     if (!this.breaker.allow(!this.probing_)) throw this.shortCircuit();
     const payload = this.seal(method, biz, ctx.termId);
     const started = performance.now();
+    const waiting = { ac: new AbortController(), started };
+    this.waiting.add(waiting);
+    // a call that has waited a whole probe's time without an answer: ask the probe now, so a black
+    // hole opens the breaker after ~2 × probeTimeoutMs instead of after this call's read timeout
+    const suspect = this.probing_ ? setTimeout(() => this.breaker.state === 'closed' && void this.runProbe(), this.config.probeTimeoutMs ?? 1000) : undefined;
     let answer: Answer & { signed?: boolean };
     try {
-      answer = await this.postOnce(url, payload, ctx.signal);
+      answer = await this.postOnce(url, payload, ctx.signal ? AbortSignal.any([ctx.signal, waiting.ac.signal]) : waiting.ac.signal);
     } catch (err) {
       const e = err as EhcError;
       this.linkFailed(e, 'call');
       throw e;
+    } finally {
+      clearTimeout(suspect);
+      this.waiting.delete(waiting);
     }
     let identity: UpstreamIdentity;
     try {
