@@ -18,7 +18,7 @@ import { createHisApp, type HisExtension } from './his/app.ts';
 import { startHisServer, type HisServer } from './his/server.ts';
 import { descriptorsNeeded, openFileLimit } from './his/connection-budget.ts';
 import { ClockDiscipline } from './ops/clock-discipline.ts';
-import type { Logger } from './platform/log.ts';
+import { setLogLevel, type Logger } from './platform/log.ts';
 import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
@@ -48,10 +48,24 @@ import { attachScanWebSocket } from './his/scan-websocket.ts';
 import { EhcError } from './errors.ts';
 import type { ApplianceEvents } from './events.ts';
 import { EventBus } from './platform/event-bus.ts';
-import { applianceReloadHooks, reloadConfigFile, type ReloadOutcome } from './config/reload.ts';
+import { reloadConfigFile, type ReloadHooks, type ReloadOutcome } from './config/reload.ts';
+import type { ScannerChanges } from '../drivers/manager.ts';
 import { replaceKeyList } from './his/auth.ts';
 import { HisKeyRing } from './his/admin-keys.ts';
 import { adminExtension } from './his/admin-routes.ts';
+
+/**
+ * What a reload applies at once on a running appliance (src/config/reload.ts decides what): `started` is
+ * the config the appliance was started with (the HIS app holds its `his.apiKeys` list), `scanning` its
+ * scanning. The appliance's own reload() routes the HIS keys through its key ring instead.
+ */
+export function applianceReloadHooks(started: Pick<ApplianceConfig, 'his'>, scanning: Pick<Scanning, 'reconfigure'>): ReloadHooks<ScannerChanges> {
+  return {
+    setLogLevel,
+    setHisKeys: (keys) => replaceKeyList(started.his.apiKeys, keys),
+    setScanners: (list, autoDetect) => scanning.reconfigure(list, autoDetect),
+  };
+}
 
 export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 

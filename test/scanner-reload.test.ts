@@ -8,7 +8,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
-import { applianceReloadHooks, applyReload } from '../src/config/reload.ts';
+import { applyReload } from '../src/config/reload.ts';
+import { applianceReloadHooks } from '../src/appliance.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import type { StreamEvent } from '../src/scan/hub.ts';

@@ -12,39 +12,28 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigError, loadConfig } from './load.ts';
 import { checkPlaceholders, checkTlsFiles } from './startup-checks.ts';
-import type { ScannerChanges } from '../../drivers/manager.ts';
-import { replaceKeyList } from '../his/auth.ts';
-import { setLogLevel } from '../platform/log.ts';
 import type { ApplianceConfig, ScannerConfig } from './schema.ts';
 
-export interface ReloadHooks {
+/**
+ * What a running appliance does with the keys applied at once; the composition root gives them
+ * (src/appliance.ts `applianceReloadHooks`). `C` is what the scanner side reports it did.
+ */
+export interface ReloadHooks<C = unknown> {
   setLogLevel(level: ApplianceConfig['log']['level']): void;
   setHisKeys(keys: readonly string[]): void;
   /** resolves once the scanners concerned were opened, closed or reopened */
-  setScanners(scanners: readonly ScannerConfig[], autoDetect: boolean): Promise<ScannerChanges>;
+  setScanners(scanners: readonly ScannerConfig[], autoDetect: boolean): Promise<C>;
 }
 
-export interface ReloadResult {
+export interface ReloadResult<C = unknown> {
   /** keys applied now */
   applied: string[];
   /** keys that changed but apply only after a restart */
   needsRestart: string[];
   /** what the scanner reconfiguration did (when scanners or scannerAutoDetect changed) */
-  scanners?: ScannerChanges;
+  scanners?: C;
   /** the config now running: `running` with the applied keys of `next` (the base of the next reload) */
   running: ApplianceConfig;
-}
-
-/**
- * The hooks of a running appliance (src/main.ts; the tests use the same): `started` is the config the
- * appliance was started with (the HIS app holds its `his.apiKeys` list), `scanning` its scanning.
- */
-export function applianceReloadHooks(started: Pick<ApplianceConfig, 'his'>, scanning: { reconfigure: ReloadHooks['setScanners'] }): ReloadHooks {
-  return {
-    setLogLevel,
-    setHisKeys: (keys) => replaceKeyList(started.his.apiKeys, keys),
-    setScanners: (list, autoDetect) => scanning.reconfigure(list, autoDetect),
-  };
 }
 
 const APPLIED = new Set(['his.apiKeys', 'log.level', 'scanners', 'scannerAutoDetect']);
@@ -68,7 +57,7 @@ export function changedKeys(running: ApplianceConfig, next: ApplianceConfig): st
 }
 
 /** Apply what can be applied of `next` through the hooks and say the rest. */
-export async function applyReload(running: ApplianceConfig, next: ApplianceConfig, hooks: ReloadHooks): Promise<ReloadResult> {
+export async function applyReload<C>(running: ApplianceConfig, next: ApplianceConfig, hooks: ReloadHooks<C>): Promise<ReloadResult<C>> {
   const changed = changedKeys(running, next);
   const applied = changed.filter((k) => APPLIED.has(k));
   let now: ApplianceConfig = running;
@@ -80,7 +69,7 @@ export async function applyReload(running: ApplianceConfig, next: ApplianceConfi
     hooks.setLogLevel(next.log.level);
     now = { ...now, log: { ...now.log, level: next.log.level } };
   }
-  let scanners: ScannerChanges | undefined;
+  let scanners: C | undefined;
   if (applied.includes('scanners') || applied.includes('scannerAutoDetect')) {
     scanners = await hooks.setScanners(next.scanners, next.scannerAutoDetect);
     now = { ...now, scanners: next.scanners, scannerAutoDetect: next.scannerAutoDetect };
@@ -88,13 +77,13 @@ export async function applyReload(running: ApplianceConfig, next: ApplianceConfi
   return { applied, needsRestart: changed.filter((k) => !APPLIED.has(k)), ...(scanners ? { scanners } : {}), running: now };
 }
 
-export type ReloadOutcome = ({ ok: true } & ReloadResult) | { ok: false; problem: string };
+export type ReloadOutcome<C = unknown> = ({ ok: true } & ReloadResult<C>) | { ok: false; problem: string };
 
 /**
  * Re-read the running config's file, check it as the start does (schema, placeholders, TLS files) and
  * apply what can be applied. A file that does not pass is refused whole: the running config stays.
  */
-export async function reloadConfigFile(running: ApplianceConfig, hooks: ReloadHooks): Promise<ReloadOutcome> {
+export async function reloadConfigFile<C>(running: ApplianceConfig, hooks: ReloadHooks<C>): Promise<ReloadOutcome<C>> {
   let next: ApplianceConfig;
   try {
     next = loadConfig(running.configPath);
