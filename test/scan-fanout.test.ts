@@ -1,11 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from 'node:net';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Hono } from 'hono';
 import WebSocket from 'ws';
 import { ScanHub, ID_BLOCK } from '../src/scan/hub.ts';
 import { StreamFanout, type Batch, type StreamSink } from '../src/scan/fanout.ts';
 import { registerScanRoutes } from '../src/his/scans-route.ts';
+import { attachScanWebSocket } from '../src/his/scan-websocket.ts';
+import { StreamTickets } from '../src/his/stream-tickets.ts';
 import { testAppliance, API_KEY } from './helpers/appliance.ts';
 import { openStateStore } from '../src/store/state.ts';
 import { listen } from './helpers/serve.ts';
@@ -136,6 +140,65 @@ test('a reader that stops reading is dropped after scan.subscriberBuffer events,
   }
 });
 
+test('a WebSocket reader that stops reading is closed with 1013 once its send buffer passes the limit; the others go on', async () => {
+  const hub = new ScanHub(64, 1);
+  const tickets = new StreamTickets();
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const stop = attachScanWebSocket(server, { hub, tickets, maxSubscribers: 10, maxBufferedBytes: 256 * 1024 });
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v1/scans/ws?ticket=`;
+  const open = () =>
+    new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(url + tickets.issue({}).ticket);
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    });
+  const slow = await open();
+  const fast = await open();
+  let fastGot = 0;
+  fast.on('message', () => fastGot++);
+  const closed = new Promise<number>((r) => slow.once('close', (code) => r(code)));
+  try {
+    await until(() => hub.subscribers === 2, 'both subscribed');
+    (slow as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    const big = 'x'.repeat(32 * 1024);
+    let published = 0;
+    for (let i = 0; i < 2000 && hub.subscribers === 2; i++) {
+      hub.publish('scan', 's', undefined, { big });
+      published++;
+      if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.is(hub.subscribers, 1, 'the slow socket was dropped');
+    await until(() => fastGot >= published, 'the reading socket got every event');
+    (slow as unknown as { _socket: { resume(): void } })._socket.resume();
+    assert.is(await closed, 1013);
+  } finally {
+    slow.terminate();
+    fast.terminate();
+    stop();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
+test('the keep-alive comment reaches an idle SSE reader (one timer for all readers)', async () => {
+  const hub = new ScanHub(16, 1);
+  const app = new Hono();
+  registerScanRoutes(app, { hub, keepAliveMs: 50 });
+  const srv = await listen(app);
+  const ac = new AbortController();
+  try {
+    const res = await fetch(`${srv.url}/v1/scans`, { signal: ac.signal });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes(': keep-alive')) text += new TextDecoder().decode((await reader.read()).value);
+    assert.match(text, /^: connected\n\n/);
+  } finally {
+    ac.abort();
+    hub.streams.configure({ keepAliveMs: 15_000 });
+    await srv.close();
+  }
+});
+
 function fakeSink(filter: StreamSink['filter'] = {}, encoding = 'sse'): StreamSink & { batches: Batch[] } {
   const batches: Batch[] = [];
   return { filter, encoding, sentUpTo: 0, batches, write: (b) => void batches.push(b), keepAlive: () => {} };
@@ -143,7 +206,7 @@ function fakeSink(filter: StreamSink['filter'] = {}, encoding = 'sse'): StreamSi
 
 test('a round of events is one Buffer shared by every sink that sees the same events, written a slice of sinks per turn', async () => {
   const hub = new ScanHub(64, 1);
-  const fanout = new StreamFanout(hub, { slice: 64 });
+  const fanout = new StreamFanout(hub, { slice: 64, coalesceMs: 0 });
   fanout.encoding('sse', (ev) => ev.wire!);
   const all = Array.from({ length: 300 }, () => fakeSink());
   const desk1 = Array.from({ length: 3 }, () => fakeSink({ station: 'desk-1' }));

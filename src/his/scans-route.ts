@@ -11,10 +11,11 @@
  * Auth: the app's Bearer middleware, passed in as `auth`, is applied to these paths.
  */
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Hono, MiddlewareHandler } from 'hono';
 import AjvModule from 'ajv';
 import { sseText, type ScanHub, type StreamEvent, type StreamFilter } from '../scan/hub.ts';
-import type { Batch, StreamFanout, StreamSink } from '../scan/fanout.ts';
+import { httpChunk, type Batch, type StreamFanout, type StreamSink } from '../scan/fanout.ts';
 import type { HisContext, HisExtension } from './app.ts';
 import { roleOf, viewerView } from './roles.ts';
 import { errorResponse } from './openapi.ts';
@@ -46,6 +47,7 @@ const injectSchema = {
 const validateInject = ajv.compile(injectSchema);
 
 const KEEP_ALIVE = Buffer.from(': keep-alive\n\n');
+const KEEP_ALIVE_CHUNK = httpChunk(KEEP_ALIVE);
 const CONNECTED = Buffer.from(': connected\n\n');
 /** a reader dropped with a gap whose socket never takes the gap is cut off after this long */
 const DROP_GRACE_MS = 10_000;
@@ -55,10 +57,13 @@ const gapEvent = (data: Record<string, unknown>) => Buffer.from(`event: gap\ndat
 const viewerWire = (ev: StreamEvent): Buffer => Buffer.from(sseText({ ...ev, data: viewerView(ev.data) as Record<string, unknown>, wire: undefined }));
 
 /**
- * One SSE reader on the Node response. Each fan-out round is one res.write of the Buffer its group
- * shares; while the socket wants a drain, rounds wait in a queue of at most `bufferLimit` events
- * (references to the shared Buffers, no copies); one more and the reader gets a `gap` event (the last
- * id it was written, so it reconnects with Last-Event-ID) and is closed: never buffered without end.
+ * One SSE reader on the Node response. Each fan-out round is ONE socket write of the bytes its group
+ * shares, already framed as an HTTP/1.1 chunk once for the group (Node's res.write would frame and cork
+ * per reader: four writes and a tick each); the head, the connect comment, the replay and the closing
+ * gap go through res as usual (same socket, in order). While the socket wants a drain, rounds wait in a
+ * queue of at most `bufferLimit` events (references to the shared Buffers, no copies); one more and the
+ * reader gets a `gap` event (the last id it was written, so it reconnects with Last-Event-ID) and is
+ * closed: never buffered without end.
  */
 class SseSink implements StreamSink {
   sentUpTo = 0;
@@ -66,6 +71,9 @@ class SseSink implements StreamSink {
   #queue: Batch[] = [];
   #queued = 0;
   #closed = false;
+  readonly #socket: Socket;
+  /** the body is chunked (HTTP/1.1); an HTTP/1.0 reader gets the bytes as they are, until close (known once the head is written) */
+  #chunkedBody?: boolean;
 
   constructor(
     readonly res: ServerResponse,
@@ -74,30 +82,39 @@ class SseSink implements StreamSink {
     readonly bufferLimit: number,
     readonly fanout: StreamFanout,
   ) {
-    res.on('drain', () => this.#drain());
+    this.#socket = res.socket as Socket;
+    this.#socket.on('drain', () => this.#drain());
     res.on('close', () => this.close());
   }
 
-  /** write outside the fan-out (the connect comment, a replay from the ring) */
+  /** write through res (the connect comment, a replay from the ring) */
   writeNow(bytes: Buffer, lastId?: number): void {
     this.res.write(bytes);
     if (lastId !== undefined) this.#writtenUpTo = lastId;
   }
 
+  get #chunked(): boolean {
+    return (this.#chunkedBody ??= (this.res as unknown as { chunkedEncoding?: boolean }).chunkedEncoding === true);
+  }
+
+  #send(bytes: Buffer, framed?: Buffer): void {
+    this.#socket.write(this.#chunked ? (framed ?? httpChunk(bytes)) : bytes);
+  }
+
   write(batch: Batch): void {
-    if (this.#closed || this.res.destroyed) return;
-    if (this.#queue.length > 0 || this.res.writableNeedDrain) {
+    if (this.#closed || this.#socket.destroyed) return;
+    if (this.#queue.length > 0 || this.#socket.writableNeedDrain) {
       this.#queue.push(batch);
       this.#queued += batch.count;
       if (this.#queued > this.bufferLimit) this.#drop();
       return;
     }
-    this.res.write(batch.joined);
+    this.#send(batch.joined, this.#chunked ? batch.chunk : undefined);
     this.#writtenUpTo = batch.lastId;
   }
 
   keepAlive(): void {
-    if (!this.#closed && this.#queue.length === 0 && !this.res.writableNeedDrain) this.res.write(KEEP_ALIVE);
+    if (!this.#closed && this.#queue.length === 0 && !this.#socket.writableNeedDrain) this.#send(KEEP_ALIVE, KEEP_ALIVE_CHUNK);
   }
 
   #drain(): void {
@@ -105,7 +122,8 @@ class SseSink implements StreamSink {
     const q = this.#queue;
     this.#queue = [];
     this.#queued = 0;
-    this.res.write(q.length === 1 ? q[0]!.joined : Buffer.concat(q.map((b) => b.joined)));
+    if (q.length === 1) this.#send(q[0]!.joined, this.#chunked ? q[0]!.chunk : undefined);
+    else this.#send(Buffer.concat(q.map((b) => b.joined)));
     this.#writtenUpTo = q.at(-1)!.lastId;
   }
 

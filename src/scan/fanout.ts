@@ -3,7 +3,10 @@
  * event however many subscribers there are:
  *
  * - The fan-out is ONE listener of the hub. A published event is appended to a pending list and a
- *   delivery round is scheduled (setImmediate); events published meanwhile join that round.
+ *   delivery round is scheduled `coalesceMs` later (default 20 ms); events published meanwhile join
+ *   that round, so a scan and its result (a local verification takes a few ms) usually reach a reader
+ *   in one write, and there are at most 1000/coalesceMs rounds a second whatever the scan rate. The
+ *   cost is that much delay on the desk's display; 0 = the next turn of the event loop.
  * - Each event is serialised once per encoding (`sse`, `sse-viewer`, `ws`: the hub's `wire` for SSE,
  *   the others cached per event), and the round's events are joined once per group of sinks that see
  *   the same events (same encoding and filter): a thousand unfiltered SSE readers get the same Buffer.
@@ -42,6 +45,17 @@ export class Batch {
   get joined(): Buffer {
     return (this.#joined ??= this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts));
   }
+  #chunk?: Buffer;
+  /** `joined` as one HTTP/1.1 chunk (size line, data, CRLF), also made once for the group */
+  get chunk(): Buffer {
+    return (this.#chunk ??= httpChunk(this.joined));
+  }
+}
+
+const CRLF = Buffer.from('\r\n');
+/** bytes as one chunk of a `Transfer-Encoding: chunked` body */
+export function httpChunk(bytes: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`, 'latin1'), bytes, CRLF]);
 }
 
 export interface StreamSink {
@@ -61,6 +75,8 @@ export type Encoder = (ev: StreamEvent) => Buffer;
 export interface FanoutOptions {
   /** sinks written per turn of the event loop (default 64) */
   slice?: number;
+  /** how long a round waits for more events after the first (default 20 ms; 0: next turn of the loop) */
+  coalesceMs?: number;
   /** keep-alive interval (default 15 s) */
   keepAliveMs?: number;
 }
@@ -77,6 +93,7 @@ export class StreamFanout {
   #unsubscribe?: () => void;
   #keepAlive?: ReturnType<typeof setInterval>;
   #slice = 64;
+  #coalesceMs = 20;
   #keepAliveMs = 15_000;
   /** rounds delivered and sink writes made (status, tests) */
   rounds = 0;
@@ -89,6 +106,7 @@ export class StreamFanout {
 
   configure(options: FanoutOptions): void {
     if (options.slice !== undefined) this.#slice = Math.max(1, options.slice);
+    if (options.coalesceMs !== undefined) this.#coalesceMs = Math.max(0, options.coalesceMs);
     if (options.keepAliveMs !== undefined && options.keepAliveMs !== this.#keepAliveMs) {
       this.#keepAliveMs = options.keepAliveMs;
       if (this.#keepAlive) {
@@ -157,8 +175,13 @@ export class StreamFanout {
     this.#pending.push(ev);
     if (!this.#busy) {
       this.#busy = true;
-      setImmediate(() => this.#round());
+      this.#later();
     }
+  }
+
+  #later(): void {
+    if (this.#coalesceMs > 0) setTimeout(() => this.#round(), this.#coalesceMs);
+    else setImmediate(() => this.#round());
   }
 
   #round(): void {
@@ -199,7 +222,7 @@ export class StreamFanout {
   }
 
   #roundDone(): void {
-    if (this.#pending.length && this.#sinks.size) setImmediate(() => this.#round());
+    if (this.#pending.length && this.#sinks.size) this.#later();
     else {
       this.#pending = [];
       this.#busy = false;
