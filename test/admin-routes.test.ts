@@ -244,4 +244,66 @@ test('rotate a HIS key: the new key answered once and accepted, the old one vali
   }
 });
 
+test('ehc-edge admin: reload, dead letters, scanners, keys through the CLI definitions; exit codes 0/1/2/3; Chinese by default, English with --lang en', async () => {
+  const t = await withConfig((doc) => {
+    doc.scanners = [{ driver: 'serial', path: '/dev/ehc-test-no-such-tty', name: 'Desk 1', station: 'desk-1' }];
+  });
+  const { main } = await import('../tools/admin.ts');
+  const run = async (...argv: string[]) => {
+    const lines: string[] = [];
+    const code = await main([...argv, '--url', t.appliance.url, ...(argv.includes('--key') ? [] : ['--key', ADMIN])], (l) => lines.push(l));
+    return { code, text: lines.join('\n') };
+  };
+  const errors: string[] = [];
+  const realError = console.error;
+  console.error = (...a: unknown[]) => void errors.push(a.join(' '));
+  try {
+    const reload = await run('reload', '--json');
+    assert.is(reload.code, 0, errors.join('\n'));
+    assert.equal(JSON.parse(reload.text), { applied: [], needs_restart: [] });
+    assert.match((await run('reload')).text, /配置已重新加载/);
+    assert.match((await run('reload', '--lang', 'en')).text, /config reloaded/);
+    assert.is((await run('reload', '--key', API_KEY)).code, 2, 'a HIS key is refused: exit 2');
+    assert.match(errors.join('\n'), /admin key is needed/);
+
+    const keys = await run('keys', 'list', '--json');
+    assert.is(keys.code, 0);
+    const [his] = JSON.parse(keys.text).keys as Array<{ key_id: string }>;
+    assert.is(his!.key_id, sm3Hex(API_KEY).slice(0, 8));
+    const table = await run('keys', 'list');
+    assert.match(table.text, /密钥 ID\s+来源/);
+    assert.match(table.text, /配置文件/);
+    const rotated = await run('keys', 'rotate', his!.key_id);
+    assert.is(rotated.code, 0);
+    assert.match(rotated.text, /只显示这一次/);
+    assert.match(rotated.text, /CST/);
+    assert.is((await run('keys', 'rotate', 'ffffffff')).code, 1, 'unknown key id: exit 1');
+
+    const [desk] = ((await t.call(API_KEY, 'GET', '/v1/status')).body.scanners as Array<{ id: string }>);
+    const renamed = await run('scanners', 'rename', desk!.id, '挂号 1 号窗', '--lang', 'en');
+    assert.is(renamed.code, 0);
+    assert.match(renamed.text, /renamed to "挂号 1 号窗" \(was "Desk 1"\)/);
+    assert.is((await run('scanners', 'rename', 'nobody', 'x')).code, 1);
+    assert.is((await run('scanners', 'register', 'virtual:k', '自助机', '--station', 'hall')).code, 0);
+
+    await t.appliance.replay.stop();
+    const ob = t.appliance.outbox;
+    for (let i = 0; i < 2; i++) await ob.append(entry(i, 'usage', 'CLI'));
+    const recs = await ob.peek(2);
+    await Promise.all(recs.map((r) => ob.ack(r.seq, { status: 'dead', retCode: '2002', reason: 'refused' })));
+    const list = await run('dead', 'list');
+    assert.match(list.text, /序号\s+类型/);
+    assert.is((await run('dead', 'requeue', String(recs[0]!.seq))).code, 0);
+    const drop = await run('dead', 'drop', '--all', '--json');
+    assert.equal(JSON.parse(drop.text), { dropped: 1, not_dead: [] });
+    assert.is(ob.stats().dead, 0);
+    assert.is((await run('dead', 'drop', 'x1')).code, 2, 'a bad seq is a usage error');
+  } finally {
+    await t.stop();
+  }
+  const gone = await main(['reload', '--url', t.appliance.url, '--key', ADMIN], () => {});
+  console.error = realError;
+  assert.is(gone, 3, 'appliance unreachable: exit 3');
+});
+
 test.run();

@@ -34,6 +34,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   scanners: { module: './scanners.ts' },
   card: { module: './card-keys.ts' },
   queue: { module: './queue.ts' },
+  admin: { module: './admin.ts' },
   'verify-audit': { module: './verify-audit.ts' },
   stats: { module: './stats.ts' },
   codes: { module: './codes.ts' },

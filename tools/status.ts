@@ -4,17 +4,11 @@
  * upstream/VPN and latency, outbox, scanners, recent errors by return code.
  * Exit 0 when every component is healthy, 1 when one needs attention, 2 usage/config, 3 unreachable.
  */
-import { act, defineCommand, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
+import { act, defineCommand, EXIT, hisGet, hisTarget, isEntry, langFrom, loadCliConfig, runCli, table, type CommonOptions, type Lang } from './lib/cli.ts';
 import type { ScannerStatus, StatusReport } from '../src/ops/status.ts';
 import { cstShort } from '../src/platform/time.ts';
 
-export type Lang = 'zh' | 'en';
-
-/** zh-CN unless --lang en, EHC_EDGE_LANG=en or a LANG/LC_ALL that is not Chinese and says English. */
-export function langFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): Lang {
-  const pick = (v: string | undefined) => (v === undefined ? undefined : /^en/i.test(v) ? 'en' : /^zh/i.test(v) ? 'zh' : undefined);
-  return pick(opt) ?? pick(env.EHC_EDGE_LANG) ?? (/^en/i.test(env.LC_ALL ?? env.LANG ?? '') ? 'en' : 'zh');
-}
+export { langFrom, type Lang };
 
 const T = {
   zh: { up: '运行', healthy: '正常', degraded: '降级', down: '故障', problems: '问题', card: '密码卡', ready: '就绪', failed: '不可用', upstream: '发卡方', reachable: '可达', unreachable: '不可达', outbox: '待上传', queued: '条', oldest: '最早', dead: '失败', full: '已满（新记录被拒绝）', audit: '审计', lastSeq: '最后序号', dayFiles: '个日文件', failedAppends: '次写入失败', scanners: '扫码器', cols: ['扫码器', '工位', '驱动', '状态', '最后扫码'], errors: '错误', errCols: ['返回码', '次数', '含义', '最近'], none: '无', since: '自', ago: '前', never: '从未', noScanners: '无扫码器', times: '时间为北京时间 (CST, UTC+8)', state: { ready: '就绪', disconnected: '已断开', error: '故障', opening: '打开中', unplugged: '已拔出', refused: '已拒绝' } },

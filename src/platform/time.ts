@@ -50,3 +50,23 @@ export function cstDayStart(date: Date): Date {
   const t = date.getTime() + CST_OFFSET_MS;
   return new Date(t - (t % 86_400_000) - CST_OFFSET_MS);
 }
+
+/** `2026-12-02T10:42:05.123+08:00`: the human time field of log lines (the same instant as `time`, read in CST) */
+export function cstIso(date: Date): string {
+  const p = parts(date);
+  return `${p.y}-${pad(p.mo)}-${pad(p.d)}T${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}.${pad(p.ms, 3)}+08:00`;
+}
+
+/** `2026-12-02 10:42:05 CST` — for people (CLI tables, the page) */
+export function cstDateTime(date: Date): string {
+  const p = parts(date);
+  return `${p.y}-${pad(p.mo)}-${pad(p.d)} ${pad(p.h)}:${pad(p.mi)}:${pad(p.s)} CST`;
+}
+
+/**
+ * A clock: ms since the epoch. Every day boundary (audit day files, usage statistics, history) is the
+ * CST day of an instant read from an injected clock (default `Date.now`), so a test can stand at
+ * 23:59:59 CST and one second later.
+ */
+export type Clock = () => number;
+export const systemClock: Clock = () => Date.now();

@@ -58,7 +58,7 @@ export function exitCodesHelp(): string {
  * A leaf command with the common options (--json, --config, --url, --key, --quiet, --help). Add its own
  * options and arguments, then its work with `act`.
  */
-export function defineCommand(name: string, summary: string, description?: string, { his = true }: { his?: boolean } = {}): Command {
+export function defineCommand(name: string, summary: string, description?: string, { his = true, keyHelp }: { his?: boolean; keyHelp?: string } = {}): Command {
   const cmd = configureParser(new Command(name))
     .summary(summary)
     .description(description ?? summary)
@@ -67,7 +67,7 @@ export function defineCommand(name: string, summary: string, description?: strin
   if (his) {
     cmd
       .option('--url <url>', "HIS port of the appliance (default: from the config's his.listen)")
-      .option('--key <key>', 'API key (default: $EHC_EDGE_API_KEY, else the first plain his.apiKeys entry)');
+      .option('--key <key>', keyHelp ?? 'API key (default: $EHC_EDGE_API_KEY, else the first plain his.apiKeys entry)');
   }
   return cmd.option('-q, --quiet', 'no progress lines on stderr').addHelpText('after', exitCodesHelp());
 }
@@ -221,6 +221,43 @@ export async function hisGet<T>(target: HisTarget, pathAndQuery: string, timeout
   }
   return body as T;
 }
+
+/**
+ * A request to the appliance that may change something (the admin routes): the answer's status and JSON
+ * body, whatever the status; network failures end the command with exit 3.
+ */
+export async function hisSend(target: HisTarget, method: string, pathAndQuery: string, body?: unknown, timeoutMs = 15000): Promise<{ status: number; body: Record<string, any> }> {
+  let res: Response;
+  try {
+    res = await fetch(target.url + pathAndQuery, {
+      method,
+      headers: { Accept: 'application/json', ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...(target.key ? { Authorization: `Bearer ${target.key}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    const c = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
+    throw new CliError(EXIT.UNREACHABLE, `appliance unreachable at ${target.url} (${c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).name})`);
+  }
+  const text = await res.text();
+  try {
+    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} };
+  } catch {
+    return { status: res.status, body: { ret_msg: text.slice(0, 200) } };
+  }
+}
+
+export type Lang = 'zh' | 'en';
+
+/** zh-CN unless --lang en, EHC_EDGE_LANG=en or a LANG/LC_ALL that is not Chinese and says English. */
+export function langFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): Lang {
+  const pick = (v: string | undefined) => (v === undefined ? undefined : /^en/i.test(v) ? 'en' : /^zh/i.test(v) ? 'zh' : undefined);
+  return pick(opt) ?? pick(env.EHC_EDGE_LANG) ?? (/^en/i.test(env.LC_ALL ?? env.LANG ?? '') ? 'en' : 'zh');
+}
+
+/** The --lang option as every command with text output takes it. */
+export const LANG_FLAGS = '--lang <zh|en>';
+export const LANG_HELP = 'language of the text output (default: zh, or EHC_EDGE_LANG / an English LANG)';
 
 /** Progress lines on stderr (so --json stdout stays clean); overwritten in place on a terminal. */
 export function progress(enabled: boolean): { update(text: string): void; done(text?: string): void } {
