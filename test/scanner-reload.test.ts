@@ -1,6 +1,6 @@
 /**
- * SIGHUP reloads scanners: on the production wiring (startAppliance, and the reload hooks src/main.ts
- * uses: applyReload + applianceReloadHooks) with serial scanners on real ttys (socat pty pairs), a new
+ * SIGHUP reloads scanners: on the production wiring (startAppliance, and its reload(), which SIGHUP in
+ * src/main.ts and POST /v1/admin/reload call) with serial scanners on real ttys (socat pty pairs), a new
  * scanners[] opens the added scanner, closes the removed one, reopens the one whose device settings
  * changed, relabels the one whose station changed without reopening it, and leaves the unchanged one
  * alone — a scan it is in the middle of receiving when the reload comes arrives whole afterwards.
@@ -8,9 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
-import { applyReload } from '../src/config/reload.ts';
-import { applianceReloadHooks } from '../src/appliance.ts';
-import { parseConfig } from '../src/config/load.ts';
+import { writeFileSync } from 'node:fs';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import type { StreamEvent } from '../src/scan/hub.ts';
 import { testAppliance } from './helpers/appliance.ts';
@@ -57,8 +55,10 @@ serial('a reloaded scanners[] opens, closes and reopens just the scanners that c
     const nextDoc = structuredClone(doc);
     nextDoc.scanners = [entry('a'), entry('c', { suffix: 'LF' }), entry('d'), entry('e', { station: 'desk-e2', name: 'desk e, moved' })];
     nextDoc.upstream.timeoutMs = 1234;
-    const next = parseConfig(nextDoc, a.config.configPath);
-    const r = await applyReload(a.config, next, applianceReloadHooks(a.config, a.appliance.scanning));
+    writeFileSync(a.config.configPath, JSON.stringify(nextDoc, null, 2));
+    const r = await a.appliance.reload('SIGHUP');
+    assert.ok(r.ok, JSON.stringify(r));
+    if (!r.ok) return;
     assert.equal(r.applied, ['scanners']);
     assert.equal(r.needsRestart, ['upstream.timeoutMs']);
     assert.equal(r.scanners, { added: [id('d')], removed: [id('b')], reopened: [id('c')], updated: [id('e')] });
@@ -107,12 +107,17 @@ serial('a reloaded scanners[] opens, closes and reopens just the scanners that c
     assert.is(await resultFrom('b', from, 300), undefined, 'nothing from the removed scanner');
 
     // the same file once more: nothing left to apply, the restart key still named
-    const again = await applyReload(r.running, parseConfig(structuredClone(nextDoc), a.config.configPath), applianceReloadHooks(a.config, a.appliance.scanning));
+    const again = await a.appliance.reload('SIGHUP');
+    assert.ok(again.ok);
+    if (!again.ok) return;
     assert.equal(again.applied, []);
     assert.equal(again.needsRestart, ['upstream.timeoutMs']);
     assert.is(again.scanners, undefined);
     const logged = a.log.lines.filter((l) => l.includes('scanners reconfigured'));
     assert.is(logged.length, 1, 'the manager logs the change once');
+    const reloaded = a.log.lines.filter((l) => l.includes('"msg":"config reloaded"')).map((l) => JSON.parse(l));
+    assert.equal(reloaded[0]?.scanners, r.scanners, 'the reload line says what was done to the scanners');
+    assert.equal(reloaded[0]?.needsRestart, ['upstream.timeoutMs']);
   } finally {
     unsubscribe();
     await a.stop();
