@@ -14,6 +14,41 @@ net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
   return (listen as (...a: unknown[]) => net.Server).apply(this, args);
 } as typeof net.Server.prototype.listen;
 
+// each pending timer remembers where it was set (the first frame in src/, demo/, test/ or bench/), so
+// timers that keep the process alive are reported by origin
+const pendingTimers = new Map<NodeJS.Timeout, string>();
+const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
+function callerFrame(): string {
+  const stack = new Error().stack?.split('\n') ?? [];
+  const frame = stack.find((l) => /\/work\/[^/]+\/(src|demo|test|bench|drivers|tools)\//.test(l) && !l.includes('handle-report') && !l.includes('node_modules'));
+  return frame?.trim().replace(/^at /, '') ?? 'outside the project';
+}
+globalThis.setTimeout = function (this: unknown, callback: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) {
+  const timer: NodeJS.Timeout = realSetTimeout((...a: unknown[]) => {
+    pendingTimers.delete(timer);
+    callback(...a);
+  }, ms, ...args);
+  pendingTimers.set(timer, `${callerFrame()} (${ms ?? 0} ms)`);
+  return timer;
+} as typeof globalThis.setTimeout;
+globalThis.clearTimeout = function (timer?: NodeJS.Timeout | string | number) {
+  if (timer && typeof timer === 'object') pendingTimers.delete(timer);
+  return realClearTimeout(timer as NodeJS.Timeout);
+} as typeof globalThis.clearTimeout;
+
+const realSetInterval = globalThis.setInterval;
+const realClearInterval = globalThis.clearInterval;
+globalThis.setInterval = function (this: unknown, callback: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) {
+  const timer: NodeJS.Timeout = realSetInterval(callback, ms, ...args);
+  pendingTimers.set(timer, `${callerFrame()} (every ${ms ?? 0} ms)`);
+  return timer;
+} as typeof globalThis.setInterval;
+globalThis.clearInterval = function (timer?: NodeJS.Timeout | string | number) {
+  if (timer && typeof timer === 'object') pendingTimers.delete(timer);
+  return realClearInterval(timer as NodeJS.Timeout);
+} as typeof globalThis.clearInterval;
+
 process.on('SIGUSR2', () => {
   const counts = new Map<string, number>();
   for (const r of process.getActiveResourcesInfo()) counts.set(r, (counts.get(r) ?? 0) + 1);
@@ -44,5 +79,10 @@ process.on('SIGUSR2', () => {
       lines.push(`  ${name}`);
     }
   }
+  const origins = new Map<string, number>();
+  for (const [timer, where] of pendingTimers) {
+    if (timer.hasRef()) origins.set(where, (origins.get(where) ?? 0) + 1);
+  }
+  for (const [where, n] of [...origins].sort((a, b) => b[1] - a[1]).slice(0, 8)) lines.push(`  ${n} pending timer(s) set at ${where}`);
   process.stdout.write(lines.join('\n') + '\n');
 });
