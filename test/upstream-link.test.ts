@@ -133,9 +133,13 @@ test('reset → 8002 reset; slow bytes → read timeout naming the bytes that ar
   assert.match(reset.message, /closed after the request was sent, before any byte of the answer \(ECONNRESET\)/);
   s.proxy.mode = 'slow';
   s.proxy.slowByteMs = 30;
-  const slow = await failure(u.call(METHOD_VERIFY, biz(s.code())));
+  // a read timeout long enough for the first bytes to arrive even on a loaded machine (an answer of
+  // ~1 KB at 30 ms a byte is still far from complete after 2 s); with 400 ms a slow simulator had not
+  // begun to answer yet, and the message was the no-answer one
+  const patient = upstream(config(s.url, { breakerFailures: 100, timeoutMs: 2000 }));
+  const slow = await failure(patient.call(METHOD_VERIFY, biz(s.code())));
   assert.is(slow.code, '8001');
-  assert.match(slow.message, /incomplete after 400 ms: \d+ bytes arrived/);
+  assert.match(slow.message, /incomplete after 2000 ms: \d+ bytes arrived/);
 });
 
 withPki('TLS alert from the far end → tls kind (8004) naming the alert, no guessed cause', async () => {
