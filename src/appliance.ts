@@ -23,12 +23,11 @@ import { createRegistry } from './platform/metrics.ts';
 import { verifyMetrics } from './verify/metrics.ts';
 import { registerOutboxMetrics } from './store/metrics.ts';
 import { registerAuditMetrics } from './ops/audit-metrics.ts';
-import { opsReport, startOps } from './his/wire.ts';
+import { opsReport, scannerReports, startOps } from './his/wire.ts';
 import { registerStatusMetrics } from './ops/status-metrics.ts';
 import { History } from './ops/history.ts';
 import { historyExtension } from './his/history-route.ts';
 import { EventLoopLoad, ForegroundActivity, desksBusy } from './platform/load-gauge.ts';
-import type { ScannerStatus as OpsScannerStatus } from './ops/status.ts';
 import { HttpUpstream } from './protocol/http-upstream.ts';
 import { registerLinkMetrics } from './protocol/link-metrics.ts';
 import { startProvinceJobs } from './protocol/province-jobs.ts';
@@ -225,7 +224,6 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     });
     const lastScanAt = new Map<string, string>();
     listen('status', 'scan', (ev) => lastScanAt.set(ev.scannerId, new Date().toISOString()));
-    const opsState: Record<string, OpsScannerStatus['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
     const scannerInfos = () => scanning.scanners().map((v) => ({ id: v.scannerId, name: v.name, station: v.station, stmCode: v.termId }));
 
     // the status report, built once everything it reports on exists (src/his/wire.ts)
@@ -235,19 +233,7 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       card,
       upstream,
       outbox: () => outbox.stats(),
-      scanners: () =>
-        scanning.scanners().map((v) => ({
-          id: v.scannerId,
-          name: v.name,
-          station: v.station,
-          driver: v.driver,
-          state: opsState[v.state] ?? 'error',
-          lastScanAt: lastScanAt.get(v.scannerId) ?? null,
-          scans: v.scans,
-          detail: v.message,
-          configured: v.configured,
-          ...(v.state === 'absent' ? { since: v.absentSince, seenBefore: v.seenBefore } : {}),
-        })),
+      scanners: () => scannerReports(scanning.scanners(), lastScanAt),
       scannerInfos,
       version: VERSION,
       startedAt: new Date(startedAt),

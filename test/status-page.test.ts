@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { opsExtensions } from '../src/his/ops-routes.ts';
-import { collectStatus, type ScannerStatus, type StatusSources } from '../src/ops/status.ts';
+import { collectStatus, type ScannerReport, type StatusSources } from '../src/ops/status.ts';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { UsageStats } from '../src/ops/stats.ts';
 import type { OutboxStats } from '../src/store/outbox.ts';
@@ -41,7 +41,7 @@ async function appliance() {
   await new Promise<void>((r) => upstreamServer.listen(0, '127.0.0.1', r));
   const upstreamUrl = `http://127.0.0.1:${(upstreamServer.address() as { port: number }).port}/ehc`;
   const outbox: OutboxStats = { depth: 3, bytes: 4096, oldestAgeSeconds: 75, dead: 0, full: false };
-  const scanners: ScannerStatus[] = [
+  const scanners: ScannerReport[] = [
     { id: 'serial:/dev/ttyUSB0', name: '挂号1号窗', station: 'desk-1', driver: 'serial', state: 'ready', lastScanAt: new Date(Date.now() - 12_000).toISOString() },
     { id: 'hid:0c2e:0b61', name: 'kiosk-2', station: 'kiosk', driver: 'hid-pos', state: 'disconnected', lastScanAt: null },
   ];

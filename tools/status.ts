@@ -5,7 +5,7 @@
  * Exit 0 when every component is healthy, 1 when one needs attention, 2 usage/config, 3 unreachable.
  */
 import { act, defineCommand, EXIT, hisGet, hisTarget, isEntry, langFrom, loadCliConfig, runCli, table, type CommonOptions, type Lang } from './lib/cli.ts';
-import type { ScannerStatus, StatusReport } from '../src/ops/status.ts';
+import type { ScannerReport, StatusReport } from '../src/ops/status.ts';
 import { cstShort } from '../src/platform/time.ts';
 
 export { langFrom, type Lang };
@@ -45,7 +45,7 @@ export function formatStatus(s: StatusReport, lang: Lang = 'zh'): string {
   if (o) out.push(`${t.outbox.padEnd(lang === 'zh' ? 6 : 10)}${o.depth} ${t.queued}, ${t.oldest} ${age(o.oldestAgeSeconds, lang)}, ${o.dead} ${t.dead}${o.full ? ', ' + t.full : ''}`);
   if (s.audit) out.push(`${t.audit.padEnd(lang === 'zh' ? 6 : 10)}${t.lastSeq} ${s.audit.lastSeq}, ${s.audit.files} ${t.dayFiles}${s.audit.failures ? `, ${s.audit.failures} ${t.failedAppends} (${s.audit.lastError})` : ''}`);
   out.push('', t.scanners);
-  const stateText = (x: ScannerStatus) => {
+  const stateText = (x: ScannerReport) => {
     const word = t.state[x.state] ?? x.state;
     if (x.state === 'unplugged' && x.since) return `${word} ${at(x.since)}`;
     if (x.detail && x.state !== 'ready') return `${word}: ${x.detail}`;

@@ -28,7 +28,8 @@ import { AuditTrail } from '../ops/audit.ts';
 import type { Logger } from '../platform/log.ts';
 import { opsObserver } from '../ops/observer.ts';
 import { UsageStats, type ScannerInfo } from '../ops/stats.ts';
-import { collectStatus, DownSince, type CertificateInfo, type ScannerStatus, type StatusReport } from '../ops/status.ts';
+import { collectStatus, DownSince, type CertificateInfo, type ScannerReport, type StatusReport } from '../ops/status.ts';
+import type { ScannerView } from '../scan/index.ts';
 
 export interface OpsDeps {
   config: ApplianceConfig;
@@ -56,7 +57,7 @@ export interface ReportDeps {
   upstream: Pick<Upstream, 'health'>;
   outbox: () => OutboxStats;
   /** live scanner states for the status page */
-  scanners: () => ScannerStatus[];
+  scanners: () => ScannerReport[];
   /** scanner identities for read_term_list (附录E) */
   scannerInfos: () => ScannerInfo[];
   version: string;
@@ -164,6 +165,24 @@ export function opsReport(deps: ReportDeps): OpsReport {
         outboxWarnDepth: Math.ceil(config.outbox.maxRecords * 0.8),
       }),
   };
+}
+
+const REPORTED_STATE: Record<ScannerView['state'], ScannerReport['state']> = { open: 'ready', closed: 'disconnected', refused: 'refused', failed: 'error', absent: 'unplugged' };
+
+/** The scanner manager's views as the status report shows them (`lastScanAt`: scanner id → ISO time of its last scan). */
+export function scannerReports(views: readonly ScannerView[], lastScanAt: ReadonlyMap<string, string>): ScannerReport[] {
+  return views.map((v) => ({
+    id: v.scannerId,
+    name: v.name,
+    station: v.station,
+    driver: v.driver,
+    state: REPORTED_STATE[v.state] ?? 'error',
+    lastScanAt: lastScanAt.get(v.scannerId) ?? null,
+    scans: v.scans,
+    detail: v.message,
+    configured: v.configured,
+    ...(v.state === 'absent' ? { since: v.absentSince, seenBefore: v.seenBefore } : {}),
+  }));
 }
 
 /** The client certificate towards the home card system (and the HIS port's), for expiry warnings. */

@@ -16,7 +16,8 @@ import type { ErrorCount } from './stats.ts';
 
 export type ScannerState = 'ready' | 'disconnected' | 'error' | 'opening' | 'unplugged' | 'refused';
 
-export interface ScannerStatus {
+/** What the status report says of one scanner (built from the scanner manager's view by src/his/wire.ts `scannerReports`). */
+export interface ScannerReport {
   id: string;
   name?: string;
   station?: string;
@@ -75,7 +76,7 @@ export interface StatusReport {
   uptimeSeconds: number;
   now: string;
   site: { orgCode: string; orgName?: string; termId: string };
-  scanners: ScannerStatus[];
+  scanners: ScannerReport[];
   card: CardHealth;
   upstream: UpstreamHealth;
   outbox: OutboxStats;
@@ -91,7 +92,7 @@ export interface StatusSources {
   version: string;
   startedAt: Date;
   site: { orgCode: string; orgName?: string; termId: string };
-  scanners(): ScannerStatus[];
+  scanners(): ScannerReport[];
   card(): Promise<CardHealth>;
   upstream(): Promise<UpstreamHealth>;
   outbox(): OutboxStats;
@@ -125,13 +126,13 @@ export class DownSince {
   }
 }
 
-function scannerLabel(s: ScannerStatus): string {
+function scannerLabel(s: ScannerReport): string {
   return s.name ? `${s.name} (${s.id})` : s.id;
 }
 
 /** The reasons the appliance is not green, one per problem. */
 export function problemsOf(
-  parts: { card: CardHealth; upstream: UpstreamHealth; outbox: OutboxStats; scanners: ScannerStatus[]; audit?: Omit<AuditState, 'dir'>; certificates: Array<CertificateInfo & { daysLeft: number }> },
+  parts: { card: CardHealth; upstream: UpstreamHealth; outbox: OutboxStats; scanners: ScannerReport[]; audit?: Omit<AuditState, 'dir'>; certificates: Array<CertificateInfo & { daysLeft: number }> },
   opts: { since: DownSince; now: Date; outboxWarnDepth?: number; certWarnDays: number },
 ): Problem[] {
   const out: Problem[] = [];
