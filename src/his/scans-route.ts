@@ -5,7 +5,12 @@
  *                           reconnect with `Last-Event-ID` (or `?lastEventId=`) replays what was
  *                           missed from the ring, and a `gap` event says when more was missed than the
  *                           ring holds. Results carry the same fields as the /v1/verify answer (the
- *                           stream is authenticated like /v1/verify).
+ *                           stream is authenticated like /v1/verify). The readers are sinks of the
+ *                           hub's fan-out (src/scan/fanout.ts: each event serialised once, one socket
+ *                           write per reader and round); the route runs behind every middleware and
+ *                           then writes to Node's response itself (src/his/raw-response.ts). At most
+ *                           scan.maxSubscribers streams, SSE and WebSocket together (503 beyond); a
+ *                           reader more than scan.subscriberBuffer events behind gets a gap and is closed.
  *   GET  /v1/scanners       scanners, their ids, state and reading-terminal numbers
  *   POST /v1/scans/inject   {text, scanner?, station?}: a scan from a virtual scanner (demos)
  * Auth: the app's Bearer middleware, passed in as `auth`, is applied to these paths.
@@ -181,6 +186,7 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
     const seenAt = hub.lastId;
     // written to the Node response once every middleware has run (CORS, auth): src/his/raw-response.ts
     return rawResponse(c, (res, headers) => {
+      if (!res.socket || res.socket.destroyed) return; // the client left before its stream began
       const sink = new SseSink(res, filter, encoding, bufferLimit, fanout);
       if (!fanout.add(sink, maxSubscribers)) {
         // another stream took the last place between the check above and now
