@@ -11,6 +11,11 @@ import { registerScanRoutes } from '../src/his/scans-route.ts';
 import { attachScanWebSocket } from '../src/his/scan-websocket.ts';
 import { StreamTickets } from '../src/his/stream-tickets.ts';
 import { testAppliance, API_KEY } from './helpers/appliance.ts';
+import { connect as tlsConnect } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { startHisServer } from '../src/his/server.ts';
+import { makePki, opensslMissing } from './helpers/pki.ts';
+import { needs } from './helpers/skip.ts';
 import { openStateStore } from '../src/store/state.ts';
 import { listen } from './helpers/serve.ts';
 import { openSse } from './helpers/sse.ts';
@@ -196,6 +201,46 @@ test('the keep-alive comment reaches an idle SSE reader (one timer for all reade
     ac.abort();
     hub.streams.configure({ keepAliveMs: 15_000 });
     await srv.close();
+  }
+});
+
+needs(opensslMissing())('over HTTPS (his.tls) the stream is the same chunked event stream, written on the TLS socket', async () => {
+  const t = tempDir('ehc-fanout-tls-');
+  const pki = makePki(t.dir);
+  const hub = new ScanHub(16, 1);
+  const app = new Hono();
+  registerScanRoutes(app, { hub });
+  const srv = await startHisServer(app as unknown as Hono, { listen: '127.0.0.1:0', tls: { cert: pki.serverCert, key: pki.serverKey } });
+  const socket = tlsConnect({ host: '127.0.0.1', port: Number(new URL(srv.url).port), ca: readFileSync(pki.ca), servername: 'localhost' });
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString('utf8')));
+  try {
+    await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+    socket.write('GET /v1/scans HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+    await until(() => hub.subscribers === 1, 'subscribed over TLS');
+    hub.publish('scan', 's', 'desk-1', { n: 1 });
+    hub.publish('result', 's', 'desk-1', { n: 2 });
+    await until(() => text.includes('event: result'), 'events over TLS');
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n[\s\S]*Transfer-Encoding: chunked/i);
+    // the body decodes as chunks: size line, exactly that many bytes, CRLF
+    let rest = body;
+    const chunks: string[] = [];
+    while (rest.length) {
+      const nl = rest.indexOf('\r\n');
+      const size = parseInt(rest.slice(0, nl), 16);
+      const data = Buffer.from(rest.slice(nl + 2), 'utf8').subarray(0, size).toString('utf8');
+      chunks.push(data);
+      rest = rest.slice(nl + 2 + data.length);
+      assert.is(rest.slice(0, 2), '\r\n', 'each chunk ends with CRLF');
+      rest = rest.slice(2);
+    }
+    assert.is(chunks[0], ': connected\n\n');
+    assert.match(chunks.slice(1).join(''), /^id: 1\nevent: scan\n[^]*\n\nid: 2\nevent: result\n/);
+  } finally {
+    socket.destroy();
+    await srv.close();
+    t.cleanup();
   }
 });
 
