@@ -144,12 +144,13 @@ test('another key does not verify (edited at the first record)', async () => {
 
 test('the chain continues across restarts and day files, and the clock stepping back never reopens an old day', async () => {
   const dir = tmp();
-  let now = new Date(2026, 0, 10, 23, 59, 0);
+  // day files are China days (CST), whatever TZ the test runs under
+  let now = new Date('2026-01-10T23:59:00+08:00');
   const clock = () => now;
   await writeChain(dir, 5, clock);
-  now = new Date(2026, 0, 11, 0, 1, 0);
+  now = new Date('2026-01-11T00:01:00+08:00');
   await writeChain(dir, 5, clock);
-  now = new Date(2026, 0, 10, 23, 58, 0); // NTP stepped back across midnight
+  now = new Date('2026-01-10T23:58:00+08:00'); // NTP stepped back across midnight
   await writeChain(dir, 2, clock);
   const files = readdirSync(dir).filter((n) => n.startsWith('audit-')).sort();
   assert.equal(files, ['audit-20260110.jsonl', 'audit-20260111.jsonl']);

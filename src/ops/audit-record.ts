@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { CardPrimitives, KeyIndex } from '../crypto/card.ts';
 import { maskCode, maskIdNo, maskName, maskPhone, maskText } from '../platform/mask.ts';
 import { maskForLog } from '../platform/log.ts';
+import { cstDay } from '../platform/time.ts';
 
 export type AuditKind = 'verify' | 'config' | 'key' | 'admin' | 'security' | 'audit';
 
@@ -78,10 +79,15 @@ export function auditFileName(day: string): string {
   return `audit-${day}.jsonl`;
 }
 
-/** yyyyMMdd of a time in the appliance's local time zone (the national statistics use the same). */
+/**
+ * yyyyMMdd of the China Standard Time day of an instant (src/platform/time.ts cstDay): the one day rule
+ * of audit day files, usage statistics and history, whatever TZ the process runs under. (Before, this
+ * was the process's local day: UTC on a default Debian install. Day files named so still verify: names
+ * only order the files, the chain is in the records, and a CST day is never earlier than the UTC day of
+ * the same instant, so the writer never goes back to an earlier-named file.)
+ */
 export function localDay(t: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${t.getFullYear()}${p(t.getMonth() + 1)}${p(t.getDate())}`;
+  return cstDay(t);
 }
 
 export function maskSubject(s: AuditSubject): MaskedSubject {

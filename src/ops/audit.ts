@@ -23,6 +23,7 @@
  * `detail` passes through maskForLog (maskDeep plus other spellings of identity fields) — the trail never
  * holds a clear identity.
  */
+import { cstDayStart } from '../platform/time.ts';
 import { open, readFile, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { KeyIndex } from '../crypto/card.ts';
@@ -393,14 +394,14 @@ export class AuditTrail {
     this.chainBusy = false;
   }
 
-  /** localDay() of a time, remembering the current day's bounds so most records skip the formatting */
+  /** localDay() (the CST day) of a time, remembering the current day's bounds so most records skip the formatting */
   private dayCache = { from: 0, to: -1, day: '' };
   private dayOf(t: Date): string {
     const ms = t.getTime();
     const c = this.dayCache;
     if (ms >= c.from && ms < c.to) return c.day;
-    const from = new Date(t.getFullYear(), t.getMonth(), t.getDate()).getTime();
-    const to = new Date(t.getFullYear(), t.getMonth(), t.getDate() + 1).getTime();
+    const from = cstDayStart(t).getTime(); // China days (localDay)
+    const to = from + 86_400_000;
     this.dayCache = { from, to, day: localDay(t) };
     return this.dayCache.day;
   }

@@ -11,6 +11,7 @@
  * throws PiiInLogError naming the field — never its value — when a clear identity reaches the logger,
  * so a test or a development run finds the call site that should have masked it.
  */
+import { cstIso } from './time.ts';
 import { PII_FIELDS, maskDeep, maskIdNo, maskName, maskPhone, maskText } from './mask.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -120,7 +121,9 @@ export function createLogger(
       if (field) throw new PiiInLogError(field);
     }
     const record = maskForLog(all) as Record<string, unknown>;
-    sink(JSON.stringify({ time: new Date().toISOString(), level, msg: maskText(msg), ...record }));
+    const now = new Date();
+    // `time` for machines (UTC), `cst` for people: the same instant in China Standard Time
+    sink(JSON.stringify({ time: now.toISOString(), cst: cstIso(now), level, msg: maskText(msg), ...record }));
   };
   return {
     debug: (m, f) => emit('debug', m, f),
