@@ -17,31 +17,31 @@
  * second and on close, durably through src/platform/durable-write.ts) records the last durable seq so a
  * cut tail is detected too.
  *
- * The verifier is src/ops/audit-verify.ts.
+ * This room is the chain (seq, prev, MAC in arrival order) and its group commit; beside it, one job each:
+ *   audit-record.ts     the record format, its MAC input, sealed documents, masking, file names
+ *   audit-recover.ts    recovery at open: the chain's end, cut tails, gaps → signed integrity records
+ *   audit-day-files.ts  the day files: open per day, whole write + fsync, cut back after a failed write
+ *   audit-head.ts       head.json and its copy outside the folder (the outbox), written one at a time
+ *   audit-retention.ts  retention and the size cap, anchor.json before deleting
+ *   audit-lock.ts       one writer (writer.lock)
+ *   audit-verify.ts     the verifier (`ehc-edge verify-audit`)
  *
  * Personal data: subjects are masked here (name 2nd char `*`, ID first 4 + last 4, phone 3 + 4), and
  * `detail` passes through maskForLog (maskDeep plus other spellings of identity fields) — the trail never
  * holds a clear identity.
  */
 import { cstDayStart } from '../platform/time.ts';
-import { open, readFile, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
 import type { KeyIndex } from '../crypto/card.ts';
-import { fsyncDirSync as fsyncDir, makeDirDurably, replaceFileDurably } from '../platform/durable-write.ts';
+import { makeDirDurably } from '../platform/durable-write.ts';
 import type { Logger } from '../platform/log.ts';
 import {
   GENESIS,
   MAC_DOMAIN_BYTES,
-  auditFileName,
   bodyText,
   listAuditFiles,
   localDay,
   macInput,
   macOf,
-  openSealed,
-  sealDoc,
-  splitLine,
-  type AnchorDoc,
   type AuditEvent,
   type AuditKind,
   type AuditMacCard,
@@ -50,6 +50,10 @@ import {
 } from './audit-record.ts';
 
 import { integrityEvent, recoverChain, type IntegrityAlarm } from './audit-recover.ts';
+import { WriterLock } from './audit-lock.ts';
+import { HeadWriter, type HeadAnchor } from './audit-head.ts';
+import { pruneAuditFiles } from './audit-retention.ts';
+import { AuditDayFiles } from './audit-day-files.ts';
 
 export * from './audit-record.ts';
 export type { IntegrityAlarm, IntegrityProblem } from './audit-recover.ts';
@@ -65,7 +69,7 @@ export interface AuditOptions {
   logger?: Logger;
   clock?: () => Date;
   /** where the head is kept outside the audit folder (the outbox database): sealed head text */
-  anchor?: { read(): Promise<string | undefined> | string | undefined; write(text: string): Promise<void> | void };
+  anchor?: HeadAnchor;
   /** the outbox's acknowledged high-water mark, recorded in each head */
   outboxSeq?: () => number | undefined;
 }
@@ -132,8 +136,7 @@ export class AuditTrail {
   private pending: Pending[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private flushBusy = false;
-  private handle: FileHandle | null = null;
-  private handleDay = '';
+  private readonly dayFiles: AuditDayFiles;
   /** newest day file in use: records never go into an older one */
   private minDay = '';
   private bytes = 0;
@@ -141,14 +144,13 @@ export class AuditTrail {
   private failures = 0;
   private lastError: string | null = null;
   private headTimer: NodeJS.Timeout | null = null;
-  private headChain: Promise<void> = Promise.resolve();
+  private readonly head: HeadWriter;
+  private readonly writer: WriterLock;
   private lastHead?: HeadDoc;
   private alarms: AuditAlarm[] = [];
-  private lastHeadLog = 0;
   private outboxFloor = 0;
   /** bumped by each rollback: records chained before it are not written */
   private epoch = 0;
-  private handleBytes = 0;
   /** false after a failed write, true again after the next good one */
   private writable = true;
   private broken: string | null = null;
@@ -163,6 +165,9 @@ export class AuditTrail {
     this.retainDays = opts.retainDays ?? 400;
     this.maxBytes = opts.maxBytes ?? 2_147_483_648;
     this.clock = opts.clock ?? (() => new Date());
+    this.head = new HeadWriter(opts.dir, opts.card, opts.macKey, opts.anchor, opts.logger);
+    this.writer = new WriterLock(opts.dir);
+    this.dayFiles = new AuditDayFiles(opts.dir);
   }
 
   /**
@@ -193,43 +198,19 @@ export class AuditTrail {
     return trail;
   }
 
-  private get lockFile(): string {
-    return path.join(this.opts.dir, 'writer.lock');
+  private lock(): Promise<void> {
+    return this.writer.take();
   }
 
-  private async lock(): Promise<void> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(this.lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const pid = Number((await readFile(this.lockFile, 'utf8').catch(() => '')).trim());
-        let alive = false;
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-          try {
-            process.kill(pid, 0);
-            alive = true;
-          } catch (e) {
-            alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-          }
-        }
-        if (alive || pid === process.pid) throw new Error(`audit trail ${this.opts.dir} is in use by process ${pid}: one writer only`);
-        await unlink(this.lockFile).catch(() => {});
-      }
-    }
-    throw new Error(`audit trail ${this.opts.dir}: cannot take writer.lock`);
-  }
-
-  private async unlock(): Promise<void> {
-    await unlink(this.lockFile).catch(() => {});
+  private unlock(): Promise<void> {
+    return this.writer.release();
   }
 
   /** set while the card could not MAC at open: the first append after it can runs recovery first */
   private deferredRecovery: Error | null = null;
 
   private async recover(awaitNotes = true): Promise<void> {
-    const outsideHead = await this.readOutsideHead();
+    const outsideHead = await this.head.readOutside();
     const r = await recoverChain({ dir: this.opts.dir, card: this.opts.card, macKey: this.opts.macKey, outsideHead, logger: this.opts.logger, clock: this.clock });
     this.files = r.files;
     this.bytes = r.bytes;
@@ -263,19 +244,6 @@ export class AuditTrail {
     // while day files exist
     await this.flush();
     await this.writeHead();
-  }
-
-  private async readOutsideHead(): Promise<HeadDoc | undefined> {
-    const text = await this.opts.anchor?.read();
-    if (!text) return undefined;
-    try {
-      const sealed = JSON.parse(text) as { doc: HeadDoc; mac: string };
-      if ((await macOf(this.opts.card, this.opts.macKey, JSON.stringify(sealed.doc))) === sealed.mac) return sealed.doc;
-    } catch {
-      /* below */
-    }
-    this.opts.logger?.error('audit: the head anchored in the outbox fails its MAC (ignored)');
-    return undefined;
   }
 
   /** Integrity alarms raised at start (or later) and not yet acknowledged by an admin. */
@@ -440,13 +408,11 @@ export class AuditTrail {
         }
         let before = -1;
         try {
-          const rotated = await this.ensureHandle(day);
-          before = this.handleBytes;
+          const rotated = await this.dayFiles.use(day);
+          if (rotated) this.files++;
+          before = this.dayFiles.size;
           const buf = Buffer.concat(live.flatMap((p) => p.bytes));
-          // a short write (the disk filling up) is not an error to write(): write the rest until it is one
-          for (let off = 0; off < buf.length; ) off += (await this.handle!.write(buf, off, buf.length - off)).bytesWritten;
-          await this.handle!.sync();
-          this.handleBytes += buf.length;
+          await this.dayFiles.write(buf);
           this.bytes += buf.length;
           const last = live[live.length - 1]!;
           this.durableSeq = last.seq;
@@ -485,35 +451,13 @@ export class AuditTrail {
     this.seq = this.durableSeq;
     this.prev = this.durableMac;
     this.lastTime = this.durableTime;
-    if (size < 0 || !this.handle) return;
+    if (size < 0 || !this.dayFiles.open) return;
     try {
-      await this.handle.truncate(size);
-      await this.handle.sync();
+      await this.dayFiles.cut(size);
     } catch (err) {
       this.broken = `a failed write could not be cut off (${(err as Error).message}); restart to recover`;
       this.opts.logger?.error('audit: a failed write could not be cut off; refusing records until restart', { err: err as Error });
     }
-  }
-
-  private async ensureHandle(day: string): Promise<boolean> {
-    if (this.handle && this.handleDay === day) return false;
-    if (this.handle) await this.handle.close();
-    const file = path.join(this.opts.dir, auditFileName(day));
-    let existed = true;
-    try {
-      await stat(file);
-    } catch {
-      existed = false;
-    }
-    this.handle = await open(file, 'a', 0o600);
-    this.handleDay = day;
-    this.handleBytes = (await this.handle.stat()).size;
-    if (!existed) {
-      fsyncDir(this.opts.dir);
-      this.files++;
-      return true;
-    }
-    return false;
   }
 
   private scheduleHead(): void {
@@ -525,67 +469,35 @@ export class AuditTrail {
     this.headTimer.unref();
   }
 
-  /** Head writes run one after another (a timer's write and close()'s must not share the temp file). */
-  private writeHead(closed = false): Promise<void> {
-    const run = async () => {
-      const doc: HeadDoc = { seq: this.durableSeq, mac: this.durableMac, time: this.durableTime ?? this.clock().toISOString() };
-      if (closed) doc.closed = true;
-      // the high-water mark never moves back by itself: only an admin's acknowledgement resets the floor
-      const outboxSeq = Math.max(this.opts.outboxSeq?.() ?? 0, this.outboxFloor);
-      if (outboxSeq > 0) doc.outboxSeq = outboxSeq;
-      if (this.alarms.length) doc.alarms = this.alarms.map((a) => ({ seq: a.seq, problem: a.problem, message: a.message, raisedAt: a.raisedAt, ...(a.outbox ? { outbox: true } : {}) }));
-      const sealed = await sealDoc(this.opts.card, this.opts.macKey, doc);
-      await replaceFileDurably(path.join(this.opts.dir, 'head.json'), sealed);
-      this.lastHead = doc;
-      // the same head outside the audit folder, and its seq in the journal (at most once a minute)
-      await this.opts.anchor?.write(sealed.trim());
-      const now = Date.now();
-      if (closed || now - this.lastHeadLog >= 60_000) {
-        this.lastHeadLog = now;
-        this.opts.logger?.info('audit head', { seq: doc.seq, mac: doc.mac.slice(0, 16), closed: doc.closed ?? false });
-      }
-    };
-    const next = this.headChain.then(run, run);
-    this.headChain = next.catch(() => {});
-    return next;
+  /** The head as it stands when its write's turn comes (src/ops/audit-head.ts writes one after another). */
+  private async writeHead(closed = false): Promise<void> {
+    await this.head.write(
+      () => {
+        const doc: HeadDoc = { seq: this.durableSeq, mac: this.durableMac, time: this.durableTime ?? this.clock().toISOString() };
+        if (closed) doc.closed = true;
+        // the high-water mark never moves back by itself: only an admin's acknowledgement resets the floor
+        const outboxSeq = Math.max(this.opts.outboxSeq?.() ?? 0, this.outboxFloor);
+        if (outboxSeq > 0) doc.outboxSeq = outboxSeq;
+        if (this.alarms.length) doc.alarms = this.alarms.map((a) => ({ seq: a.seq, problem: a.problem, message: a.message, raisedAt: a.raisedAt, ...(a.outbox ? { outbox: true } : {}) }));
+        return doc;
+      },
+      (doc) => (this.lastHead = doc),
+    );
   }
 
-  /** Delete days past retention, then the oldest days while over the size cap (never today's file). */
+  /** Delete days past retention, then the oldest days while over the size cap (never today's file; src/ops/audit-retention.ts). */
   async prune(): Promise<string[]> {
-    const files = await listAuditFiles(this.opts.dir);
-    const now = this.clock();
-    const oldest = localDay(new Date(now.getTime() - this.retainDays * 86_400_000));
-    let total = files.reduce((n, f) => n + f.bytes, 0);
-    const remove: Array<{ name: string; reason: 'age' | 'cap' }> = [];
-    let k = 0;
-    while (k < files.length - 1 && files[k]!.day < oldest) {
-      remove.push({ name: files[k]!.name, reason: 'age' });
-      total -= files[k]!.bytes;
-      k++;
-    }
-    while (k < files.length - 1 && total > this.maxBytes) {
-      remove.push({ name: files[k]!.name, reason: 'cap' });
-      total -= files[k]!.bytes;
-      k++;
-    }
-    if (remove.length === 0) return [];
-    const keep = files[k]!;
-    const first = (await readFile(path.join(this.opts.dir, keep.name), 'utf8')).split('\n', 1)[0] ?? '';
-    const parts = splitLine(first);
-    if (!parts) throw new Error(`audit: cannot prune, first record of ${keep.name} unreadable`);
-    const head = JSON.parse(parts.body) as { seq: number; prev: string };
-    const anchor: AnchorDoc = { firstSeq: head.seq, prev: head.prev, prunedAt: now.toISOString(), removed: remove.map((r) => r.name) };
-    await replaceFileDurably(path.join(this.opts.dir, 'anchor.json'), await sealDoc(this.opts.card, this.opts.macKey, anchor));
-    for (const r of remove) await unlink(path.join(this.opts.dir, r.name));
-    fsyncDir(this.opts.dir);
-    this.files -= remove.length;
+    const pruned = await pruneAuditFiles({ dir: this.opts.dir, card: this.opts.card, macKey: this.opts.macKey, retainDays: this.retainDays, maxBytes: this.maxBytes, now: this.clock() });
+    if (!pruned) return [];
+    const { removed, total, firstSeq } = pruned;
+    this.files -= removed.length;
     this.bytes = total;
-    const capped = remove.filter((r) => r.reason === 'cap').map((r) => r.name);
+    const capped = removed.filter((r) => r.reason === 'cap').map((r) => r.name);
     if (capped.length) {
       this.opts.logger?.error('audit: size cap reached, deleted days younger than the retention period', { files: capped, maxBytes: this.maxBytes });
     }
-    this.record({ kind: 'audit', action: 'audit.pruned', detail: { removed: remove, firstSeq: head.seq } });
-    return remove.map((r) => r.name);
+    this.record({ kind: 'audit', action: 'audit.pruned', detail: { removed, firstSeq } });
+    return removed.map((r) => r.name);
   }
 
   /** Wait until everything appended so far is on disk. */
@@ -624,8 +536,7 @@ export class AuditTrail {
     this.headTimer = null;
     // a trail whose recovery never ran (card down all along) leaves head.json as it was
     if (!this.deferredRecovery) await this.writeHead(true);
-    if (this.handle) await this.handle.close();
-    this.handle = null;
+    await this.dayFiles.close();
     await this.unlock();
   }
 }
