@@ -18,7 +18,7 @@
  * - The subscriber limit (config scan.maxSubscribers) counts SSE and WebSocket sinks together.
  * - One keep-alive timer for all sinks, not one per sink.
  */
-import type { StreamEvent } from './hub.ts';
+import type { StreamEvent } from './stream-event.ts';
 
 export interface StreamFilter {
   station?: string;

@@ -11,19 +11,10 @@
  * (SSE and WebSocket) are served by the hub's one fan-out (`streams`, src/scan/fanout.ts).
  */
 import { StreamFanout, matches, type StreamFilter } from './fanout.ts';
+import type { StreamEvent, StreamEventType } from './stream-event.ts';
 
 export { matches, type StreamFilter };
-export type StreamEventType = 'scan' | 'result' | 'error' | 'scanner';
-
-export interface StreamEvent {
-  id: number;
-  type: StreamEventType;
-  scannerId: string;
-  station?: string;
-  data: Record<string, unknown>;
-  /** the event as one SSE message, UTF-8 encoded: made once at publish, written by every subscriber */
-  wire?: Buffer;
-}
+export type { StreamEvent, StreamEventType } from './stream-event.ts';
 
 /** One SSE message; JSON.stringify never emits a raw newline, so `data` is a single line. */
 export function sseText(ev: StreamEvent): string {
