@@ -3,6 +3,7 @@
  * an ID number shows only its first 4 and last 4 characters. Phone numbers keep the first 3 and
  * last 4. Everything that logs, audits or shows data uses these.
  */
+import { createHash } from 'node:crypto';
 export function maskName(name: string): string {
   const chars = Array.from(name);
   if (chars.length === 0) return '';
@@ -23,9 +24,23 @@ export function maskPhone(phone: string): string {
   return chars.slice(0, 3).join('') + '*'.repeat(chars.length - 7) + chars.slice(-4).join('');
 }
 
-/** A health code or EHCID is not PII by itself but links to a person: keep its head only. */
+/** The shape of a health code (hex EHCID ciphertext, then `:0:`/`:1:`) or of a bare hex EHCID. */
+const CODE_SHAPE = /^(?:[0-9A-Fa-f]{32,128}:[01]:|[0-9A-Fa-f]{32,128}$)/;
+
+/**
+ * A health code or EHCID is not PII by itself but links to a person: keep its head only (hex of the
+ * EHCID's ciphertext). Anything else — a garbage scan, an ID card's barcode, a rejected request's
+ * text — may be personal data in clear: only an SM3 digest of it (`sm3:<16 hex>(length)`), which still
+ * lets an operator see that two records are the same input.
+ */
 export function maskCode(code: string): string {
+  if (!CODE_SHAPE.test(code)) return digestText(code);
   return code.length <= 12 ? code : `${code.slice(0, 8)}…(${code.length})`;
+}
+
+/** `sm3:<first 16 hex of the SM3 digest>(length)`: a non-reversible tag of a text. */
+export function digestText(text: string): string {
+  return `sm3:${createHash('sm3').update(text, 'utf8').digest('hex').slice(0, 16)}(${Array.from(text).length})`;
 }
 
 const MASKERS: Record<string, (v: string) => string> = {

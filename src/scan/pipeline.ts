@@ -81,7 +81,7 @@ export class ScanPipeline {
     this.#counts.scans++;
     if (this.#isDuplicate(ev)) {
       this.#counts.duplicates++;
-      log.debug('duplicate scan suppressed', { scannerId: ev.scannerId, code: looksLikeHealthCode(ev.text) ? maskCode(ev.text) : fingerprint(ev.text) });
+      log.debug('duplicate scan suppressed', { scannerId: ev.scannerId, code: maskCode(ev.text) });
       return { status: 'duplicate' };
     }
     let who: ScannerIdentity;
