@@ -251,7 +251,8 @@ test('ehc-edge admin: reload, dead letters, scanners, keys through the CLI defin
   const { main } = await import('../tools/admin.ts');
   const run = async (...argv: string[]) => {
     const lines: string[] = [];
-    const code = await main([...argv, '--url', t.appliance.url, ...(argv.includes('--key') ? [] : ['--key', ADMIN])], (l) => lines.push(l));
+    // Chinese unless the test asks for English (whatever LANG the machine has)
+    const code = await main([...argv, '--url', t.appliance.url, ...(argv.includes('--key') ? [] : ['--key', ADMIN]), ...(argv.includes('--lang') ? [] : ['--lang', 'zh'])], (l) => lines.push(l));
     return { code, text: lines.join('\n') };
   };
   const errors: string[] = [];
@@ -284,6 +285,16 @@ test('ehc-edge admin: reload, dead letters, scanners, keys through the CLI defin
     assert.is(renamed.code, 0);
     assert.match(renamed.text, /renamed to "挂号 1 号窗" \(was "Desk 1"\)/);
     assert.is((await run('scanners', 'rename', 'nobody', 'x')).code, 1);
+    // the listing shows the new name, in Chinese, columns measured in terminal cells (CJK is two wide)
+    const { main: scannersMain } = await import('../tools/scanners.ts');
+    const listed: string[] = [];
+    assert.is(await scannersMain(['list', '--url', t.appliance.url, '--key', API_KEY, '--lang', 'zh'], (l) => listed.push(l)), 1, 'a configured scanner absent: exit 1');
+    const [head, row] = listed.join('\n').split('\n');
+    assert.match(head!, /^扫码器 ID\s+驱动\s+状态/);
+    assert.match(row!, /未插入/);
+    assert.match(row!, /挂号 1 号窗/);
+    const { default: stringWidth } = await import('string-width');
+    assert.is(stringWidth(head!.slice(0, head!.indexOf('名称'))), stringWidth(row!.slice(0, row!.indexOf('挂号'))), 'the name column starts at the same cell');
     assert.is((await run('scanners', 'register', 'virtual:k', '自助机', '--station', 'hall')).code, 0);
 
     await t.appliance.replay.stop();

@@ -75,9 +75,10 @@ test('verify-audit: intact chain exits 0; an edited record exits 1 and is named;
   }
   await trail.close();
   await s.card.close();
-  const [ok, json] = await Promise.all([run(['verify-audit', '--config', s.file]), run(['verify-audit', '--json', '--quiet'], { EHC_EDGE_CONFIG: s.file })]);
+  const [ok, json, zh] = await Promise.all([run(['verify-audit', '--config', s.file, '--lang', 'en']), run(['verify-audit', '--json', '--quiet'], { EHC_EDGE_CONFIG: s.file }), run(['verify-audit', '--config', s.file], { EHC_EDGE_LANG: 'zh' })]);
   assert.is(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /audit chain intact: 8 records, seq 1\.\.8/);
+  assert.match(zh.stdout, /审计链完好：8 条记录，序号 1\.\.8/, 'Chinese by default');
   assert.match(ok.stderr, /1\/1 day files, 8 records checked/, 'progress on stderr');
   assert.is(JSON.parse(json.stdout).ok, true);
   assert.is(json.stderr, '');
@@ -88,7 +89,7 @@ test('verify-audit: intact chain exits 0; an edited record exits 1 and is named;
   lines[2] = lines[2]!.replace('"operator":"op-2"', '"operator":"op-X"');
   writeFileSync(file, lines.join('\n') + '\n');
   const [bad, badJ, nokey] = await Promise.all([
-    run(['verify-audit', '--config', s.file]),
+    run(['verify-audit', '--config', s.file, '--lang', 'en']),
     run(['verify-audit', '--config', s.file, '--json']),
     run(['verify-audit', '--config', s.file, '--key-file', path.join(s.dir, 'missing.json')]),
   ]);

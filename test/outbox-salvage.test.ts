@@ -107,7 +107,7 @@ test('ehc-edge queue salvage --db: names the lost seqs and exits 1', async () =>
   console.log = (...a: unknown[]) => void out.push(a.join(' '));
   let code: number;
   try {
-    code = await queueMain(['salvage', '--db', file]);
+    code = await queueMain(['salvage', '--db', file, '--lang', 'en']);
   } finally {
     console.log = log;
   }

@@ -18,7 +18,7 @@ import { outboxPath } from '../src/store/index.ts';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 import { salvageOutbox, seqRanges } from '../src/store/salvage.ts';
 import { auditOffline } from '../src/ops/audit-offline.ts';
-import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
 
 /** A progress line on stderr: rewritten in place on a terminal, one line per ~2 s otherwise. */
 export function progress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr) {
@@ -102,7 +102,12 @@ async function openCardFor(config: ReturnType<typeof loadConfig>): Promise<CardP
   }
 }
 
-type QueueOptions = CommonOptions & { db?: string };
+type QueueOptions = CommonOptions & { db?: string; lang?: string };
+
+/** Chinese unless --lang en (or an English LANG) */
+const zhOf = (values: QueueOptions) => langFrom(values.lang) === 'zh';
+
+const STATUS_ZH: Record<string, string> = { file: '文件', depth: '待上传', bytes: '字节', oldestAgeSeconds: '最早记录（秒前）', dead: '失败记录', full: '已满', deadByCode: '失败记录（按返回码）', oldestDeadAt: '最早失败' };
 
 /** Opens the outbox of --db or the config, runs `work`, closes it. */
 async function withOutbox(values: QueueOptions, needCard: boolean, work: (outbox: SqliteOutbox) => Promise<number>): Promise<number> {
@@ -125,7 +130,7 @@ async function withOutbox(values: QueueOptions, needCard: boolean, work: (outbox
 }
 
 function leaf(name: string, summary: string, description?: string) {
-  return defineCommand(name, summary, description, { his: false }).option('--db <file>', 'the outbox file itself (instead of the one --config names)');
+  return defineCommand(name, summary, description, { his: false }).option('--db <file>', 'the outbox file itself (instead of the one --config names)').option(LANG_FLAGS, LANG_HELP);
 }
 
 export function command() {
@@ -134,7 +139,7 @@ export function command() {
     withOutbox(values, false, async (outbox) => {
       const report = inspect(outbox);
       if (values.json) console.log(JSON.stringify(report, null, 2));
-      else console.log(table(Object.entries(report).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | null)]), ['', '']));
+      else console.log(table(Object.entries(report).map(([k, v]) => [zhOf(values) ? (STATUS_ZH[k] ?? k) : k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | null)]), ['', '']));
       return EXIT.OK;
     }),
   );
@@ -147,7 +152,7 @@ export function command() {
       if (values.json) console.log(JSON.stringify(rows, null, 2));
       else {
         const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-        console.log(rows.length ? table(rows.map((r) => cols.map((c) => { const v = (r as unknown as Record<string, unknown>)[c]; return typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | undefined); })), cols) : 'no dead letters');
+        console.log(rows.length ? table(rows.map((r) => cols.map((c) => { const v = (r as unknown as Record<string, unknown>)[c]; return typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | undefined); })), cols) : zhOf(values) ? '没有失败记录' : 'no dead letters');
       }
       return EXIT.OK;
     }),
@@ -160,7 +165,7 @@ export function command() {
       const p = progress('retrying dead letters', values.all ? outbox.stats().dead : seqs.length);
       const moved = retryDead(outbox, values.all ? 'all' : seqs, (d) => !values.quiet && p.tick(d));
       if (!values.quiet) p.done(moved);
-      console.log(values.json ? JSON.stringify({ moved }) : `${moved} dead letters moved back to the outbox`);
+      console.log(values.json ? JSON.stringify({ moved }) : zhOf(values) ? `${moved} 条失败记录已移回待上传队列` : `${moved} dead letters moved back to the outbox`);
       return EXIT.OK;
     }),
   );
@@ -204,9 +209,15 @@ export function command() {
     }
     if (values.json) console.log(JSON.stringify({ ...report, lostRanges: lost }, null, 2));
     else {
-      console.log(`salvaged ${report.records} records, ${report.dead} dead letters, ${report.answers} answers into ${report.file}; the damaged file is ${report.damagedCopy}`);
-      console.log(report.lostSeqs.length ? `LOST ${report.lostSeqs.length} records (on damaged pages): seq ${lost}` : 'no record lost');
-      if (report.lostDeadSeqs.length) console.log(`lost dead letters: seq ${seqRanges(report.lostDeadSeqs)}`);
+      if (zhOf(values)) {
+        console.log(`已抢救 ${report.records} 条记录、${report.dead} 条失败记录、${report.answers} 个应答到 ${report.file}；损坏的文件保留为 ${report.damagedCopy}`);
+        console.log(report.lostSeqs.length ? `丢失 ${report.lostSeqs.length} 条记录（位于损坏页）：序号 ${lost}` : '没有记录丢失');
+        if (report.lostDeadSeqs.length) console.log(`丢失的失败记录：序号 ${seqRanges(report.lostDeadSeqs)}`);
+      } else {
+        console.log(`salvaged ${report.records} records, ${report.dead} dead letters, ${report.answers} answers into ${report.file}; the damaged file is ${report.damagedCopy}`);
+        console.log(report.lostSeqs.length ? `LOST ${report.lostSeqs.length} records (on damaged pages): seq ${lost}` : 'no record lost');
+        if (report.lostDeadSeqs.length) console.log(`lost dead letters: seq ${seqRanges(report.lostDeadSeqs)}`);
+      }
     }
     return report.lostSeqs.length || report.lostDeadSeqs.length ? EXIT.FAILURE : EXIT.OK;
   });

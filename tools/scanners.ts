@@ -8,17 +8,21 @@ import path from 'node:path';
 import type { ApplianceConfig } from '../src/config/schema.ts';
 import { discover } from '../drivers/registry.ts';
 import type { ApplianceState } from '../src/store/state.ts';
-import { act, CliError, defineCommand, defineGroup, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, defineCommand, defineGroup, EXIT, hisGet, hisTarget, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, runCli, table, type CommonOptions, type Lang } from './lib/cli.ts';
 
 function cell(v: unknown): string | undefined {
   return v === undefined || v === null ? undefined : typeof v === 'number' && v > 255 ? '0x' + v.toString(16).padStart(4, '0') : String(v);
 }
 
-function scannerTable(rows: Array<Record<string, unknown>>): string {
-  return table(rows.map((r) => COLS.map((c) => cell(r[c]))), COLS);
+function scannerTable(rows: Array<Record<string, unknown>>, lang: Lang = 'en'): string {
+  const zh = lang === 'zh';
+  const state = (v: unknown) => (zh && typeof v === 'string' ? (STATES_ZH[v] ?? v) : cell(v));
+  return table(rows.map((r) => COLS.map((c) => (c === 'state' ? state(r[c]) : cell(r[c])))), zh ? COLS_ZH : COLS);
 }
 
 const COLS = ['scannerId', 'driver', 'state', 'path', 'model', 'station', 'name', 'termId'];
+const COLS_ZH = ['扫码器 ID', '驱动', '状态', '设备', '型号', '工位', '名称', '识读终端号'];
+const STATES_ZH: Record<string, string> = { open: '就绪', closed: '已断开', refused: '已拒绝（键盘模式）', 'refused (keyboard mode)': '已拒绝（键盘模式）', failed: '故障', absent: '未插入', present: '已插入' };
 
 async function listLocal(config: ApplianceConfig): Promise<Array<Record<string, unknown>>> {
   let terminals: ApplianceState['terminals'] = {};
@@ -41,17 +45,18 @@ async function listLocal(config: ApplianceConfig): Promise<Array<Record<string, 
 }
 
 export function command(out: (line: string) => void = (line) => console.log(line)) {
-  const list = defineCommand('list', 'scanners of the appliance (configured ones even when absent), or of this machine with --local').option('--local', 'what this machine has plugged in (the appliance need not run)');
-  act<CommonOptions & { local?: boolean }>(list, async (values) => {
+  const list = defineCommand('list', 'scanners of the appliance (configured ones even when absent), or of this machine with --local').option('--local', 'what this machine has plugged in (the appliance need not run)').option(LANG_FLAGS, LANG_HELP);
+  act<CommonOptions & { local?: boolean; lang?: string }>(list, async (values) => {
+    const lang = langFrom(values.lang);
     if (!values.local) {
       const body = await hisGet<{ scanners: Array<Record<string, unknown>> }>(hisTarget(values.url ? undefined : loadCliConfig(values), values), '/v1/scanners');
       if (values.json) out(JSON.stringify(body.scanners, null, 2));
-      else out(body.scanners.length ? scannerTable(body.scanners) : 'no scanners (plug one in, or check scannerAutoDetect / scanners in the config)');
+      else out(body.scanners.length ? scannerTable(body.scanners, lang) : lang === 'zh' ? '无扫码器（请插入扫码器，或检查配置中的 scannerAutoDetect / scanners）' : 'no scanners (plug one in, or check scannerAutoDetect / scanners in the config)');
       return body.scanners.some((x) => x.configured && x.state !== 'open') ? EXIT.FAILURE : EXIT.OK;
     }
     const rows = await listLocal(loadCliConfig(values));
     if (values.json) out(JSON.stringify(rows, null, 2));
-    else out(rows.length ? scannerTable(rows) : 'no supported scanners detected');
+    else out(rows.length ? scannerTable(rows, lang) : lang === 'zh' ? '未检测到支持的扫码器' : 'no supported scanners detected');
     return EXIT.OK;
   });
   const inject = defineCommand('inject', 'a scan from a virtual scanner (POST /v1/scans/inject)')

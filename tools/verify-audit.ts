@@ -12,8 +12,9 @@
 import path from 'node:path';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
-import { act, CliError, defineCommand, EXIT, isEntry, loadCliConfig, progress, runCli, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, defineCommand, EXIT, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, progress, runCli, type CommonOptions } from './lib/cli.ts';
 import { openToolCard } from './lib/card.ts';
+import { cstDateTime } from '../src/platform/time.ts';
 
 export function command() {
   const cmd = defineCommand(
@@ -25,8 +26,10 @@ export function command() {
     .option('--dir <dir>', 'audit folder (default: <stateDir>/audit)')
     .option('--key-file <file>', 'a software card key file holding the MAC key (default: the configured card)')
     .option('--ack', 'acknowledge the open integrity alarms in a signed record (appliance stopped)')
-    .option('--note <text>', 'with --ack: what was found and done');
-  return act<CommonOptions & { dir?: string; keyFile?: string; ack?: boolean; note?: string }>(cmd, async (values) => {
+    .option('--note <text>', 'with --ack: what was found and done')
+    .option(LANG_FLAGS, LANG_HELP);
+  return act<CommonOptions & { dir?: string; keyFile?: string; ack?: boolean; note?: string; lang?: string }>(cmd, async (values) => {
+    const zh = langFrom(values.lang) === 'zh';
     const config = loadCliConfig(values);
     const dir = path.resolve(values.dir ?? path.join(config.stateDir, 'audit'));
     const card = await openToolCard(config, values.keyFile ? path.resolve(values.keyFile) : undefined);
@@ -38,7 +41,7 @@ export function command() {
         try {
           const open = trail.integrityAlarms();
           const rec = await trail.acknowledgeAlarms(process.env.SUDO_USER ?? process.env.USER ?? 'admin', values.note);
-          if (!values.json) console.log(rec ? `acknowledged ${open.length} integrity alarm(s) in audit record seq ${rec.seq}` : 'no open integrity alarms');
+          if (!values.json) console.log(rec ? (zh ? `已确认 ${open.length} 个完整性告警（审计记录序号 ${rec.seq}）` : `acknowledged ${open.length} integrity alarm(s) in audit record seq ${rec.seq}`) : zh ? '没有未确认的完整性告警' : 'no open integrity alarms');
         } finally {
           await trail.close();
         }
@@ -52,10 +55,18 @@ export function command() {
       if (values.json) console.log(JSON.stringify(report, null, 2));
       else {
         for (const p of report.powerLosses) console.log(p.message);
-        for (const a of report.alarms) console.log(`INTEGRITY ALARM (${a.problem}) at seq ${a.seq}, ${a.time}: ${a.message}${a.acknowledged ? ' [acknowledged]' : ''}`);
-        if (!report.ok) console.log(`AUDIT CHAIN BROKEN (${report.broken!.problem}): ${report.broken!.message}\n  checked ${report.records} intact records before it, in ${dir}`);
-        else if (open.length) console.log(`AUDIT CHAIN NOT INTACT: ${open.length} integrity alarm(s) not acknowledged (ehc-edge verify-audit --ack, appliance stopped); ${report.records} records verify, seq ${report.firstSeq}..${report.lastSeq}`);
-        else console.log(`audit chain intact: ${report.records} records, seq ${report.firstSeq}..${report.lastSeq}, ${report.files} day files in ${dir}${report.powerLosses.length ? `, ${report.powerLosses.length} power loss(es) recovered` : ''}`);
+        if (zh) {
+          // the problem's own words (message) stay as the checker wrote them: file names and seqs
+          for (const a of report.alarms) console.log(`完整性告警 (${a.problem})，序号 ${a.seq}，${a.time ? cstDateTime(new Date(a.time)) : ''}：${a.message}${a.acknowledged ? ' [已确认]' : ''}`);
+          if (!report.ok) console.log(`审计链已损坏 (${report.broken!.problem})：${report.broken!.message}\n  在它之前核验了 ${report.records} 条完好记录，目录 ${dir}`);
+          else if (open.length) console.log(`审计链不完整：${open.length} 个完整性告警未确认（停止设备后运行 ehc-edge verify-audit --ack）；${report.records} 条记录核验通过，序号 ${report.firstSeq}..${report.lastSeq}`);
+          else console.log(`审计链完好：${report.records} 条记录，序号 ${report.firstSeq}..${report.lastSeq}，${report.files} 个日文件（北京时间日期），目录 ${dir}${report.powerLosses.length ? `，已恢复 ${report.powerLosses.length} 次断电` : ''}`);
+        } else {
+          for (const a of report.alarms) console.log(`INTEGRITY ALARM (${a.problem}) at seq ${a.seq}, ${a.time}: ${a.message}${a.acknowledged ? ' [acknowledged]' : ''}`);
+          if (!report.ok) console.log(`AUDIT CHAIN BROKEN (${report.broken!.problem}): ${report.broken!.message}\n  checked ${report.records} intact records before it, in ${dir}`);
+          else if (open.length) console.log(`AUDIT CHAIN NOT INTACT: ${open.length} integrity alarm(s) not acknowledged (ehc-edge verify-audit --ack, appliance stopped); ${report.records} records verify, seq ${report.firstSeq}..${report.lastSeq}`);
+          else console.log(`audit chain intact: ${report.records} records, seq ${report.firstSeq}..${report.lastSeq}, ${report.files} day files in ${dir}${report.powerLosses.length ? `, ${report.powerLosses.length} power loss(es) recovered` : ''}`);
+        }
       }
       return report.ok && open.length === 0 ? EXIT.OK : EXIT.FAILURE;
     } finally {
