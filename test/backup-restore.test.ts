@@ -106,6 +106,28 @@ test('restore moves the state dir it replaces aside', async () => {
   assert.is(readFileSync(path.join(path.dirname(stateDir), aside.at(-1)!, 'outbox.sqlite'), 'utf8'), 'a fresh install wrote this');
 });
 
+const captured = async (f: () => Promise<number>): Promise<{ code: number; out: string }> => {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(' '));
+  try {
+    return { code: await f(), out: lines.join('\n') };
+  } finally {
+    console.log = log;
+  }
+};
+
+test('backup and restore speak zh-CN by default (times in CST) and English with --lang en', async () => {
+  const archive = path.join(tmp.dir, 'site-lang.tar.gz');
+  const zh = await captured(() => backup([archive, '--config', configFile]));
+  assert.is(zh.code, 0);
+  assert.match(zh.out, /^备份已写入：.*个文件，压缩前 \d+ 字节/);
+  const check = await captured(() => restore([archive, '--check', '--config', configFile]));
+  assert.match(check.out, /^备份完好：\d+ 个文件，来自 .*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CST/);
+  const en = await captured(() => restore([archive, '--config', configFile, '--lang', 'en']));
+  assert.match(en.out, /^restored \d+ files [\s\S]*\nnext: systemctl start ehc-edge/);
+});
+
 test('a damaged archive is refused before anything is written (exit 1)', async () => {
   const archive = path.join(tmp.dir, 'site3.tar.gz');
   assert.is(await quiet(() => backup([archive, '--config', configFile])), 0);

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createBackup } from './lib/backup-archive.ts';
-import { act, defineCommand, EXIT, isEntry, loadCliConfig, runCli, type CommonOptions } from './lib/cli.ts';
+import { act, defineCommand, EXIT, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, runCli, type CommonOptions } from './lib/cli.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -16,12 +16,15 @@ export function command() {
     'write a backup archive: config, keys, state, outbox, audit chain',
     'Writes FILE, a gzip\'d tar with a MANIFEST.json (SHA-256 of every file): the config file, the TLS and card key files it points at, and the whole state dir (outbox, audit chain, soft-card keys, statistics). The appliance must be stopped (systemctl stop ehc-edge): a live outbox or audit file can be copied mid-record. The archive holds keys: keep it like the keys (it is written 0600).',
     { his: false },
-  ).argument('<file>', 'the archive to write (e.g. ehc-edge-backup.tar.gz)');
-  return act<CommonOptions>(cmd, async (values, [file]) => {
+  )
+    .argument('<file>', 'the archive to write (e.g. ehc-edge-backup.tar.gz)')
+    .option(LANG_FLAGS, LANG_HELP);
+  return act<CommonOptions & { lang?: string }>(cmd, async (values, [file]) => {
     const config = loadCliConfig(values);
     const m = await createBackup(config, file!, VERSION);
     const bytes = m.files.reduce((n, f) => n + f.size, 0);
     if (values.json) console.log(JSON.stringify({ file, ...m }, null, 2));
+    else if (langFrom(values.lang) === 'zh') console.log(`备份已写入：${file}（${m.files.length} 个文件，压缩前 ${bytes} 字节；配置 ${m.configPath}，状态目录 ${m.stateDir}）`);
     else console.log(`backup written: ${file} (${m.files.length} files, ${bytes} bytes before compression; config ${m.configPath}, state ${m.stateDir})`);
     return EXIT.OK;
   });

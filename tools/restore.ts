@@ -7,7 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import { openBackup, restoreBackup } from './lib/backup-archive.ts';
-import { act, defineCommand, EXIT, isEntry, loadCliConfig, runCli, type CommonOptions } from './lib/cli.ts';
+import { act, defineCommand, EXIT, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, runCli, type CommonOptions } from './lib/cli.ts';
+import { cstDateTime } from '../src/platform/time.ts';
 import { configPathFrom } from '../src/config/load.ts';
 
 export function command() {
@@ -18,12 +19,15 @@ export function command() {
     { his: false },
   )
     .argument('<file>', 'the archive written by ehc-edge backup')
-    .option('--check', 'only check the archive; write nothing');
-  return act<CommonOptions & { check?: boolean }>(cmd, async (values, [file]) => {
+    .option('--check', 'only check the archive; write nothing')
+    .option(LANG_FLAGS, LANG_HELP);
+  return act<CommonOptions & { check?: boolean; lang?: string }>(cmd, async (values, [file]) => {
+    const zh = langFrom(values.lang) === 'zh';
     if (values.check) {
       const { manifest, cleanup } = await openBackup(file!);
       cleanup();
       if (values.json) console.log(JSON.stringify({ ok: true, ...manifest }, null, 2));
+      else if (zh) console.log(`备份完好：${manifest.files.length} 个文件，来自 ${manifest.hostname}，${cstDateTime(new Date(manifest.created))}（ehc-edge ${manifest.appVersion}）`);
       else console.log(`archive intact: ${manifest.files.length} files from ${manifest.hostname}, ${manifest.created} (ehc-edge ${manifest.appVersion})`);
       return EXIT.OK;
     }
@@ -32,7 +36,11 @@ export function command() {
     const config = existsSync(configFile) ? loadCliConfig(values) : undefined;
     const { manifest, movedAside } = await restoreBackup(file!, config);
     if (values.json) console.log(JSON.stringify({ restored: true, movedAside: movedAside ?? null, ...manifest }, null, 2));
-    else {
+    else if (zh) {
+      console.log(`已恢复 ${manifest.files.length} 个文件（配置 ${manifest.configPath}，状态目录 ${manifest.stateDir}），来自 ${manifest.hostname}，${cstDateTime(new Date(manifest.created))}`);
+      if (movedAside) console.log(`被替换的状态目录已移至 ${movedAside}`);
+      console.log('下一步：systemctl start ehc-edge; ehc-edge verify-audit');
+    } else {
       console.log(`restored ${manifest.files.length} files (config ${manifest.configPath}, state ${manifest.stateDir}) from ${manifest.hostname}, ${manifest.created}`);
       if (movedAside) console.log(`the state dir it replaced is in ${movedAside}`);
       console.log('next: systemctl start ehc-edge; ehc-edge verify-audit');

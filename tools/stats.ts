@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageStats, type ReadTermRow, type UsecardSceneRow } from '../src/ops/stats.ts';
-import { act, CliError, defineCommand, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, progress, runCli, table, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, defineCommand, EXIT, hisGet, hisTarget, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, progress, runCli, table, type CommonOptions } from './lib/cli.ts';
 
 const PAGE = 1000;
 
@@ -30,7 +30,7 @@ export interface StatsExport {
   read_term_list?: ReadTermRow[];
 }
 
-type StatsOptions = CommonOptions & { from?: string; to?: string; terms?: boolean; out?: string; state?: boolean };
+type StatsOptions = CommonOptions & { from?: string; to?: string; terms?: boolean; out?: string; state?: boolean; lang?: string };
 
 export function command() {
   const cmd = defineCommand(
@@ -42,7 +42,8 @@ export function command() {
     .option('--to <yyyyMMdd>', 'last day (CST)')
     .option('--terms', 'also the read_term_list (needs the running appliance)')
     .option('--out <file>', 'write the JSON export to a file')
-    .option('--state', 'read the state folder directly instead of asking the appliance');
+    .option('--state', 'read the state folder directly instead of asking the appliance')
+    .option(LANG_FLAGS, LANG_HELP);
   return act<StatsOptions>(cmd, async (values) => {
     for (const k of ['from', 'to'] as const) {
       if (values[k] !== undefined && !/^\d{8}$/.test(values[k]!)) throw new CliError(EXIT.USAGE, `--${k} wants yyyyMMdd, got ${values[k]}`);
@@ -85,14 +86,15 @@ export function command() {
     const json = JSON.stringify(out, null, 2);
     if (values.out) {
       writeFileSync(values.out, json + '\n', { flush: true });
-      console.error(`stats: ${out.usecard_scene_list.length} usecard_scene_list rows${out.read_term_list ? `, ${out.read_term_list.length} read_term_list rows` : ''} written to ${values.out}`);
+      if (langFrom(values.lang) === 'zh') console.error(`stats：已写入 ${values.out}（usecard_scene_list ${out.usecard_scene_list.length} 行${out.read_term_list ? `，read_term_list ${out.read_term_list.length} 行` : ''}）`);
+      else console.error(`stats: ${out.usecard_scene_list.length} usecard_scene_list rows${out.read_term_list ? `, ${out.read_term_list.length} read_term_list rows` : ''} written to ${values.out}`);
     } else if (values.json) {
       console.log(json);
     } else {
       console.log(
         out.usecard_scene_list.length
           ? table(out.usecard_scene_list.map((r) => [r.time_region, r.org_code, r.online_or_offline, r.usecard_scene, r.usecard_scene_num]), ['time_region', 'org_code', 'online_or_offline', 'usecard_scene', 'usecard_scene_num'])
-          : 'no usage recorded in that period',
+          : langFrom(values.lang) === 'zh' ? '该时段没有用卡记录' : 'no usage recorded in that period',
       );
       if (out.read_term_list) {
         console.log('');
