@@ -249,6 +249,33 @@ function fakeSink(filter: StreamSink['filter'] = {}, encoding = 'sse'): StreamSi
   return { filter, encoding, sentUpTo: 0, batches, write: (b) => void batches.push(b), keepAlive: () => {} };
 }
 
+test('a few readers get each event on the next turn of the loop; more than a slice of readers wait the coalescing window', async () => {
+  const turn = () => new Promise<void>((r) => setImmediate(r));
+  // a site's few desks: no added delay (the round is the next immediate, before this test's own)
+  const hub = new ScanHub(64, 1);
+  const few = new StreamFanout(hub, { slice: 4, coalesceMs: 20 });
+  few.encoding('sse', (ev) => ev.wire!);
+  const desks = Array.from({ length: 3 }, () => fakeSink());
+  for (const s of desks) assert.ok(few.add(s));
+  hub.publish('scan', 's1', 'desk-1', { n: 1 });
+  await turn();
+  assert.is(few.writes, 3, 'written on the next turn');
+  few.clear();
+  // more sinks than a slice: the round waits for the window (a timer cannot fire before this immediate)
+  const hub2 = new ScanHub(64, 1);
+  const many = new StreamFanout(hub2, { slice: 4, coalesceMs: 20 });
+  many.encoding('sse', (ev) => ev.wire!);
+  const readers = Array.from({ length: 10 }, () => fakeSink());
+  for (const s of readers) assert.ok(many.add(s));
+  hub2.publish('scan', 's1', 'desk-1', { n: 1 });
+  await turn();
+  assert.is(many.writes, 0, 'not yet: coalescing');
+  hub2.publish('result', 's1', 'desk-1', { n: 2 });
+  await until(() => many.writes === 10, 'every reader written');
+  assert.is(many.rounds, 1, 'the scan and its result in one round');
+  many.clear();
+});
+
 test('a round of events is one Buffer shared by every sink that sees the same events, written a slice of sinks per turn', async () => {
   const hub = new ScanHub(64, 1);
   const fanout = new StreamFanout(hub, { slice: 64, coalesceMs: 0 });
