@@ -130,6 +130,9 @@ export async function run(): Promise<Record<string, unknown>> {
     doc.stateDir = path.join(cfg.dir, 'state');
     doc.simulator.enabled = false;
     doc.upstream.url = sim.info.url;
+    // the site default (outbox.replayMaxPerSecond 100, a random start delay) is a good citizen toward a
+    // provincial platform; here the drain between phases is the replay's own figure, so unthrottled
+    doc.outbox = { ...(doc.outbox ?? {}), replayMaxPerSecond: 100000, replayStartJitterMs: 0 };
   }).file;
   const appliance = await startChild<{ url: string; keyFile: string }>(path.join(here, 'fixtures/appliance-server.ts'), [cfgFile], APPLIANCE_NODE_FLAGS);
   const bare = await startChild<{ url: string }>(path.join(here, 'fixtures/bare-server.ts'));
