@@ -15,6 +15,8 @@ const child = spawn(process.execPath, ['--import', 'tsx', '--import', path.join(
   stdio: ['ignore', 'pipe', 'inherit'],
   env: { ...process.env, EHC_LOG_LEVEL: process.env.EHC_LOG_LEVEL ?? 'warn' },
 });
+// eslint-disable-next-line no-control-regex
+const plainText = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 let tail = '';
 // every FAIL block uvu prints (name, message, first lines of detail), recapped just above the closing
 // line: CI keeps only the end of a long output, and a failure printed mid-run would be out of sight
@@ -30,8 +32,7 @@ child.stdout.on('data', (chunk: Buffer) => {
   for (const line of lines) collectFailure(line);
   // uvu prints its summary when every suite has run; a handle a test forgot (a socket, a timer) can
   // keep its process alive after that. The counts are final then: report them, say so, and stop it.
-  // eslint-disable-next-line no-control-regex
-  if (!lingering && /Duration:\s+[\d.]+m?s/.test(tail.replace(/\x1b\[[0-9;]*m/g, ''))) {
+  if (!lingering && /Duration:\s+[\d.]+m?s/.test(plainText(tail))) {
     summary = tail; // the counts, kept before anything printed later can push them out of the tail
     lingering = setTimeout(() => {
       console.log('warning: the test process did not exit 20 s after its summary (a test left a handle open); what keeps it alive:');
@@ -46,8 +47,7 @@ child.stdout.on('data', (chunk: Buffer) => {
 let recapLeft = 0;
 let currentFile = '';
 function collectFailure(raw: string): void {
-  // eslint-disable-next-line no-control-regex
-  const line = raw.replace(/\x1b\[[0-9;]*m/g, '');
+  const line = plainText(raw);
   if (/^\S+\.test\.ts$/.test(line.trim())) currentFile = line.trim();
   if (/^\s*FAIL\s/.test(line)) {
     failures.push(`${currentFile}: ${line.trim()}`);
@@ -63,8 +63,7 @@ let forced = false;
 child.on('close', (rawCode) => {
   if (lingering) clearTimeout(lingering);
   const code = forced ? null : rawCode;
-  // eslint-disable-next-line no-control-regex
-  const plain = (summary ?? tail).replace(/\x1b\[[0-9;]*m/g, '');
+  const plain = plainText(summary ?? tail);
   const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
   const total = num('Total');
   const passed = num('Passed');

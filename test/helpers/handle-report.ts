@@ -4,50 +4,55 @@
  * their addresses, servers, timers, child processes), so the forgotten handle can be found from CI output.
  */
 import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// the checkout this runs from (CI clones anywhere): frames in it, outside node_modules, name the origin
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..') + path.sep;
+function callerFrame(dirs: RegExp): string | undefined {
+  const frame = new Error().stack?.split('\n').find((l) => {
+    const at = l.indexOf(root);
+    return at >= 0 && dirs.test(l.slice(at + root.length)) && !l.includes('handle-report') && !l.includes('node_modules');
+  });
+  return frame?.trim().replace(/^at /, '');
+}
 
 // each server remembers the test-file line that started it, so a connection left open names its test
 const origin = new WeakMap<object, string>();
 const listen = net.Server.prototype.listen;
 net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
-  const frame = new Error().stack?.split('\n').find((l) => /\/(test|bench)\/[^/]+\.ts/.test(l) && !l.includes('handle-report'));
-  if (frame) origin.set(this, frame.trim());
+  const frame = callerFrame(/^(test|bench)\//);
+  if (frame) origin.set(this, frame);
   return (listen as (...a: unknown[]) => net.Server).apply(this, args);
 } as typeof net.Server.prototype.listen;
 
-// each pending timer remembers where it was set (the first frame in src/, demo/, test/ or bench/), so
-// timers that keep the process alive are reported by origin
+// each pending timer remembers where it was set (the first frame in the project's own code), so timers
+// that keep the process alive are reported by origin
 const pendingTimers = new Map<NodeJS.Timeout, string>();
+const setBy = () => callerFrame(/^(src|demo|test|bench|drivers|tools)\//) ?? 'outside the project';
 const realSetTimeout = globalThis.setTimeout;
+const realSetInterval = globalThis.setInterval;
 const realClearTimeout = globalThis.clearTimeout;
-function callerFrame(): string {
-  const stack = new Error().stack?.split('\n') ?? [];
-  const frame = stack.find((l) => /\/work\/[^/]+\/(src|demo|test|bench|drivers|tools)\//.test(l) && !l.includes('handle-report') && !l.includes('node_modules'));
-  return frame?.trim().replace(/^at /, '') ?? 'outside the project';
-}
-globalThis.setTimeout = function (this: unknown, callback: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) {
+globalThis.setTimeout = Object.assign(function (this: unknown, callback: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) {
   const timer: NodeJS.Timeout = realSetTimeout((...a: unknown[]) => {
     pendingTimers.delete(timer);
     callback(...a);
   }, ms, ...args);
-  pendingTimers.set(timer, `${callerFrame()} (${ms ?? 0} ms)`);
+  pendingTimers.set(timer, `${setBy()} (${ms ?? 0} ms)`);
   return timer;
-} as typeof globalThis.setTimeout;
-globalThis.clearTimeout = function (timer?: NodeJS.Timeout | string | number) {
-  if (timer && typeof timer === 'object') pendingTimers.delete(timer);
-  return realClearTimeout(timer as NodeJS.Timeout);
-} as typeof globalThis.clearTimeout;
-
-const realSetInterval = globalThis.setInterval;
-const realClearInterval = globalThis.clearInterval;
+}, realSetTimeout) as typeof globalThis.setTimeout; // keeps util.promisify's custom form
 globalThis.setInterval = function (this: unknown, callback: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) {
   const timer: NodeJS.Timeout = realSetInterval(callback, ms, ...args);
-  pendingTimers.set(timer, `${callerFrame()} (every ${ms ?? 0} ms)`);
+  pendingTimers.set(timer, `${setBy()} (every ${ms ?? 0} ms)`);
   return timer;
 } as typeof globalThis.setInterval;
-globalThis.clearInterval = function (timer?: NodeJS.Timeout | string | number) {
+// Node's clearTimeout and clearInterval clear either kind
+const forget = function (timer?: NodeJS.Timeout | string | number) {
   if (timer && typeof timer === 'object') pendingTimers.delete(timer);
-  return realClearInterval(timer as NodeJS.Timeout);
-} as typeof globalThis.clearInterval;
+  return realClearTimeout(timer as NodeJS.Timeout);
+};
+globalThis.clearTimeout = forget as typeof globalThis.clearTimeout;
+globalThis.clearInterval = forget as typeof globalThis.clearInterval;
 
 process.on('SIGUSR2', () => {
   const counts = new Map<string, number>();
