@@ -53,19 +53,6 @@ import { replaceKeyList } from './his/auth.ts';
 import { HisKeyRing } from './his/admin-keys.ts';
 import { adminExtension } from './his/admin-routes.ts';
 
-/**
- * What a reload applies at once on a running appliance (src/config/reload.ts decides what): `started` is
- * the config the appliance was started with (the HIS app holds its `his.apiKeys` list), `scanning` its
- * scanning. The appliance's own reload() routes the HIS keys through its key ring instead.
- */
-export function applianceReloadHooks(started: Pick<ApplianceConfig, 'his'>, scanning: Pick<Scanning, 'reconfigure'>): ReloadHooks<ScannerChanges> {
-  return {
-    setLogLevel,
-    setHisKeys: (keys) => replaceKeyList(started.his.apiKeys, keys),
-    setScanners: (list, autoDetect) => scanning.reconfigure(list, autoDetect),
-  };
-}
-
 export const VERSION: string = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
 export interface Appliance {
@@ -302,7 +289,12 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const reload = (via: 'SIGHUP' | 'admin'): Promise<ReloadOutcome> => {
       const run = reloading.then(async () => {
         // the HIS keys go through the key ring, so rotated keys and their graces survive a reload
-        const r = await reloadConfigFile(running, { ...applianceReloadHooks(loaded, scanning), setHisKeys: (keys) => hisKeys.setConfigKeys(keys) });
+        const hooks: ReloadHooks<ScannerChanges> = {
+          setLogLevel,
+          setHisKeys: (keys) => hisKeys.setConfigKeys(keys),
+          setScanners: (list, autoDetect) => scanning.reconfigure(list, autoDetect),
+        };
+        const r = await reloadConfigFile(running, hooks);
         if (r.ok) running = r.running;
         // an admin gets the refusal in the answer; SIGHUP has nobody to answer but the log
         if (!r.ok) log[via === 'admin' ? 'warn' : 'error']('config reload refused: the running config stays', { via, problem: r.problem });

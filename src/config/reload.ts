@@ -16,7 +16,7 @@ import type { ApplianceConfig, ScannerConfig } from './schema.ts';
 
 /**
  * What a running appliance does with the keys applied at once; the composition root gives them
- * (src/appliance.ts `applianceReloadHooks`). `C` is what the scanner side reports it did.
+ * (src/appliance.ts `reload`: HIS keys through its key ring). `C` is what the scanner side reports it did.
  */
 export interface ReloadHooks<C = unknown> {
   setLogLevel(level: ApplianceConfig['log']['level']): void;

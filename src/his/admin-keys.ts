@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { replaceFileDurably } from '../platform/durable-write.ts';
-import { sm3Hex } from './auth.ts';
+import { entryDigestHex as digestOf, sm3Hex } from './auth.ts';
 
 interface AddedKey {
   id: string;
@@ -52,9 +52,6 @@ export interface Rotation {
   replaced_key_id: string;
   replaced_valid_until: string;
 }
-
-const digestOf = (entry: string): string => (entry.startsWith('sm3:') ? entry.slice(4).toLowerCase() : sm3Hex(entry));
-export const keyIdOf = (entry: string): string => digestOf(entry).slice(0, 8);
 
 export class HisKeyRing {
   private base: readonly string[];

@@ -16,8 +16,13 @@ export function sm3Hex(text: string): string {
 }
 
 /** Digests of the configured keys, ready for comparison. */
+/** The SM3 digest (hex) of a configured key entry: `sm3:<hex>` as written, a plain key digested. */
+export function entryDigestHex(entry: string): string {
+  return entry.startsWith('sm3:') ? entry.slice(4).toLowerCase() : sm3Hex(entry);
+}
+
 export function keyDigests(entries: readonly string[]): Buffer[] {
-  return entries.map((e) => Buffer.from(e.startsWith('sm3:') ? e.slice(4).toLowerCase() : sm3Hex(e), 'hex'));
+  return entries.map((e) => Buffer.from(entryDigestHex(e), 'hex'));
 }
 
 export function matchesKey(token: string, digests: readonly Buffer[]): boolean {
