@@ -186,18 +186,22 @@ function adminPaths(): OpenApiPaths {
 export function adminExtension(deps: AdminRouteDeps): HisExtension {
   const audited = (c: Context, action: string, detail: Record<string, unknown>, retCode?: string) =>
     deps.audit.record({ kind: 'admin', action, route: c.req.path, client: clientAddress(c), ...(retCode ? { retCode } : {}), detail: { admin_key: adminKeyId(c), ...detail } });
-  /** the work of a route, with its failures audited before they are answered */
-  const run = (action: string, work: (c: Context) => Promise<Response>) => async (c: Context) => {
+  /** the work of a route, given the audit of its action; its failures are audited before they are answered */
+  type Audit = (detail: Record<string, unknown>, retCode?: string) => void;
+  const run = (action: string, work: (c: Context, audit: Audit) => Promise<Response>) => async (c: Context) => {
+    const audit: Audit = (detail, retCode) => audited(c, action, detail, retCode);
     try {
-      return await work(c);
+      return await work(c, audit);
     } catch (err) {
-      if (err instanceof EhcError) audited(c, action, { result: 'refused', reason: err.message }, err.code);
+      if (err instanceof EhcError) audit({ result: 'refused', reason: err.message }, err.code);
       throw err;
     }
   };
   const splitDead = (seqs: number[]) => {
-    const unique = [...new Set(seqs)];
-    return { dead: unique.filter((s) => deps.outbox.isDead(s)), notDead: unique.filter((s) => !deps.outbox.isDead(s)) };
+    const dead: number[] = [];
+    const notDead: number[] = [];
+    for (const s of new Set(seqs)) (deps.outbox.isDead(s) ? dead : notDead).push(s);
+    return { dead, notDead };
   };
   return {
     paths: adminPaths(),
@@ -206,13 +210,13 @@ export function adminExtension(deps: AdminRouteDeps): HisExtension {
       const g = deps.guard;
       app.post(
         '/v1/admin/reload', g,
-        run('admin.reload', async (c) => {
+        run('admin.reload', async (c, audit) => {
           const r = await deps.reload();
           if (!r.ok) {
-            audited(c, 'admin.reload', { result: 'refused', problem: r.problem }, '9001');
+            audit({ result: 'refused', problem: r.problem }, '9001');
             return c.json({ ret_code: '9001', ret_msg: `config refused, the running config stays: ${r.problem}` }, 422);
           }
-          audited(c, 'admin.reload', { result: 'ok', applied: r.applied, needs_restart: r.needsRestart });
+          audit({ result: 'ok', applied: r.applied, needs_restart: r.needsRestart });
           return c.json({ applied: r.applied, needs_restart: r.needsRestart });
         }),
       );
@@ -225,66 +229,60 @@ export function adminExtension(deps: AdminRouteDeps): HisExtension {
           dead_letters: rows.map((d) => ({ seq: d.seq, kind: d.kind, method: d.method, out_verify_no: d.outVerifyNo, created_at: d.createdAt, attempts: d.attempts, ret_code: d.retCode, reason: d.reason, died_at: d.diedAt })),
         });
       });
-      app.post(
-        '/v1/admin/dead-letters/requeue', g,
-        run('admin.dead-letters.requeue', async (c) => {
-          const { seqs } = await body<{ seqs: number[] }>(c, 'seqs');
-          const { dead, notDead } = splitDead(seqs);
-          const requeued = dead.length ? deps.outbox.retryDead(dead) : 0;
-          audited(c, 'admin.dead-letters.requeue', { result: 'ok', seqs: dead, requeued, not_dead: notDead });
-          return c.json({ requeued, not_dead: notDead });
-        }),
-      );
-      app.post(
-        '/v1/admin/dead-letters/drop', g,
-        run('admin.dead-letters.drop', async (c) => {
-          const { seqs } = await body<{ seqs: number[] }>(c, 'seqs');
-          const { dead, notDead } = splitDead(seqs);
-          const dropped = dead.length ? deps.outbox.dropDead(dead) : 0;
-          audited(c, 'admin.dead-letters.drop', { result: 'ok', seqs: dead, dropped, not_dead: notDead });
-          return c.json({ dropped, not_dead: notDead });
-        }),
-      );
+      // requeue and drop: the same answer and audit, a different outbox operation
+      const deadLetters = (verb: 'requeue' | 'drop', done: 'requeued' | 'dropped', apply: (seqs: number[]) => number) =>
+        app.post(
+          `/v1/admin/dead-letters/${verb}`, g,
+          run(`admin.dead-letters.${verb}`, async (c, audit) => {
+            const { seqs } = await body<{ seqs: number[] }>(c, 'seqs');
+            const { dead, notDead } = splitDead(seqs);
+            const n = dead.length ? apply(dead) : 0;
+            audit({ result: 'ok', seqs: dead, [done]: n, not_dead: notDead });
+            return c.json({ [done]: n, not_dead: notDead });
+          }),
+        );
+      deadLetters('requeue', 'requeued', (seqs) => deps.outbox.retryDead(seqs));
+      deadLetters('drop', 'dropped', (seqs) => deps.outbox.dropDead(seqs));
       app.post(
         '/v1/admin/scanners', g,
-        run('admin.scanner.register', async (c) => {
+        run('admin.scanner.register', async (c, audit) => {
           const b = await body<{ scanner_id: string; name: string; station?: string }>(c, 'register');
           const r = await deps.scanners.registerScanner(b.scanner_id, { name: b.name, ...(b.station ? { station: b.station } : {}) });
           if (r === 'exists') {
-            audited(c, 'admin.scanner.register', { result: 'refused', scanner_id: b.scanner_id, reason: 'already registered' }, '9001');
+            audit({ result: 'refused', scanner_id: b.scanner_id, reason: 'already registered' }, '9001');
             return c.json({ ret_code: '9001', ret_msg: `scanner ${b.scanner_id} is registered already: rename it (POST /v1/admin/scanners/{id}/rename)` }, 409);
           }
-          audited(c, 'admin.scanner.register', { result: 'ok', scanner_id: b.scanner_id, scanner_name: b.name, ...(b.station ? { station: b.station } : {}) });
+          audit({ result: 'ok', scanner_id: b.scanner_id, scanner_name: b.name, ...(b.station ? { station: b.station } : {}) });
           return c.json({ scanner_id: b.scanner_id, name: b.name, ...(b.station ? { station: b.station } : {}) }, 201);
         }),
       );
       app.post(
         '/v1/admin/scanners/:scanner_id/rename', g,
-        run('admin.scanner.rename', async (c) => {
+        run('admin.scanner.rename', async (c, audit) => {
           const id = c.req.param('scanner_id') ?? '';
           const b = await body<{ name: string }>(c, 'rename');
           const r = await deps.scanners.renameScanner(id, b.name);
           if (r === 'unknown') {
-            audited(c, 'admin.scanner.rename', { result: 'refused', scanner_id: id, reason: 'no such scanner' }, '1009');
+            audit({ result: 'refused', scanner_id: id, reason: 'no such scanner' }, '1009');
             return c.json({ ret_code: '1009', ret_msg: `no scanner ${id} is listed or registered` }, 404);
           }
           // scanner_name, not name: a `name` field is masked as a person's name
-          audited(c, 'admin.scanner.rename', { result: 'ok', scanner_id: id, scanner_name: b.name, ...(r.from !== undefined ? { previous_scanner_name: r.from } : {}) });
+          audit({ result: 'ok', scanner_id: id, scanner_name: b.name, ...(r.from !== undefined ? { previous_scanner_name: r.from } : {}) });
           return c.json({ scanner_id: id, name: b.name, ...(r.from !== undefined ? { previous_name: r.from } : {}) });
         }),
       );
       app.get('/v1/admin/his-keys', g, (c) => c.json({ keys: deps.keys.list() }));
       app.post(
         '/v1/admin/his-keys/rotate', g,
-        run('admin.his-keys.rotate', async (c) => {
+        run('admin.his-keys.rotate', async (c, audit) => {
           const { key_id } = await body<{ key_id: string }>(c, 'rotate');
           const r = await deps.keys.rotate(key_id);
           if (!r) {
-            audited(c, 'admin.his-keys.rotate', { result: 'refused', key_id, reason: 'no such key' }, '1010');
+            audit({ result: 'refused', key_id, reason: 'no such key' }, '1010');
             return c.json({ ret_code: '1010', ret_msg: `no accepted HIS key has id ${key_id}` }, 404);
           }
           // the new key itself is in the answer only: the trail gets its id
-          audited(c, 'admin.his-keys.rotate', { result: 'ok', key_id: r.key_id, replaced_key_id: r.replaced_key_id, replaced_valid_until: r.replaced_valid_until });
+          audit({ result: 'ok', key_id: r.key_id, replaced_key_id: r.replaced_key_id, replaced_valid_until: r.replaced_valid_until });
           c.header('Cache-Control', 'no-store');
           return c.json(r, 201);
         }),
