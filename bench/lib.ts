@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 
 export interface Child<T> {
   info: T;
@@ -49,4 +50,16 @@ export function benchConfig(overrides: (doc: Record<string, any>) => void = () =
 
 export function machine(): Record<string, unknown> {
   return { date: new Date().toISOString(), node: process.version, cpus: (globalThis as any).navigator?.hardwareConcurrency ?? undefined };
+}
+
+/** `node --import tsx bench/<name>.ts` runs that bench alone: its figures printed, exit 1 on failure. */
+export function runIfMain(moduleUrl: string, run: () => Promise<unknown>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  run().then(
+    (r) => console.log(JSON.stringify(r, null, 2)),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { JSONFilePreset } from 'lowdb/node';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 import { Replay } from '../src/store/replay.ts';
@@ -25,6 +25,7 @@ import { testCard } from '../test/fixtures/test-card.ts';
 import { entry } from '../test/fixtures/entries.ts';
 import { FakeUpstreamClient, startFakeUpstream } from '../test/fixtures/fake-upstream.ts';
 import { runCrashHarness } from '../test/fixtures/crash-harness.ts';
+import { runIfMain } from './lib.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const keys = { storage: DEFAULT_KEY_INDEXES.storage, mac: DEFAULT_KEY_INDEXES.mac };
@@ -274,12 +275,4 @@ export async function run(): Promise<Record<string, unknown>> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run().then(
-    (r) => console.log(JSON.stringify(r, null, 2)),
-    (err) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, run);

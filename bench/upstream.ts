@@ -25,14 +25,14 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { startSimulator, DEFAULT_FOREIGN_EHCIN, DEFAULT_LOCAL_EHCIN } from '../demo/simulator/server.ts';
 import { makePopulation } from '../demo/simulator/population.ts';
 import { startFaultProxy } from '../test/fixtures/fault-proxy.ts';
 import { makePki, opensslMissing } from '../test/helpers/pki.ts';
-import { APPLIANCE_NODE_FLAGS, benchConfig, startChild, type Child } from './lib.ts';
+import { APPLIANCE_NODE_FLAGS, benchConfig, runIfMain, startChild, type Child } from './lib.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const say = (line: string) => process.stderr.write(line + '\n');
@@ -369,12 +369,4 @@ function countBy(xs: string[]): Record<string, number> {
   return out;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run().then(
-    (r) => console.log(JSON.stringify(r, null, 2)),
-    (err) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, run);

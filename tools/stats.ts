@@ -83,10 +83,11 @@ export function command() {
       }
     }
     bar.done();
+    const zh = langFrom(values.lang) === 'zh';
     const json = JSON.stringify(out, null, 2);
     if (values.out) {
       writeFileSync(values.out, json + '\n', { flush: true });
-      if (langFrom(values.lang) === 'zh') console.error(`stats：已写入 ${values.out}（usecard_scene_list ${out.usecard_scene_list.length} 行${out.read_term_list ? `，read_term_list ${out.read_term_list.length} 行` : ''}）`);
+      if (zh) console.error(`stats：已写入 ${values.out}（usecard_scene_list ${out.usecard_scene_list.length} 行${out.read_term_list ? `，read_term_list ${out.read_term_list.length} 行` : ''}）`);
       else console.error(`stats: ${out.usecard_scene_list.length} usecard_scene_list rows${out.read_term_list ? `, ${out.read_term_list.length} read_term_list rows` : ''} written to ${values.out}`);
     } else if (values.json) {
       console.log(json);
@@ -94,7 +95,7 @@ export function command() {
       console.log(
         out.usecard_scene_list.length
           ? table(out.usecard_scene_list.map((r) => [r.time_region, r.org_code, r.online_or_offline, r.usecard_scene, r.usecard_scene_num]), ['time_region', 'org_code', 'online_or_offline', 'usecard_scene', 'usecard_scene_num'])
-          : langFrom(values.lang) === 'zh' ? '该时段没有用卡记录' : 'no usage recorded in that period',
+          : zh ? '该时段没有用卡记录' : 'no usage recorded in that period',
       );
       if (out.read_term_list) {
         console.log('');
