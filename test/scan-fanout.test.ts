@@ -251,22 +251,22 @@ function fakeSink(filter: StreamSink['filter'] = {}, encoding = 'sse'): StreamSi
 
 test('a few readers get each event on the next turn of the loop; more than a slice of readers wait the coalescing window', async () => {
   const turn = () => new Promise<void>((r) => setImmediate(r));
+  /** a fan-out of `readers` SSE sinks, a slice of 4, the 20 ms window */
+  const fanoutOf = (readers: number) => {
+    const hub = new ScanHub(64, 1);
+    const fanout = new StreamFanout(hub, { slice: 4, coalesceMs: 20 });
+    fanout.encoding('sse', (ev) => ev.wire!);
+    for (let i = 0; i < readers; i++) assert.ok(fanout.add(fakeSink()));
+    return { hub, fanout };
+  };
   // a site's few desks: no added delay (the round is the next immediate, before this test's own)
-  const hub = new ScanHub(64, 1);
-  const few = new StreamFanout(hub, { slice: 4, coalesceMs: 20 });
-  few.encoding('sse', (ev) => ev.wire!);
-  const desks = Array.from({ length: 3 }, () => fakeSink());
-  for (const s of desks) assert.ok(few.add(s));
+  const { hub, fanout: few } = fanoutOf(3);
   hub.publish('scan', 's1', 'desk-1', { n: 1 });
   await turn();
   assert.is(few.writes, 3, 'written on the next turn');
   few.clear();
   // more sinks than a slice: the round waits for the window (a timer cannot fire before this immediate)
-  const hub2 = new ScanHub(64, 1);
-  const many = new StreamFanout(hub2, { slice: 4, coalesceMs: 20 });
-  many.encoding('sse', (ev) => ev.wire!);
-  const readers = Array.from({ length: 10 }, () => fakeSink());
-  for (const s of readers) assert.ok(many.add(s));
+  const { hub: hub2, fanout: many } = fanoutOf(10);
   hub2.publish('scan', 's1', 'desk-1', { n: 1 });
   await turn();
   assert.is(many.writes, 0, 'not yet: coalescing');
