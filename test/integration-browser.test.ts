@@ -213,15 +213,28 @@ chromium('headless Chromium: a page on a listed origin verifies and streams via 
     await desk.click('#login button[type=submit]');
     await desk.waitForFunction(() => /live/.test(document.getElementById('live')!.textContent!));
     const inject = (text: string) => fetch(`${t.appliance.url}/v1/scans/inject`, { method: 'POST', headers: AUTH, body: JSON.stringify({ text, scanner: 'kiosk1', station: 'desk-1' }) }).then((r) => r.text());
-    await inject(sim.issueCode(SIM_PERSON, { expiresAt: new Date(Date.now() + 300_000) }));
-    await desk.waitForSelector('#who:not([hidden])');
+    // on a timeout, say what the page showed and what the appliance answered (CI keeps only the message)
+    const deskState = async () =>
+      JSON.stringify(await desk.evaluate(() => ({
+        live: document.getElementById('live')?.textContent,
+        refused: document.getElementById('refused')?.hidden === false ? document.getElementById('refused')?.textContent : undefined,
+        scanner: document.getElementById('scanner')?.textContent,
+      })));
+    const waitDesk = async (selector: string, answer: string) => {
+      try {
+        await desk.waitForSelector(selector, { timeout: 30_000 });
+      } catch (e) {
+        const status = await fetch(`${t.appliance.url}/v1/status`, { headers: AUTH }).then((r) => r.text()).catch((err) => String(err));
+        throw new Error(`${selector} not shown: ${(e as Error).message.split('\n')[0]}; desk ${await deskState()}; inject answered ${answer}; status ${status.slice(0, 600)}`);
+      }
+    };
+    await waitDesk('#who:not([hidden])', await inject(sim.issueCode(SIM_PERSON, { expiresAt: new Date(Date.now() + 300_000) })));
     assert.is((await desk.textContent('#name'))?.trim(), '陈*海');
     assert.is((await desk.textContent('#id-no'))?.trim(), '3503**********7715');
     const html = await desk.content();
     assert.not.ok(html.includes(SIM_PERSON.idNo) || html.includes('陈俊海'), 'the desk page shows masked data only');
     await desk.screenshot({ path: path.join(root, 'test-output', 'desk-page.png'), fullPage: true });
-    await inject(sim.issueCode(SIM_PERSON, { expiresAt: new Date(Date.now() - 600_000) }));
-    await desk.waitForSelector('#refused:not([hidden])');
+    await waitDesk('#refused:not([hidden])', await inject(sim.issueCode(SIM_PERSON, { expiresAt: new Date(Date.now() - 600_000) })));
     assert.match((await desk.textContent('#err-code')) ?? '', /2001/);
     assert.ok(await desk.isHidden('#who'), 'a refusal replaces the previous patient');
     assert.match((await desk.textContent('#live')) ?? '', /live/, 'a refused scan does not drop the stream');
