@@ -27,6 +27,12 @@ export const DEFAULT_KEY_INDEXES = {
   sign: 1, // SM2 key pair (signing, registration public key)
 } as const;
 
+/**
+ * Defaults of `card.sdf`, one place: the schema fills them into a loaded config, and SdfCard fills them
+ * into the `SdfConfig` that tests, tools and benches build by hand (src/crypto/sdf-card.ts `withSdfDefaults`).
+ */
+export const SDF_DEFAULTS = { sessions: 8, quirks: 'standard', kekAlg: 'sm4-ecb', retryMs: 5000, timeoutMs: 5000 } as const;
+
 export const configSchema = {
   $id: 'https://ehc-edge.local/appliance.config.schema.json',
   type: 'object',
@@ -192,11 +198,11 @@ export const configSchema = {
           required: ['library'],
           properties: {
             library: { type: 'string', minLength: 1, description: "path of the vendor's GM/T 0018 SDF shared library" },
-            sessions: { type: 'integer', minimum: 1, maximum: 256, description: 'SDF sessions in the pool (default 8)' },
-            quirks: { enum: ['standard', 'ecc32', 'sms4', 'sym-key-handle'], description: 'vendor quirk table entry (firmware-bridge/lib/quirks.ts); standard uses only GM/T 0018 functions' },
+            sessions: { type: 'integer', minimum: 1, maximum: 256, description: 'SDF sessions in the pool', default: SDF_DEFAULTS.sessions },
+            quirks: { enum: ['standard', 'ecc32', 'sms4', 'sym-key-handle'], description: 'vendor quirk table entry (firmware-bridge/lib/quirks.ts); standard uses only GM/T 0018 functions', default: SDF_DEFAULTS.quirks },
             keyPassword: { type: 'string', description: 'private key access password for SM2 signing' },
             kek: keyIndex,
-            kekAlg: { enum: ['sm4-ecb', 'sm4-cbc'], description: 'the algorithm the card wraps keys under the KEK with (default sm4-ecb)' },
+            kekAlg: { enum: ['sm4-ecb', 'sm4-cbc'], description: 'the algorithm the card wraps keys under the KEK with', default: SDF_DEFAULTS.kekAlg },
             isk: { ...keyIndex, description: "index of the card's SM2 encryption key pair that envelopes are encrypted to (default card.keys.sign)" },
             envelopes: {
               description: "keys as digital envelopes: hex SM2 ciphertext C1 (x‖y, optionally 04‖x‖y) ‖ C3 ‖ C2 of the key, encrypted to the card's encryption public key (SDF_ImportKeyWithISK_ECC)",
@@ -204,8 +210,8 @@ export const configSchema = {
               additionalProperties: false,
               properties: { ehcid: envelopeHex, validity: envelopeHex, storage: envelopeHex, mac: envelopeHex },
             },
-            retryMs: { type: 'integer', minimum: 100, maximum: 600000, description: 'minimum time between reopen attempts of a failed card (default 5000)' },
-            timeoutMs: { type: 'integer', minimum: 50, maximum: 600000, description: 'longest a card call may take, queueing included, before the card counts as failed (default 5000)' },
+            retryMs: { type: 'integer', minimum: 100, maximum: 600000, description: 'minimum time between reopen attempts of a failed card', default: SDF_DEFAULTS.retryMs },
+            timeoutMs: { type: 'integer', minimum: 50, maximum: 600000, description: 'longest a card call may take, queueing included, before the card counts as failed', default: SDF_DEFAULTS.timeoutMs },
             wrappedKeys: {
               description: 'keys wrapped under the KEK at card.sdf.kek with card.sdf.kekAlg (SDF_ImportKeyWithKEK): hex blobs as long as the card made them (`ehc-edge card generate`)',
               type: 'object',

@@ -24,12 +24,22 @@ import { createHmac } from 'node:crypto';
 import { SdfDevice, SdfError, toSdfError, type KeySource, type NativeDeviceInfo } from '../../firmware-bridge/index.ts';
 import { EhcError } from '../errors.ts';
 import type { Logger } from '../platform/log.ts';
-import type { ApplianceConfig } from '../config/schema.ts';
+import { SDF_DEFAULTS, type ApplianceConfig } from '../config/schema.ts';
 import type { CardHealth, CardPrimitives, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
 import { MAC_KEY_LABEL } from './mac-key.ts';
 import { derToRs, rsToDer } from './sm2-der.ts';
 
-export type SdfConfig = NonNullable<ApplianceConfig['card']['sdf']>;
+type SdfDocument = NonNullable<ApplianceConfig['card']['sdf']>;
+type Defaulted = keyof typeof SDF_DEFAULTS;
+/** `card.sdf` as a loaded config has it, or as tests and tools build it: the defaulted keys may be left out. */
+export type SdfConfig = Omit<SdfDocument, Defaulted> & Partial<Pick<SdfDocument, Defaulted>>;
+/** `card.sdf` with every default of the schema's SDF_DEFAULTS filled in. */
+export type SdfSettings = SdfDocument & Required<Pick<SdfDocument, Defaulted>>;
+export function withSdfDefaults(cfg: SdfConfig): SdfSettings {
+  const out = { ...cfg } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(SDF_DEFAULTS)) out[k] ??= v;
+  return out as SdfSettings;
+}
 export const SM2_USER_ID = Buffer.from('1234567812345678', 'ascii');
 
 /** SDR codes that mean the service is misconfigured (operator must act), not that this input was bad. */
@@ -67,16 +77,16 @@ export function keySources(cfg: SdfConfig, keys: KeyMap): Map<number, KeySource>
     } else if (blob) {
       if (!/^(?:[0-9a-fA-F]{2}){16,}$/.test(blob)) throw new EhcError('8008', `card.sdf.wrappedKeys.${role} must be hex digits (the key blob wrapped under the KEK, 16 bytes or more)`);
       if (cfg.kek === undefined) throw new EhcError('8008', 'card.sdf.wrappedKeys needs card.sdf.kek (the KEK index in the card)');
-      out.set(keys[role], { kind: 'kek', kek: cfg.kek, alg: cfg.kekAlg ?? 'sm4-ecb', blob: Buffer.from(blob, 'hex') });
+      out.set(keys[role], { kind: 'kek', kek: cfg.kek, alg: cfg.kekAlg ?? SDF_DEFAULTS.kekAlg, blob: Buffer.from(blob, 'hex') });
     }
   }
   return out;
 }
 
 export interface SdfCardOptions {
-  /** minimum time between attempts to (re)open a failed device; default card.sdf.retryMs or 5000 ms */
+  /** minimum time between attempts to (re)open a failed device; default card.sdf.retryMs */
   retryMs?: number;
-  /** longest a card call may take, queueing included; default card.sdf.timeoutMs or 5000 ms */
+  /** longest a card call may take, queueing included; default card.sdf.timeoutMs */
   timeoutMs?: number;
 }
 
@@ -96,15 +106,18 @@ export class SdfCard implements CardPrimitives {
   private readonly retryMs: number;
   private readonly timeoutMs: number;
 
+  private readonly cfg: SdfSettings;
+
   private constructor(
-    private readonly cfg: SdfConfig,
+    cfg: SdfConfig,
     readonly keys: KeyMap,
     private readonly log: Logger,
     options: SdfCardOptions,
   ) {
-    this.retryMs = options.retryMs ?? cfg.retryMs ?? 5000;
-    this.timeoutMs = options.timeoutMs ?? cfg.timeoutMs ?? 5000;
-    this.sources = keySources(cfg, keys);
+    this.cfg = withSdfDefaults(cfg);
+    this.retryMs = options.retryMs ?? this.cfg.retryMs;
+    this.timeoutMs = options.timeoutMs ?? this.cfg.timeoutMs;
+    this.sources = keySources(this.cfg, keys);
     this.labels = new Map(SYMMETRIC_ROLES.map((r) => [keys[r], r]));
   }
 
@@ -112,9 +125,9 @@ export class SdfCard implements CardPrimitives {
   static async open(cfg: SdfConfig, keys: KeyMap, log: Logger, options: SdfCardOptions = {}): Promise<SdfCard> {
     const card = new SdfCard(cfg, keys, log.child({ component: 'sdf-card' }), options);
     const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-    if ((cfg.sessions ?? 8) >= pool) {
+    if (card.cfg.sessions >= pool) {
       // card calls run on the libuv pool: a slow card with as many sessions as threads would stall fs/dns work
-      card.log.warn('card.sdf.sessions is not below the libuv threadpool size; set UV_THREADPOOL_SIZE to sessions + 4', { sessions: cfg.sessions ?? 8, uvThreadpool: pool });
+      card.log.warn('card.sdf.sessions is not below the libuv threadpool size; set UV_THREADPOOL_SIZE to sessions + 4', { sessions: card.cfg.sessions, uvThreadpool: pool });
     }
     await card.connect().catch(() => undefined);
     return card;
@@ -127,7 +140,7 @@ export class SdfCard implements CardPrimitives {
         await this.retiring;
         const device = await SdfDevice.open({
           library: this.cfg.library,
-          sessions: this.cfg.sessions ?? 8,
+          sessions: this.cfg.sessions,
           quirks: this.cfg.quirks,
           keyPassword: this.cfg.keyPassword,
           keys: this.sources,
@@ -275,7 +288,7 @@ export class SdfCard implements CardPrimitives {
       /* detail says why */
     }
     const ok = this.device !== undefined;
-    const device: Record<string, string | number> = { library: this.cfg.library, quirks: this.cfg.quirks ?? 'standard', sessions: this.cfg.sessions ?? 8 };
+    const device: Record<string, string | number> = { library: this.cfg.library, quirks: this.cfg.quirks, sessions: this.cfg.sessions };
     if (this.info) Object.assign(device, { name: this.info.name, serial: this.info.serial, issuer: this.info.issuer, standardVersion: this.info.standardVersion });
     return { ...base, ok, detail: ok ? 'ready' : this.detail, device };
   }
