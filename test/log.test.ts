@@ -2,6 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger, memoryLogger, maskForLog, PiiInLogError } from '../src/platform/log.ts';
 import { population, findClearPii } from './helpers/population.ts';
+import { isSerialField } from '../src/platform/mask.ts';
+import { newOutVerifyNo } from '../src/protocol/ids.ts';
 
 const people = population(10, 21);
 const p = people[0]!;
@@ -76,6 +78,25 @@ test('refuse policy: a clear identity throws, naming the field and never the val
   }
   log.info('ok', { id_no: '3502**********1234', user_name: '王*明', phone: '138****0000', scanner: 'serial:/dev/ttyS0', out_verify_no: '20261126093000123' });
   assert.is(log.lines.length, 1, 'already-masked values are accepted');
+});
+
+test('the appliance\'s own serial numbers pass unchanged (the phone rule matched inside 1 in ~2 700); a phone stays masked', () => {
+  // two serials a 20-cut power-cut run acknowledged and then could not find in the audit trail: their random
+  // part holds 11 digits starting 19 between hex letters, which the free-text phone rule masked
+  const serials = ['20261202231536747486e19521953088', '202612022315369686eaf19710222036'];
+  for (const s of serials) {
+    assert.equal(maskForLog({ out_verify_no: s, nested: { outVerifyNo: s } }), { out_verify_no: s, nested: { outVerifyNo: s } });
+    const log = memoryLogger({ pii: 'refuse' });
+    log.info('verified', { out_verify_no: s });
+    assert.is(JSON.parse(log.lines[0]!).out_verify_no, s);
+  }
+  // the shape is the one src/protocol/ids.ts makes
+  for (let i = 0; i < 50; i++) assert.ok(isSerialField('out_verify_no', newOutVerifyNo()));
+  // kept only under its own name and in exactly its shape: a phone anywhere else is still masked
+  assert.is((maskForLog({ note: serials[0] }) as { note: string }).note, '20261202231536747486e195****3088');
+  assert.is((maskForLog({ out_verify_no: p.phone }) as { out_verify_no: string }).out_verify_no, p.phone.slice(0, 3) + '****' + p.phone.slice(-4));
+  assert.is((maskForLog({ out_verify_no: `${serials[0]} ${p.phone}` }) as { out_verify_no: string }).out_verify_no.includes(p.phone), false);
+  assert.throws(() => memoryLogger({ pii: 'refuse' }).info('x', { out_verify_no: p.phone }), (e: Error) => (e as PiiInLogError).field === 'out_verify_no');
 });
 
 test.run();

@@ -12,7 +12,7 @@
  * so a test or a development run finds the call site that should have masked it.
  */
 import { cstIso } from './time.ts';
-import { PII_FIELDS, maskDeep, maskIdNo, maskName, maskPhone, maskText } from './mask.ts';
+import { PII_FIELDS, isSerialField, maskDeep, maskIdNo, maskName, maskPhone, maskText } from './mask.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -89,6 +89,7 @@ export function findClearPii(value: unknown, at = '', depth = 0): string | undef
   if (value instanceof Error) return findClearPii(value.message, at ? `${at}.message` : 'message', depth + 1);
   for (const [k, v] of Object.entries(value)) {
     const path = at ? `${at}.${k}` : k;
+    if (typeof v === 'string' && isSerialField(k, v)) continue; // kept by maskDeep, so not clear PII either
     if (typeof v === 'string' && (IDENTITY_KEYS.has(k) || ALIASES[normal(k)])) {
       const masked = (maskForLog({ [k]: v }) as Record<string, unknown>)[k];
       if (masked !== v) return path;

@@ -75,6 +75,22 @@ export function maskText(text: string): string {
     .replace(PHONE_IN_TEXT, (_m, a: string, _b: string, c: string) => `${a}****${c}`);
 }
 
+/**
+ * The appliance's own serial numbers (`out_verify_no`, src/protocol/ids.ts: 17 digits of CST time, then
+ * 15 hex digits of randomness) hold no personal data and are what ties an audit record and a log line
+ * to the usage record upstream: the free-text rules must not rewrite them. The phone rule did, for the
+ * 1 in ~2 700 whose random part holds 11 digits starting 1[3-9] between hex letters (…486e19521953088
+ * became …486e195****3088), so that verification's audit record named a serial that does not exist.
+ * Only a value of exactly that shape is kept; anything else under these names is masked as text.
+ */
+const SERIAL_SHAPE = /^\d{17}[0-9a-f]{15}$/;
+const SERIAL_KEYS: ReadonlySet<string> = new Set(['out_verify_no', 'outVerifyNo']);
+
+/** An appliance serial under its own field name: kept as it is (see SERIAL_SHAPE). */
+export function isSerialField(key: string, value: string): boolean {
+  return SERIAL_KEYS.has(key) && SERIAL_SHAPE.test(value);
+}
+
 /** Deep copy of a value with every PII field masked and free text scrubbed. */
 export function maskDeep(value: unknown, depth = 0): unknown {
   if (depth > 8) return '[deep]';
@@ -85,7 +101,8 @@ export function maskDeep(value: unknown, depth = 0): unknown {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       const masker = MASKERS[k];
-      out[k] = masker && typeof v === 'string' ? masker(v) : maskDeep(v, depth + 1);
+      if (typeof v === 'string' && isSerialField(k, v)) out[k] = v;
+      else out[k] = masker && typeof v === 'string' ? masker(v) : maskDeep(v, depth + 1);
     }
     return out;
   }
