@@ -23,6 +23,9 @@ import { generateSoftKeys, writeKeyFile } from '../src/crypto/soft-card.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
+import { AuditDayFiles } from '../src/ops/audit-day-files.ts';
+import { auditFileName } from '../src/ops/audit-record.ts';
+import { makeDirDurablySync } from '../src/platform/durable-write.ts';
 const POWERCUT_KEY = 'powercut-test-his-key-0000000001';
 import { needs } from './helpers/skip.ts';
 import { tempDir } from './helpers/tmp.ts';
@@ -219,6 +222,37 @@ needs(missing())(`${CUTS} power cuts under load: nothing acknowledged lost, ever
     if (app && app.proc.exitCode === null) app.proc.kill('SIGKILL');
     if (mounted(mnt)) spawnSync('fusermount', ['-u', '-z', mnt]);
     await card.close();
+    t.cleanup();
+  }
+});
+
+needs(missing())('a day file a killed process created but never made durable in its folder: what is written into it after a restart survives a cut', async () => {
+  const t = tempDir('ehc-powercut-day-');
+  const lower = path.join(t.dir, 'lower');
+  const mnt = path.join(t.dir, 'mnt');
+  mkdirSync(lower);
+  mkdirSync(mnt);
+  let fs: Fs | undefined;
+  try {
+    fs = await mount(lower, mnt);
+    const dir = path.join(mnt, 'audit');
+    makeDirDurablySync(dir);
+    // the killed process: it created the day's file and died before the fsync of the folder
+    const name = auditFileName('20261202');
+    writeFileSync(path.join(dir, name), '', { mode: 0o600 });
+    // the restarted one finds the file there, writes a record (fsync'd: it counts as acknowledged)
+    const files = new AuditDayFiles(dir);
+    assert.is(await files.use('20261202'), false, 'the file was there');
+    await files.write(Buffer.from('{"seq":1}\n'));
+    await files.close();
+    await powerCut(fs, mnt, false);
+    fs = undefined;
+    const kept = path.join(lower, 'audit', name);
+    assert.ok(existsSync(kept), `${name} lost with its acknowledged record: its name was never made durable`);
+    assert.is(readFileSync(kept, 'utf8'), '{"seq":1}\n');
+  } finally {
+    if (mounted(mnt)) spawnSync('fusermount', ['-u', '-z', mnt]);
+    if (fs) await fs.done;
     t.cleanup();
   }
 });

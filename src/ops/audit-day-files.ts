@@ -2,11 +2,13 @@
  * The audit trail's day files (`audit-YYYYMMDD.jsonl`, 0600, append-only): the one open file of the
  * current day, whole writes (a short write, the disk filling up, is not an error to write(): the rest is
  * written until it is one) each followed by fsync, and the cut back to a size after a failed write.
- * A new day file's directory entry is made durable before its first record counts.
+ * A day file's directory entry is made durable when this process opens it, before its first record
+ * counts — also a file that was already there: a process killed between creating it and that fsync
+ * leaves a name that a power cut can still take, with every record acknowledged in it afterwards.
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { fsyncDirSync } from '../platform/durable-write.ts';
+import { fsyncDir } from '../platform/durable-write.ts';
 import { auditFileName } from './audit-record.ts';
 
 export class AuditDayFiles {
@@ -20,7 +22,7 @@ export class AuditDayFiles {
   /** Opens the file of `day` (closing the previous day's); true when it was created. */
   async use(day: string): Promise<boolean> {
     if (this.handle && this.day === day) return false;
-    if (this.handle) await this.handle.close();
+    await this.close();
     const file = path.join(this.dir, auditFileName(day));
     let existed = true;
     try {
@@ -28,10 +30,17 @@ export class AuditDayFiles {
     } catch {
       existed = false;
     }
-    this.handle = await open(file, 'a', 0o600);
+    const handle = await open(file, 'a', 0o600);
+    try {
+      // once per open (a start, a new day), not per write: whether the name is durable yet is not known here
+      await fsyncDir(this.dir);
+      this.size = (await handle.stat()).size;
+    } catch (err) {
+      await handle.close();
+      throw err; // not in use: the next write opens it again
+    }
+    this.handle = handle;
     this.day = day;
-    this.size = (await this.handle.stat()).size;
-    if (!existed) fsyncDirSync(this.dir);
     return !existed;
   }
 
