@@ -7,6 +7,7 @@ import { AuditTrail, localDay, sealDoc, type AuditEvent } from '../src/ops/audit
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 import { macCard } from './helpers/mac-card.ts';
 import { auditOffline } from '../src/ops/audit-offline.ts';
+import { AuditDayFiles } from '../src/ops/audit-day-files.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { population, findClearPii } from './helpers/population.ts';
 
@@ -301,6 +302,44 @@ test('a verification\'s serial is stored as it is, also one whose random part lo
   for (const s of serials) assert.ok(text.includes(`"out_verify_no":"${s}"`), `${s} not in the trail`);
   assert.equal(findClearPii(text, people), []);
   assert.ok((await verifyAuditChain(dir, card, card.index)).ok);
+});
+
+test('group commit: a record queued while a write is on its way to disk resolves after its own fsync, never that one\'s', async () => {
+  const dir = tmp();
+  const trail = await AuditTrail.open({ dir, card, macKey: card.index });
+  const write = AuditDayFiles.prototype.write;
+  const durable: string[] = []; // what each completed write + fsync held
+  let inFlight!: () => void;
+  let release!: () => void;
+  const entered = new Promise<void>((r) => (inFlight = r));
+  const gate = new Promise<void>((r) => (release = r));
+  let held = false;
+  AuditDayFiles.prototype.write = async function (this: AuditDayFiles, buf: Buffer) {
+    if (!held) {
+      held = true;
+      inFlight();
+      await gate; // the first write stays on its way to disk until the second record is chained
+    }
+    await write.call(this, buf);
+    durable.push(buf.toString());
+  };
+  try {
+    const isDurable = (seq: number) => durable.some((d) => d.includes(`{"seq":${seq},`));
+    const seen: Array<[number, boolean]> = [];
+    const before = trail.state().lastSeq;
+    const first = trail.append(verification(1)).then((r) => (seen.push([r.seq, isDurable(r.seq)]), r));
+    await entered;
+    const second = trail.append(verification(2)).then((r) => (seen.push([r.seq, isDurable(r.seq)]), r));
+    while (trail.state().lastSeq < before + 2) await new Promise((r) => setImmediate(r)); // chained, waiting for the writer
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    assert.is(b.seq, a.seq + 1);
+    assert.equal(seen, [[a.seq, true], [b.seq, true]], 'each resolved only once a write holding it was fsync\'d');
+    assert.is(durable.length, 2, 'the second record went in a write of its own');
+  } finally {
+    AuditDayFiles.prototype.write = write;
+    await trail.close();
+  }
 });
 
 test('a record that cannot be built (bad time, failing clock) is refused alone; the chain goes on without a gap', async () => {
