@@ -25,7 +25,7 @@ import { auditOffline } from '../src/ops/audit-offline.ts';
 import { openToolCard } from './lib/card.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { replaceFileDurablySync } from '../src/platform/durable-write.ts';
-import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, runCli, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, cliLang, defineCommand, defineGroup, EXIT, isEntry, runCli, tr, type CommonOptions } from './lib/cli.ts';
 
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 export const SYMMETRIC_ROLES = ['ehcid', 'validity', 'storage', 'mac'] as const;
@@ -115,9 +115,9 @@ async function show(configFile: string, json: boolean): Promise<number> {
   const keys = config.card.keys;
   const report: ShowReport = { config: configFile, driver: config.card.driver, keys: { ...keys } };
   const lines: string[] = [
-    `config: ${configFile}`,
-    `driver: ${config.card.driver}`,
-    'key indexes: ' + Object.entries(keys).map(([r, i]) => `${r}=${i}${i === DEFAULT_KEY_INDEXES[r as KeyRole] ? '' : ' (remapped)'}`).join(', '),
+    `${tr('配置：', 'config: ')}${configFile}`,
+    `${tr('驱动：', 'driver: ')}${config.card.driver}`,
+    tr('密钥索引：', 'key indexes: ') + Object.entries(keys).map(([r, i]) => `${r}=${i}${i === DEFAULT_KEY_INDEXES[r as KeyRole] ? '' : tr('（已重映射）', ' (remapped)')}`).join(', '),
   ];
   const print = (code: number) => {
     console.log(json ? JSON.stringify(report, null, 2) : lines.join('\n'));
@@ -125,37 +125,45 @@ async function show(configFile: string, json: boolean): Promise<number> {
   };
   if (config.card.driver !== 'sdf' || !config.card.sdf) {
     report.soft_key_file = config.card.keyFile;
-    lines.push(`soft card key file: ${config.card.keyFile}`);
+    lines.push(`${tr('软卡密钥文件：', 'soft card key file: ')}${config.card.keyFile}`);
     return print(0);
   }
   const card = await SdfCard.open(config.card.sdf, keys, createLogger({ level: 'error' }));
   try {
     const h = await card.health();
     report.card = { ok: h.ok, detail: h.detail, device: { ...(h.device ?? {}) } };
-    lines.push(`card: ${h.ok ? 'ready' : 'DOWN'} — ${h.detail}`);
+    lines.push(`${tr('密码卡：', 'card: ')}${h.ok ? tr('就绪', 'ready') : tr('不可用', 'DOWN')} — ${h.detail}`);
     for (const [k, v] of Object.entries(h.device ?? {})) lines.push(`  ${k}: ${v}`);
     if (!h.ok) return print(1);
     const sdf = config.card.sdf;
     report.roles = [];
     for (const role of SYMMETRIC_ROLES) {
-      const source = sdf.envelopes?.[role]
-        ? `envelope to encryption key ${sdf.isk ?? keys.sign}`
+      // the report (--json) keeps its English values; the lines say them in the run's language
+      const [source, sourceText] = sdf.envelopes?.[role]
+        ? [`envelope to encryption key ${sdf.isk ?? keys.sign}`, tr(`发给加密密钥 ${sdf.isk ?? keys.sign} 的数字信封`, `envelope to encryption key ${sdf.isk ?? keys.sign}`)]
         : sdf.wrappedKeys?.[role]
-          ? `wrapped under KEK ${sdf.kek} (${sdf.kekAlg ?? 'sm4-ecb'})`
+          ? [`wrapped under KEK ${sdf.kek} (${sdf.kekAlg ?? 'sm4-ecb'})`, tr(`由 KEK ${sdf.kek} 包装（${sdf.kekAlg ?? 'sm4-ecb'}）`, `wrapped under KEK ${sdf.kek} (${sdf.kekAlg ?? 'sm4-ecb'})`)]
           : sdf.quirks === 'sym-key-handle'
-            ? 'internal index (vendor extension)'
-            : 'none in the config';
+            ? ['internal index (vendor extension)', tr('卡内索引（厂商扩展）', 'internal index (vendor extension)')]
+            : ['none in the config', tr('配置中没有', 'none in the config')];
       const answer = await card.sm4Encrypt(keys[role], Buffer.alloc(16)).then(() => 'present', (e: Error) => `NOT USABLE: ${e.message}`);
       report.roles.push({ role, index: keys[role], source, state: answer });
-      lines.push(`  ${role.padEnd(8)} index ${keys[role]} (${source}): ${answer}`);
+      lines.push(tr(`  ${role.padEnd(8)} 索引 ${keys[role]}（${sourceText}）：${stateText(answer)}`, `  ${role.padEnd(8)} index ${keys[role]} (${sourceText}): ${stateText(answer)}`));
     }
     const pub = await card.sm2PublicKey(keys.sign).then((p) => p.toString('hex').toUpperCase(), (e: Error) => `NOT USABLE: ${e.message}`);
     report.sign = { index: keys.sign, state: pub.startsWith('NOT USABLE') ? pub : 'present', ...(pub.startsWith('NOT USABLE') ? {} : { public_key: pub }) };
-    lines.push(`  sign     index ${keys.sign}: public key ${pub}`);
+    const signState = pub.startsWith('NOT USABLE') ? stateText(pub) : `${tr('公钥', 'public key')} ${pub}`;
+    lines.push(tr(`  sign     索引 ${keys.sign}：${signState}`, `  sign     index ${keys.sign}: ${signState}`));
     return print(report.roles.every((r) => r.state === 'present') && report.sign.state === 'present' ? 0 : 1);
   } finally {
     await card.close();
   }
+}
+
+/** A key's state as `show` prints it: present, or NOT USABLE with the card's reason. */
+function stateText(state: string): string {
+  if (state === 'present') return tr('可用', 'present');
+  return state.replace(/^NOT USABLE: /, tr('不可用：', 'NOT USABLE: '));
 }
 
 function needSdf(config: ReturnType<typeof loadConfig>): NonNullable<ReturnType<typeof loadConfig>['card']['sdf']> {
@@ -212,6 +220,7 @@ async function auditCardChange(config: ReturnType<typeof loadConfig>, action: st
 }
 
 function auditLine(a: AuditOutcome): string {
+  if (cliLang() === 'zh') return a.recorded ? `审计：已记录（序号 ${a.seq}）` : `审计：未记录 — ${a.why}`;
   return a.recorded ? `audit: recorded (seq ${a.seq})` : `audit: NOT recorded — ${a.why}`;
 }
 
@@ -221,16 +230,19 @@ export function command() {
   const configFile = (o: CommonOptions) => configPathFrom(o.config ? ['--config', o.config] : [], process.env);
   const imp = defineCommand(
     'import',
-    'load keys into a softsdf key file (one role, or all of a SoftCard key file)',
-    "Writes one SM4 key (--role, --index, --key) or, with --from-soft, the SoftCard's ehcid/validity/storage/mac keys and SM2 pair into a softsdf key file at the indexes the config uses (card.keys), so SoftCard and SdfCard+softsdf give the same answers. A real card is loaded with the vendor's own tool.",
+    tr('把密钥写入 softsdf 密钥文件（一个角色，或整个软卡密钥文件）', 'load keys into a softsdf key file (one role, or all of a SoftCard key file)'),
+    tr(
+      '把一个 SM4 密钥（--role、--index、--key），或用 --from-soft 把软卡的 ehcid/validity/storage/mac 密钥和 SM2 密钥对，按配置使用的索引（card.keys）写入 softsdf 密钥文件，使软卡与 SdfCard+softsdf 给出相同的结果。真实密码卡请用厂商自己的工具灌装。',
+      "Writes one SM4 key (--role, --index, --key) or, with --from-soft, the SoftCard's ehcid/validity/storage/mac keys and SM2 pair into a softsdf key file at the indexes the config uses (card.keys), so SoftCard and SdfCard+softsdf give the same answers. A real card is loaded with the vendor's own tool.",
+    ),
     { his: false },
   )
-    .requiredOption('--keyfile <file>', 'the softsdf key file (SOFTSDF_KEYFILE)')
-    .option('--role <role>', `key role: ${SYMMETRIC_ROLES.join(', ')}`)
-    .option('--index <n>', 'key index (default: the role\'s default index)')
-    .option('--key <hex32>', 'the SM4 key, 32 hex digits')
-    .option('--from-soft <file>', 'a SoftCard key file (soft-card.keys.json) to load whole')
-    .option('--pin <password>', 'the private-key access password of the sign index');
+    .requiredOption('--keyfile <file>', tr('softsdf 密钥文件（SOFTSDF_KEYFILE）', 'the softsdf key file (SOFTSDF_KEYFILE)'))
+    .option('--role <role>', `${tr('密钥角色：', 'key role: ')}${SYMMETRIC_ROLES.join(', ')}`)
+    .option('--index <n>', tr('密钥索引（默认：该角色的默认索引）', "key index (default: the role's default index)"))
+    .option('--key <hex32>', tr('SM4 密钥，32 位十六进制', 'the SM4 key, 32 hex digits'))
+    .option('--from-soft <file>', tr('整个载入的软卡密钥文件（soft-card.keys.json）', 'a SoftCard key file (soft-card.keys.json) to load whole'))
+    .option('--pin <password>', tr('签名索引的私钥访问口令', 'the private-key access password of the sign index'));
   act<ImportOptions>(imp, async (values) => {
     let entries: SoftsdfEntry[];
     let signIndex = values.index !== undefined ? Number(values.index) : DEFAULT_KEY_INDEXES.sign;
@@ -251,12 +263,17 @@ export function command() {
       throw new CliError(EXIT.USAGE, (err as Error).message);
     }
     if (values.json) console.log(JSON.stringify({ keyfile: values.keyfile, loaded: entries.map((e) => ({ kind: e.kind, index: e.index })) }, null, 2));
-    else for (const e of entries) console.log(`loaded ${e.kind} at index ${e.index}`);
+    else for (const e of entries) console.log(tr(`已载入 ${e.kind}，索引 ${e.index}`, `loaded ${e.kind} at index ${e.index}`));
     return EXIT.OK;
   });
-  const wrap = defineCommand('wrap', 'a key wrapped under a KEK (SM4-ECB), for card.sdf.wrappedKeys', 'The key wrapped under a KEK (SM4-ECB): what SDF_ImportKeyWithKEK unwraps, for card.sdf.wrappedKeys on cards without keys by index.', { his: false })
-    .requiredOption('--kek <hex32>', 'the key-encryption key, 32 hex digits')
-    .requiredOption('--key <hex32>', 'the key to wrap, 32 hex digits');
+  const wrap = defineCommand(
+    'wrap',
+    tr('用 KEK 包装密钥（SM4-ECB），用于 card.sdf.wrappedKeys', 'a key wrapped under a KEK (SM4-ECB), for card.sdf.wrappedKeys'),
+    tr('用 KEK 包装的密钥（SM4-ECB）：即 SDF_ImportKeyWithKEK 解包的内容，用于不按索引存放密钥的密码卡的 card.sdf.wrappedKeys。输出为十六进制。', 'The key wrapped under a KEK (SM4-ECB): what SDF_ImportKeyWithKEK unwraps, for card.sdf.wrappedKeys on cards without keys by index. Printed as hex.'),
+    { his: false },
+  )
+    .requiredOption('--kek <hex32>', tr('密钥加密密钥，32 位十六进制', 'the key-encryption key, 32 hex digits'))
+    .requiredOption('--key <hex32>', tr('要包装的密钥，32 位十六进制', 'the key to wrap, 32 hex digits'));
   act<CommonOptions & { kek: string; key: string }>(wrap, async (values) => {
     let wrapped: string;
     try {
@@ -267,11 +284,11 @@ export function command() {
     console.log(values.json ? JSON.stringify({ wrapped }) : wrapped);
     return EXIT.OK;
   });
-  const showCmd = defineCommand('show', 'the configured card: device info, key references in the config, whether each key answers', undefined, { his: false });
+  const showCmd = defineCommand('show', tr('配置的密码卡：设备信息、配置中的密钥引用、每个密钥是否可用', 'the configured card: device info, key references in the config, whether each key answers'), undefined, { his: false });
   act(showCmd, async (values) => show(configFile(values), !!values.json));
 
-  const encKey = defineCommand('enc-key', "the card's SM2 encryption public key (SDF_ExportEncPublicKey_ECC), for the card system to make envelopes to", undefined, { his: false })
-    .option('--index <n>', 'the key pair index (default card.sdf.isk, else card.keys.sign)');
+  const encKey = defineCommand('enc-key', tr('密码卡的 SM2 加密公钥（SDF_ExportEncPublicKey_ECC），供发卡系统制作数字信封', "the card's SM2 encryption public key (SDF_ExportEncPublicKey_ECC), for the card system to make envelopes to"), undefined, { his: false })
+    .option('--index <n>', tr('密钥对索引（默认 card.sdf.isk，否则 card.keys.sign）', 'the key pair index (default card.sdf.isk, else card.keys.sign)'));
   act<CommonOptions & { index?: string }>(encKey, async (values) => {
     const config = loadConfig(configFile(values));
     const sdf = needSdf(config);
@@ -283,9 +300,17 @@ export function command() {
     return EXIT.OK;
   });
 
-  const envelope = defineCommand('envelope', 'card-system side (demo, tests): seal a key to a card encryption public key', 'Makes the digital envelope a card system hands a site: the key SM2-encrypted (C1C3C2) to the card\'s encryption public key (`ehc-edge card enc-key`). On site the card system does this; the key never exists in clear at the appliance.', { his: false })
-    .requiredOption('--public-key <hex>', "the card's encryption public key, 04‖X‖Y")
-    .requiredOption('--key <hex32>', 'the SM4 key, 32 hex digits');
+  const envelope = defineCommand(
+    'envelope',
+    tr('发卡系统一方（演示、测试）：用密码卡加密公钥封装一个密钥', 'card-system side (demo, tests): seal a key to a card encryption public key'),
+    tr(
+      '制作发卡系统交给站点的数字信封：用密码卡的加密公钥（`ehc-edge card enc-key`）对密钥做 SM2 加密（C1C3C2）。现场由发卡系统完成这一步；密钥在设备上从不以明文存在。输出为十六进制。',
+      "Makes the digital envelope a card system hands a site: the key SM2-encrypted (C1C3C2) to the card's encryption public key (`ehc-edge card enc-key`). On site the card system does this; the key never exists in clear at the appliance. Printed as hex.",
+    ),
+    { his: false },
+  )
+    .requiredOption('--public-key <hex>', tr('密码卡的加密公钥，04‖X‖Y', "the card's encryption public key, 04‖X‖Y"))
+    .requiredOption('--key <hex32>', tr('SM4 密钥，32 位十六进制', 'the SM4 key, 32 hex digits'));
   act<CommonOptions & { publicKey: string; key: string }>(envelope, async (values) => {
     let sealed: string;
     try {
@@ -297,9 +322,17 @@ export function command() {
     return EXIT.OK;
   });
 
-  const importEnvelope = defineCommand('import-envelope', 'check a card system\'s envelope in the card (SDF_ImportKeyWithISK_ECC) and print its config entry', 'Opens the envelope inside the card, prints the key check value SM4-ECB(key, 0¹²⁸) for comparison with the card system\'s, and the card.sdf.envelopes entry to put in the config. Audited.', { his: false })
-    .requiredOption('--role <role>', `key role: ${SYMMETRIC_ROLES.join(', ')}`)
-    .requiredOption('--envelope <hex>', 'the envelope: SM2 ciphertext C1 ‖ C3 ‖ C2, hex');
+  const importEnvelope = defineCommand(
+    'import-envelope',
+    tr('在密码卡内检验发卡系统的数字信封（SDF_ImportKeyWithISK_ECC），并输出其配置项', "check a card system's envelope in the card (SDF_ImportKeyWithISK_ECC) and print its config entry"),
+    tr(
+      '在密码卡内打开数字信封，输出密钥校验值 SM4-ECB(密钥, 0¹²⁸) 供与发卡系统的比对，以及要写入配置的 card.sdf.envelopes 项。记入审计。',
+      "Opens the envelope inside the card, prints the key check value SM4-ECB(key, 0¹²⁸) for comparison with the card system's, and the card.sdf.envelopes entry to put in the config. Audited.",
+    ),
+    { his: false },
+  )
+    .requiredOption('--role <role>', `${tr('密钥角色：', 'key role: ')}${SYMMETRIC_ROLES.join(', ')}`)
+    .requiredOption('--envelope <hex>', tr('数字信封：SM2 密文 C1 ‖ C3 ‖ C2，十六进制', 'the envelope: SM2 ciphertext C1 ‖ C3 ‖ C2, hex'));
   act<CommonOptions & { role: string; envelope: string }>(importEnvelope, async (values) => {
     const config = loadConfig(configFile(values));
     const sdf = needSdf(config);
@@ -311,14 +344,23 @@ export function command() {
     const audit = await auditCardChange(config, 'card.envelope.imported', { role, index: config.card.keys[role], isk, kcv: check });
     const entry = { card: { sdf: { isk, envelopes: { [role]: values.envelope.toUpperCase() } } } };
     if (values.json) console.log(JSON.stringify({ role, kcv: check, config: entry, audit }, null, 2));
+    else if (cliLang() === 'zh') console.log(`${role}：密码卡已打开数字信封；密钥校验值 ${check}\n写入配置（card.sdf.envelopes.${role}）：\n${JSON.stringify(entry, null, 2)}\n${auditLine(audit)}`);
     else console.log(`${role}: the card opened the envelope; key check value ${check}\nput in the config (card.sdf.envelopes.${role}):\n${JSON.stringify(entry, null, 2)}\n${auditLine(audit)}`);
     return EXIT.OK;
   });
 
-  const generate = defineCommand('generate', 'make a storage/MAC key inside the card (SDF_GenerateKeyWithKEK) and print its wrapped blob', 'The card makes a new 128-bit key and hands it out only wrapped under its KEK; the blob goes into card.sdf.wrappedKeys and the key itself never leaves the card. For keys only this site uses (storage, mac). Audited.', { his: false })
-    .requiredOption('--role <role>', 'storage or mac')
-    .option('--kek <n>', 'the KEK index in the card (default card.sdf.kek)')
-    .option('--kek-alg <alg>', 'sm4-ecb or sm4-cbc (default card.sdf.kekAlg, else sm4-ecb)');
+  const generate = defineCommand(
+    'generate',
+    tr('在密码卡内生成存储/MAC 密钥（SDF_GenerateKeyWithKEK）并输出其包装数据', 'make a storage/MAC key inside the card (SDF_GenerateKeyWithKEK) and print its wrapped blob'),
+    tr(
+      '密码卡生成一个新的 128 位密钥，只以 KEK 包装后的形式交出；包装数据写入 card.sdf.wrappedKeys，密钥本身从不离开密码卡。用于只有本站点使用的密钥（storage、mac）。记入审计。',
+      'The card makes a new 128-bit key and hands it out only wrapped under its KEK; the blob goes into card.sdf.wrappedKeys and the key itself never leaves the card. For keys only this site uses (storage, mac). Audited.',
+    ),
+    { his: false },
+  )
+    .requiredOption('--role <role>', tr('storage 或 mac', 'storage or mac'))
+    .option('--kek <n>', tr('密码卡内的 KEK 索引（默认 card.sdf.kek）', 'the KEK index in the card (default card.sdf.kek)'))
+    .option('--kek-alg <alg>', tr('sm4-ecb 或 sm4-cbc（默认 card.sdf.kekAlg，否则 sm4-ecb）', 'sm4-ecb or sm4-cbc (default card.sdf.kekAlg, else sm4-ecb)'));
   act<CommonOptions & { role: string; kek?: string; kekAlg?: string }>(generate, async (values) => {
     const config = loadConfig(configFile(values));
     const sdf = needSdf(config);
@@ -333,11 +375,16 @@ export function command() {
     const audit = await auditCardChange(config, 'card.key.generated', { role, index: config.card.keys[role], kek, kekAlg: alg, blobBytes: blob.length, kcv: check });
     const entry = { card: { sdf: { kek, kekAlg: alg, wrappedKeys: { [role]: blob.toString('hex').toUpperCase() } } } };
     if (values.json) console.log(JSON.stringify({ role, kcv: check, blob_bytes: blob.length, config: entry, audit }, null, 2));
+    else if (cliLang() === 'zh') console.log(`${role}：已在密码卡内生成新密钥，由 KEK ${kek} 包装（${alg}，${blob.length} 字节）；密钥校验值 ${check}\n写入配置（card.sdf.wrappedKeys.${role}）：\n${JSON.stringify(entry, null, 2)}\n注意：用旧 ${role} 密钥封存的记录无法用新密钥打开\n${auditLine(audit)}`);
     else console.log(`${role}: a new key made in the card, wrapped under KEK ${kek} (${alg}, ${blob.length} bytes); key check value ${check}\nput in the config (card.sdf.wrappedKeys.${role}):\n${JSON.stringify(entry, null, 2)}\nnote: records sealed with the old ${role} key cannot be opened with the new one\n${auditLine(audit)}`);
     return EXIT.OK;
   });
 
-  return defineGroup('card', 'crypto card keys: show, enc-key, import-envelope, generate, import, wrap', 'Key set-up for the crypto card (密钥灌装) the standard\'s way, and a look at what the card and the config say.')
+  return defineGroup(
+    'card',
+    tr('密码卡密钥：show、enc-key、import-envelope、generate、import、wrap', 'crypto card keys: show, enc-key, import-envelope, generate, import, wrap'),
+    tr('按标准方式为密码卡灌装密钥（密钥灌装），并查看密码卡和配置的情况。', "Key set-up for the crypto card (密钥灌装) the standard's way, and a look at what the card and the config say."),
+  )
     .addCommand(showCmd)
     .addCommand(encKey)
     .addCommand(importEnvelope)
@@ -348,7 +395,7 @@ export function command() {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  return runCli(command(), argv);
+  return runCli(command, argv);
 }
 
 if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

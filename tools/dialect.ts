@@ -6,6 +6,8 @@
  *   open NAME (--request FILE | --response FILE)   check the digest and decrypt a sample in that dialect
  * The app secret comes from --secret, else $EHC_EDGE_APP_SECRET, else the config's upstream.appSecret;
  * the fixed key of key: fixed dialects from --app-key, else the config's upstream.appKey.
+ * Text output in Chinese by default (--lang en); --json and what `seal` prints (the sealed body) are for
+ * machines in every language.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { configPathFrom, loadConfig } from '../src/config/load.ts';
@@ -15,7 +17,7 @@ import { DialectError, loadDialect, shippedDialects } from '../src/protocol/dial
 import { detectDialect } from '../src/protocol/dialect-detect.ts';
 import { openRequest, openResponse, sealRequest } from '../src/protocol/envelope.ts';
 import { decodeRequestBody, encodeRequestBody } from '../src/protocol/transport.ts';
-import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, runCli, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, runCli, tr, type CommonOptions } from './lib/cli.ts';
 
 interface KeyOptions extends CommonOptions {
   secret?: string;
@@ -72,18 +74,18 @@ async function detect(opts: KeyOptions & { request?: string; response?: string }
   const report = detectDialect({ request: req.fields, form: req.form, secret, appKey, response });
   const lines: string[] = [];
   if (report.matches.length) {
-    lines.push(`dialect: ${report.matches[0]}`);
-    if (report.matches.length > 1) lines.push(`also reproduced by: ${report.matches.slice(1).join(', ')}${response ? '' : ' (they differ in their answers: give --response to tell them apart)'}`);
+    lines.push(`${tr('方言：', 'dialect: ')}${report.matches[0]}`);
+    if (report.matches.length > 1) lines.push(`${tr('同样能复现：', 'also reproduced by: ')}${report.matches.slice(1).join(', ')}${response ? '' : tr('（它们的应答不同：给出 --response 以区分）', ' (they differ in their answers: give --response to tell them apart)')}`);
     const v = report.verdicts.find((x) => x.name === report.matches[0])!;
-    lines.push(`reproduces: ${v.passed.join(', ')}`);
+    lines.push(`${tr('复现：', 'reproduces: ')}${v.passed.join(', ')}`);
   } else {
-    lines.push('no dialect reproduces this');
+    lines.push(tr('没有方言能复现这个样本', 'no dialect reproduces this'));
     const n = report.nearest;
     if (n) {
-      lines.push(`nearest miss: ${n.name} (reproduces ${n.passed.join(', ') || 'nothing'})`);
+      lines.push(tr(`最接近：${n.name}（复现 ${n.passed.join(', ') || '无'}）`, `nearest miss: ${n.name} (reproduces ${n.passed.join(', ') || 'nothing'})`));
       for (const f of n.failed) lines.push(`  ${f.check}: ${f.why}`);
     }
-    if (report.inline) lines.push(`these knobs reproduce the digest and decrypt it: "upstream.dialect": ${JSON.stringify(report.inline)}`);
+    if (report.inline) lines.push(`${tr('以下参数可复现摘要并解密：', 'these knobs reproduce the digest and decrypt it: ')}"upstream.dialect": ${JSON.stringify(report.inline)}`);
   }
   print(!!opts.json, report, lines);
   return report.matches.length ? EXIT.OK : EXIT.FAILURE;
@@ -100,13 +102,13 @@ function show(name: string | undefined, opts: CommonOptions): number {
   const lines: string[] = [];
   for (const { dialect: d, differs } of docs) {
     if (!name) {
-      lines.push(`${d.name.padEnd(18)} ${differs.length ? differs.map((k) => `${k}=${JSON.stringify(d[k])}`).join(' ') : '(the national reading)'}`);
+      lines.push(`${d.name.padEnd(18)} ${differs.length ? differs.map((k) => `${k}=${JSON.stringify(d[k])}`).join(' ') : tr('（国家标准的读法）', '(the national reading)')}`);
       continue;
     }
     lines.push(`${d.name}: ${d.description ?? ''}`);
     for (const k of Object.keys(NATIONAL_V31) as (keyof Dialect)[]) {
       if (k === 'name') continue;
-      lines.push(`  ${k.padEnd(13)} ${JSON.stringify(d[k])}${(differs as string[]).includes(k) ? `   (national: ${JSON.stringify(NATIONAL_V31[k])})` : ''}`);
+      lines.push(`  ${k.padEnd(13)} ${JSON.stringify(d[k])}${(differs as string[]).includes(k) ? `   (${tr('国标：', 'national: ')}${JSON.stringify(NATIONAL_V31[k])})` : ''}`);
     }
   }
   print(!!opts.json, name ? docs[0] : docs, lines);
@@ -137,40 +139,63 @@ async function open(name: string, opts: KeyOptions & { request?: string; respons
   if (opts.request) {
     const { fields } = readSample(opts.request, 'request');
     const r = openRequest(fields, () => ({ secret, dialect: d }));
-    print(!!opts.json, { digest: 'ok', biz: r.biz, wire_biz: r.wireBiz }, ['digest: ok', `biz: ${r.bizJson}`]);
+    print(!!opts.json, { digest: 'ok', biz: r.biz, wire_biz: r.wireBiz }, [tr('摘要：正确', 'digest: ok'), `${tr('业务字段：', 'biz: ')}${r.bizJson}`]);
   } else {
     const { fields } = readSample(opts.response!, 'response');
     const r = openResponse(fields, { secret, dialect: d });
-    print(!!opts.json, { digest: d.signedAnswers ? 'ok' : 'unsigned dialect', code: r.retCode, message: r.retMsg, biz: r.biz }, [`digest: ${d.signedAnswers ? 'ok' : 'not signed in this dialect'}`, `answer: ${r.retCode} ${r.retMsg}`, `biz: ${JSON.stringify(r.biz)}`]);
+    print(!!opts.json, { digest: d.signedAnswers ? 'ok' : 'unsigned dialect', code: r.retCode, message: r.retMsg, biz: r.biz }, [
+      d.signedAnswers ? tr('摘要：正确', 'digest: ok') : tr('摘要：此方言的应答不签名', 'digest: not signed in this dialect'),
+      `${tr('应答：', 'answer: ')}${r.retCode} ${r.retMsg}`,
+      `${tr('业务字段：', 'biz: ')}${JSON.stringify(r.biz)}`,
+    ]);
   }
   return EXIT.OK;
 }
 
 const keyOptions = (c: ReturnType<typeof defineCommand>) =>
-  c.option('--secret <secret>', 'app secret (default: $EHC_EDGE_APP_SECRET, else the config\'s upstream.appSecret)').option('--app-key <hex32>', "fixed SM4 key of key: fixed dialects (default: the config's upstream.appKey)");
+  c
+    .option('--secret <secret>', tr('应用密钥 app secret（默认：$EHC_EDGE_APP_SECRET，否则配置的 upstream.appSecret）', "app secret (default: $EHC_EDGE_APP_SECRET, else the config's upstream.appSecret)"))
+    .option('--app-key <hex32>', tr('key: fixed 方言的固定 SM4 密钥（默认：配置的 upstream.appKey）', "fixed SM4 key of key: fixed dialects (default: the config's upstream.appKey)"));
 
 export function command() {
-  const det = keyOptions(defineCommand('detect', 'which dialect reproduces a sealed sample (digest, decryption, forms)', "Tries every shipped dialect on a sample request (JSON or form text, e.g. from the card system's documentation or a log) and names the one that reproduces its digest and decrypts its biz_content; with --response also the answer's shape. Otherwise says \"no dialect reproduces this\", names the nearest miss and searches the byte-level knobs for an inline dialect that does. Exit 1 when none reproduces it.", { his: false }))
-    .option('--request <file>', 'the sealed request')
-    .option('--response <file>', 'its answer (tells apart dialects that differ only in answers)');
+  const det = keyOptions(
+    defineCommand(
+      'detect',
+      tr('哪种方言能复现一个已封装的样本（摘要、解密、格式）', 'which dialect reproduces a sealed sample (digest, decryption, forms)'),
+      tr(
+        '用每种随附的方言尝试一个请求样本（JSON 或表单文本，如取自发卡系统的文档或日志），指出能复现其摘要并解密其 biz_content 的方言；加 --response 时也核对应答的形式。否则说明没有方言能复现，指出最接近的一个，并在字节级参数中搜索能复现的内联方言。没有方言能复现时退出码为 1。',
+        "Tries every shipped dialect on a sample request (JSON or form text, e.g. from the card system's documentation or a log) and names the one that reproduces its digest and decrypts its biz_content; with --response also the answer's shape. Otherwise says \"no dialect reproduces this\", names the nearest miss and searches the byte-level knobs for an inline dialect that does. Exit 1 when none reproduces it.",
+      ),
+      { his: false },
+    ),
+  )
+    .option('--request <file>', tr('已封装的请求', 'the sealed request'))
+    .option('--response <file>', tr('它的应答（区分只在应答上不同的方言）', 'its answer (tells apart dialects that differ only in answers)'));
   act(det, (o) => detect(o as KeyOptions & { request?: string; response?: string }));
-  const sh = defineCommand('show', "a dialect's knobs and what differs from national-v3.1 (no name: all)", undefined, { his: false }).argument('[name]', 'dialect name');
+  const sh = defineCommand('show', tr('一种方言的参数及其与 national-v3.1 的差异（不给名称：全部）', "a dialect's knobs and what differs from national-v3.1 (no name: all)"), undefined, { his: false }).argument('[name]', tr('方言名称', 'dialect name'));
   act(sh, async (o, args) => show(args[0], o));
-  const se = keyOptions(defineCommand('seal', 'seal a request in a dialect, as it would travel', undefined, { his: false }))
-    .argument('<name>', 'dialect name')
-    .option('--method <method>', 'method', 'ehc.ehealthcode.verify')
-    .option('--biz <json>', 'business fields with national names (JSON text, or @file)')
-    .option('--app-id <id>', 'app_id', 'demo-appliance-01')
-    .option('--term-id <id>', 'term_id', '3502A0001STMA0001')
-    .option('--version <v>', 'version (a dialect with its own version form sends that)', '1.0.0')
-    .option('--timestamp <t>', "timestamp as sent (default: now in the dialect's form)");
+  const se = keyOptions(defineCommand('seal', tr('按某种方言封装一个请求，与实际发送的一致', 'seal a request in a dialect, as it would travel'), undefined, { his: false }))
+    .argument('<name>', tr('方言名称', 'dialect name'))
+    .option('--method <method>', tr('接口方法 method', 'the method field'), 'ehc.ehealthcode.verify')
+    .option('--biz <json>', tr('使用国标字段名的业务字段（JSON 文本，或 @文件）', 'business fields with national names (JSON text, or @file)'))
+    .option('--app-id <id>', tr('app_id 字段', 'the app_id field'), 'demo-appliance-01')
+    .option('--term-id <id>', tr('term_id 字段（终端号）', 'the term_id field'), '3502A0001STMA0001')
+    .option('--version <v>', tr('version 字段（有自己版本格式的方言发送它自己的）', 'version (a dialect with its own version form sends that)'), '1.0.0')
+    .option('--timestamp <t>', tr('发送的 timestamp（默认：现在，按方言的格式）', "timestamp as sent (default: now in the dialect's form)"));
   act(se, (o, args) => seal(args[0]!, o as never));
-  const op = keyOptions(defineCommand('open', 'check the digest and decrypt a sample in a dialect', undefined, { his: false }))
-    .argument('<name>', 'dialect name')
-    .option('--request <file>', 'a sealed request')
-    .option('--response <file>', 'a sealed answer');
+  const op = keyOptions(defineCommand('open', tr('按某种方言核对样本的摘要并解密', 'check the digest and decrypt a sample in a dialect'), undefined, { his: false }))
+    .argument('<name>', tr('方言名称', 'dialect name'))
+    .option('--request <file>', tr('已封装的请求', 'a sealed request'))
+    .option('--response <file>', tr('已封装的应答', 'a sealed answer'));
   act(op, (o, args) => open(args[0]!, o as never));
-  return defineGroup('dialect', 'card-system dialects: detect, show, seal, open', 'The dialects of the card-system protocol shipped in dialects/*.json: find which one a new card system speaks from a sample, look at one, seal and open messages by hand.')
+  return defineGroup(
+    'dialect',
+    tr('发卡系统协议方言：detect、show、seal、open', 'card-system dialects: detect, show, seal, open'),
+    tr(
+      'dialects/*.json 中随附的发卡系统协议方言：根据样本判断新的发卡系统使用哪一种，查看某一种，手工封装和打开报文。',
+      'The dialects of the card-system protocol shipped in dialects/*.json: find which one a new card system speaks from a sample, look at one, seal and open messages by hand.',
+    ),
+  )
     .addCommand(det)
     .addCommand(sh)
     .addCommand(se)
@@ -178,7 +203,7 @@ export function command() {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  return runCli(command(), argv);
+  return runCli(command, argv);
 }
 
 if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { configureParser, EXIT, exitCodesHelp, isEntry, runCli } from './lib/cli.ts';
+import { configureParser, EXIT, exitCodesHelp, isEntry, runCli, tr, useLang, type Lang } from './lib/cli.ts';
 
 export interface CommandEntry {
   /** The module defining the command, relative to this file. */
@@ -45,6 +45,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
 };
 
 export const PROGRAM_SUMMARY = 'operator command line of the ehc-edge health card appliance (电子健康卡)';
+const PROGRAM_SUMMARY_ZH = 'ehc-edge 电子健康卡设备的运维命令行';
 
 type CommandModule = { command?: () => Command };
 
@@ -61,15 +62,22 @@ async function loadCommand(name: string): Promise<Command | string> {
   return cmd;
 }
 
-/** The whole command tree (or only `only`), as --help, the dispatcher and the man page see it. */
-export async function buildProgram(only?: string): Promise<{ program: Command; unavailable: Map<string, string> }> {
-  const program = configureParser(new Command('ehc-edge'))
-    .summary(PROGRAM_SUMMARY)
+/**
+ * The whole command tree (or only `only`), as --help, the dispatcher and the man page see it; its texts
+ * in `lang` when given (the man page: en), else in the language the run decided (useLang).
+ */
+export async function buildProgram(only?: string, lang?: Lang): Promise<{ program: Command; unavailable: Map<string, string> }> {
+  if (lang) useLang(lang);
+  const program = configureParser(new Command('ehc-edge'), { group: true })
+    .summary(tr(PROGRAM_SUMMARY_ZH, PROGRAM_SUMMARY))
     .description(
-      'Talks to the running appliance and its state: health, scanners, the outbox, the crypto card, the audit chain, usage statistics, demonstration codes. The appliance itself runs as ehc-edge.service (systemctl status ehc-edge; journalctl -u ehc-edge). Times shown are China Standard Time (Asia/Shanghai).',
+      tr(
+        '查看并操作运行中的设备及其状态：健康状况、扫码器、待上传队列、密码卡、审计链、用卡统计、演示码。设备本身以 ehc-edge.service 运行（systemctl status ehc-edge；journalctl -u ehc-edge）。显示的时间为北京时间 (Asia/Shanghai)。',
+        'Talks to the running appliance and its state: health, scanners, the outbox, the crypto card, the audit chain, usage statistics, demonstration codes. The appliance itself runs as ehc-edge.service (systemctl status ehc-edge; journalctl -u ehc-edge). Times shown are China Standard Time (Asia/Shanghai).',
+      ),
     )
     .usage('<command> [options]')
-    .addHelpText('after', exitCodesHelp() + "\n`ehc-edge <command> --help` for a command's options\n");
+    .addHelpText('after', exitCodesHelp() + tr('\n`ehc-edge <命令> --help` 查看命令的选项（--lang en：英文）\n', "\n`ehc-edge <command> --help` for a command's options (--lang zh: in Chinese)\n"));
   const unavailable = new Map<string, string>();
   for (const name of Object.keys(COMMANDS)) {
     if (only !== undefined && name !== only) continue;
@@ -81,6 +89,7 @@ export async function buildProgram(only?: string): Promise<{ program: Command; u
 }
 
 export async function main(argv: string[]): Promise<number> {
+  useLang(argv);
   const name = argv[0];
   const asked = name !== undefined && Object.hasOwn(COMMANDS, name) ? name : undefined;
   const { program, unavailable } = await buildProgram(asked);

@@ -18,7 +18,7 @@ import { outboxPath } from '../src/store/index.ts';
 import { SqliteOutbox } from '../src/store/sqlite-outbox.ts';
 import { salvageOutbox, seqRanges } from '../src/store/salvage.ts';
 import { auditOffline } from '../src/ops/audit-offline.ts';
-import { act, CliError, defineCommand, defineGroup, EXIT, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, runCli, table, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, cliLang, defineCommand, defineGroup, EXIT, isEntry, loadCliConfig, runCli, table, tr, type CommonOptions } from './lib/cli.ts';
 
 /** A progress line on stderr: rewritten in place on a terminal, one line per ~2 s otherwise. */
 export function progress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr) {
@@ -102,10 +102,10 @@ async function openCardFor(config: ReturnType<typeof loadConfig>): Promise<CardP
   }
 }
 
-type QueueOptions = CommonOptions & { db?: string; lang?: string };
+type QueueOptions = CommonOptions & { db?: string };
 
-/** Chinese unless --lang en (or an English LANG) */
-const zhOf = (values: QueueOptions) => langFrom(values.lang) === 'zh';
+/** Chinese unless --lang en (or an English LANG): the run's language */
+const zh = () => cliLang() === 'zh';
 
 const STATUS_ZH: Record<string, string> = { file: '文件', depth: '待上传', bytes: '字节', oldestAgeSeconds: '最早记录（秒前）', dead: '失败记录', full: '已满', deadByCode: '失败记录（按返回码）', oldestDeadAt: '最早失败' };
 
@@ -130,20 +130,20 @@ async function withOutbox(values: QueueOptions, needCard: boolean, work: (outbox
 }
 
 function leaf(name: string, summary: string, description?: string) {
-  return defineCommand(name, summary, description, { his: false }).option('--db <file>', 'the outbox file itself (instead of the one --config names)').option(LANG_FLAGS, LANG_HELP);
+  return defineCommand(name, summary, description, { his: false }).option('--db <file>', tr('直接指定待上传队列文件（代替 --config 所指的）', 'the outbox file itself (instead of the one --config names)'));
 }
 
 export function command() {
-  const status = leaf('status', 'depth, bytes, oldest record, dead letters by return code');
+  const status = leaf('status', tr('队列深度、字节数、最早记录、按返回码统计的失败记录', 'depth, bytes, oldest record, dead letters by return code'));
   act<QueueOptions>(status, (values) =>
     withOutbox(values, false, async (outbox) => {
       const report = inspect(outbox);
       if (values.json) console.log(JSON.stringify(report, null, 2));
-      else console.log(table(Object.entries(report).map(([k, v]) => [zhOf(values) ? (STATUS_ZH[k] ?? k) : k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | null)]), ['', '']));
+      else console.log(table(Object.entries(report).map(([k, v]) => [zh() ? (STATUS_ZH[k] ?? k) : k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | null)]), ['', '']));
       return EXIT.OK;
     }),
   );
-  const dead = leaf('dead', 'dead letters (no personal data)').option('--limit <n>', 'at most this many', '100');
+  const dead = leaf('dead', tr('失败记录（不含个人信息）', 'dead letters (no personal data)')).option('--limit <n>', tr('最多列出条数', 'at most this many'), '100');
   act<QueueOptions & { limit: string }>(dead, (values) =>
     withOutbox(values, false, async (outbox) => {
       const limit = Number(values.limit);
@@ -152,12 +152,12 @@ export function command() {
       if (values.json) console.log(JSON.stringify(rows, null, 2));
       else {
         const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-        console.log(rows.length ? table(rows.map((r) => cols.map((c) => { const v = (r as unknown as Record<string, unknown>)[c]; return typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | undefined); })), cols) : zhOf(values) ? '没有失败记录' : 'no dead letters');
+        console.log(rows.length ? table(rows.map((r) => cols.map((c) => { const v = (r as unknown as Record<string, unknown>)[c]; return typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | undefined); })), cols) : zh() ? '没有失败记录' : 'no dead letters');
       }
       return EXIT.OK;
     }),
   );
-  const retry = leaf('retry', 'move dead letters back to the tail of the outbox').argument('[seq...]', 'sequence numbers of the dead letters').option('--all', 'every dead letter');
+  const retry = leaf('retry', tr('把失败记录移回待上传队列末尾', 'move dead letters back to the tail of the outbox')).argument('[seq...]', tr('失败记录的序号', 'sequence numbers of the dead letters')).option('--all', tr('全部失败记录', 'every dead letter'));
   act<QueueOptions & { all?: boolean }>(retry, (values, args) =>
     withOutbox(values, false, async (outbox) => {
       const seqs = args.map(Number);
@@ -165,14 +165,14 @@ export function command() {
       const p = progress('retrying dead letters', values.all ? outbox.stats().dead : seqs.length);
       const moved = retryDead(outbox, values.all ? 'all' : seqs, (d) => !values.quiet && p.tick(d));
       if (!values.quiet) p.done(moved);
-      console.log(values.json ? JSON.stringify({ moved }) : zhOf(values) ? `${moved} 条失败记录已移回待上传队列` : `${moved} dead letters moved back to the outbox`);
+      console.log(values.json ? JSON.stringify({ moved }) : zh() ? `${moved} 条失败记录已移回待上传队列` : `${moved} dead letters moved back to the outbox`);
       return EXIT.OK;
     }),
   );
-  const exp = leaf('export', 'dead letters as JSON lines (payload needs the card; masked unless --unmasked)')
-    .option('--out <file>', 'write to this file (mode 0640, 0600 with --unmasked) instead of stdout')
-    .option('--payload', 'include the decrypted record (needs the crypto card)')
-    .option('--unmasked', 'personal data in clear (with --payload)');
+  const exp = leaf('export', tr('以 JSON 行导出失败记录（记录内容需要密码卡；除非 --unmasked 否则脱敏）', 'dead letters as JSON lines (payload needs the card; masked unless --unmasked)'))
+    .option('--out <file>', tr('写入此文件（权限 0640，--unmasked 时 0600）而不是 stdout', 'write to this file (mode 0640, 0600 with --unmasked) instead of stdout'))
+    .option('--payload', tr('包含解密后的记录（需要密码卡）', 'include the decrypted record (needs the crypto card)'))
+    .option('--unmasked', tr('个人信息明文输出（与 --payload 一起用）', 'personal data in clear (with --payload)'));
   act<QueueOptions & { out?: string; payload?: boolean; unmasked?: boolean }>(exp, (values) =>
     withOutbox(values, !!values.payload, async (outbox) => {
       const stream: WriteStream | NodeJS.WriteStream = values.out ? createWriteStream(path.resolve(values.out), { mode: values.unmasked ? 0o600 : 0o640 }) : process.stdout;
@@ -185,8 +185,11 @@ export function command() {
   );
   const salvage = leaf(
     'salvage',
-    'copy every readable record of a damaged outbox into a fresh one; name the lost records by seq',
-    'For an outbox with a damaged page (database disk image is malformed): run with the appliance stopped. The readable records (sealed bytes unchanged), dead letters, answers and meta go into a fresh file; the damaged file is kept beside it as outbox.sqlite.damaged-<time>; the seq counter goes on after the highest seq ever assigned. With --config the salvage is written to the audit trail as a signed record naming the lost seqs. Exit 1 when records were lost.',
+    tr('把损坏队列中所有可读记录复制到新文件，并按序号列出丢失的记录', 'copy every readable record of a damaged outbox into a fresh one; name the lost records by seq'),
+    tr(
+      '用于有损坏页的待上传队列（database disk image is malformed）：请在设备停止时运行。可读记录（封存字节不变）、失败记录、应答和元数据写入新文件；损坏的文件保留在旁边，名为 outbox.sqlite.damaged-<时间>；序号计数从曾分配过的最大序号之后继续。带 --config 时，抢救过程作为签名记录写入审计链，并列出丢失的序号。有记录丢失时退出码为 1。',
+      'For an outbox with a damaged page (database disk image is malformed): run with the appliance stopped. The readable records (sealed bytes unchanged), dead letters, answers and meta go into a fresh file; the damaged file is kept beside it as outbox.sqlite.damaged-<time>; the seq counter goes on after the highest seq ever assigned. With --config the salvage is written to the audit trail as a signed record naming the lost seqs. Exit 1 when records were lost.',
+    ),
   );
   act<QueueOptions>(salvage, async (values) => {
     const config = values.db && !values.config ? undefined : loadCliConfig(values);
@@ -209,7 +212,7 @@ export function command() {
     }
     if (values.json) console.log(JSON.stringify({ ...report, lostRanges: lost }, null, 2));
     else {
-      if (zhOf(values)) {
+      if (zh()) {
         console.log(`已抢救 ${report.records} 条记录、${report.dead} 条失败记录、${report.answers} 个应答到 ${report.file}；损坏的文件保留为 ${report.damagedCopy}`);
         console.log(report.lostSeqs.length ? `丢失 ${report.lostSeqs.length} 条记录（位于损坏页）：序号 ${lost}` : '没有记录丢失');
         if (report.lostDeadSeqs.length) console.log(`丢失的失败记录：序号 ${seqRanges(report.lostDeadSeqs)}`);
@@ -221,11 +224,11 @@ export function command() {
     }
     return report.lostSeqs.length || report.lostDeadSeqs.length ? EXIT.FAILURE : EXIT.OK;
   });
-  return defineGroup('queue', 'the outbox: depth, oldest, dead records, replay, salvage').addCommand(status).addCommand(dead).addCommand(retry).addCommand(exp).addCommand(salvage);
+  return defineGroup('queue', tr('待上传队列：深度、最早记录、失败记录、重传、抢救', 'the outbox: depth, oldest, dead records, replay, salvage')).addCommand(status).addCommand(dead).addCommand(retry).addCommand(exp).addCommand(salvage);
 }
 
 export async function main(argv: string[]): Promise<number> {
-  return runCli(command(), argv);
+  return runCli(command, argv);
 }
 
 if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

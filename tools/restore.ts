@@ -7,22 +7,24 @@
  */
 import { existsSync } from 'node:fs';
 import { openBackup, restoreBackup } from './lib/backup-archive.ts';
-import { act, defineCommand, EXIT, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, runCli, type CommonOptions } from './lib/cli.ts';
+import { act, cliLang, defineCommand, EXIT, isEntry, loadCliConfig, runCli, tr, type CommonOptions } from './lib/cli.ts';
 import { cstDateTime } from '../src/platform/time.ts';
 import { configPathFrom } from '../src/config/load.ts';
 
 export function command() {
   const cmd = defineCommand(
     'restore',
-    'put a backup archive back (the appliance stopped)',
-    'Checks FILE against its own manifest (nothing unlisted, nothing missing, every SHA-256 equal) before writing anything, then puts the config, TLS and key files and the state dir back where they were taken from, with their owners and modes. Refuses while the appliance runs (systemctl stop ehc-edge first). The state dir it replaces is moved aside to <stateDir>.before-restore-<time>. Then: systemctl start ehc-edge; ehc-edge verify-audit.',
+    tr('恢复备份包（设备停止时）', 'put a backup archive back (the appliance stopped)'),
+    tr(
+      '写入任何内容之前先按备份包自己的清单核对 FILE（没有多余、没有缺失、每个 SHA-256 一致），然后把配置、TLS 和密钥文件以及状态目录放回原处，保留属主和权限。设备运行时拒绝执行（先 systemctl stop ehc-edge）。被替换的状态目录移到 <stateDir>.before-restore-<时间>。之后：systemctl start ehc-edge; ehc-edge verify-audit。',
+      'Checks FILE against its own manifest (nothing unlisted, nothing missing, every SHA-256 equal) before writing anything, then puts the config, TLS and key files and the state dir back where they were taken from, with their owners and modes. Refuses while the appliance runs (systemctl stop ehc-edge first). The state dir it replaces is moved aside to <stateDir>.before-restore-<time>. Then: systemctl start ehc-edge; ehc-edge verify-audit.',
+    ),
     { his: false },
   )
-    .argument('<file>', 'the archive written by ehc-edge backup')
-    .option('--check', 'only check the archive; write nothing')
-    .option(LANG_FLAGS, LANG_HELP);
-  return act<CommonOptions & { check?: boolean; lang?: string }>(cmd, async (values, [file]) => {
-    const zh = langFrom(values.lang) === 'zh';
+    .argument('<file>', tr('ehc-edge backup 写出的备份包', 'the archive written by ehc-edge backup'))
+    .option('--check', tr('只检查备份包，不写入任何内容', 'only check the archive; write nothing'));
+  return act<CommonOptions & { check?: boolean }>(cmd, async (values, [file]) => {
+    const zh = cliLang() === 'zh';
     if (values.check) {
       const { manifest, cleanup } = await openBackup(file!);
       cleanup();
@@ -50,7 +52,7 @@ export function command() {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  return runCli(command(), argv);
+  return runCli(command, argv);
 }
 
 if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { ApplianceConfig } from '../src/config/schema.ts';
 import { discover } from '../drivers/registry.ts';
 import type { ApplianceState } from '../src/store/state.ts';
-import { act, CliError, defineCommand, defineGroup, EXIT, hisGet, hisTarget, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, runCli, table, type CommonOptions, type Lang } from './lib/cli.ts';
+import { act, CliError, cliLang, defineCommand, defineGroup, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table, tr, type CommonOptions, type Lang } from './lib/cli.ts';
 
 function cell(v: unknown): string | undefined {
   return v === undefined || v === null ? undefined : typeof v === 'number' && v > 255 ? '0x' + v.toString(16).padStart(4, '0') : String(v);
@@ -45,9 +45,9 @@ async function listLocal(config: ApplianceConfig): Promise<Array<Record<string, 
 }
 
 export function command(out: (line: string) => void = (line) => console.log(line)) {
-  const list = defineCommand('list', 'scanners of the appliance (configured ones even when absent), or of this machine with --local').option('--local', 'what this machine has plugged in (the appliance need not run)').option(LANG_FLAGS, LANG_HELP);
-  act<CommonOptions & { local?: boolean; lang?: string }>(list, async (values) => {
-    const lang = langFrom(values.lang);
+  const list = defineCommand('list', tr('设备的扫码器（已配置的即使不在也列出），或用 --local 列出本机的', 'scanners of the appliance (configured ones even when absent), or of this machine with --local')).option('--local', tr('本机插着的扫码器（设备无需运行）', 'what this machine has plugged in (the appliance need not run)'));
+  act<CommonOptions & { local?: boolean }>(list, async (values) => {
+    const lang = cliLang();
     if (!values.local) {
       const body = await hisGet<{ scanners: Array<Record<string, unknown>> }>(hisTarget(values.url ? undefined : loadCliConfig(values), values), '/v1/scanners');
       if (values.json) out(JSON.stringify(body.scanners, null, 2));
@@ -59,10 +59,10 @@ export function command(out: (line: string) => void = (line) => console.log(line
     else out(rows.length ? scannerTable(rows, lang) : lang === 'zh' ? '未检测到支持的扫码器' : 'no supported scanners detected');
     return EXIT.OK;
   });
-  const inject = defineCommand('inject', 'a scan from a virtual scanner (POST /v1/scans/inject)')
-    .argument('<text>', 'the scanned text')
-    .option('--scanner <name>', 'scanner name to report')
-    .option('--station <station>', 'station (desk) to report');
+  const inject = defineCommand('inject', tr('模拟一台虚拟扫码器扫码（POST /v1/scans/inject）', 'a scan from a virtual scanner (POST /v1/scans/inject)'))
+    .argument('<text>', tr('扫到的文本', 'the scanned text'))
+    .option('--scanner <name>', tr('上报的扫码器名称', 'scanner name to report'))
+    .option('--station <station>', tr('上报的工位（窗口）', 'station (desk) to report'));
   act<CommonOptions & { scanner?: string; station?: string }>(inject, async (values, [text]) => {
     const target = hisTarget(values.url ? undefined : loadCliConfig(values), values);
     const body: Record<string, string> = { text: text! };
@@ -85,7 +85,7 @@ export function command(out: (line: string) => void = (line) => console.log(line
     if (res.status === 401 || res.status === 403) return EXIT.USAGE;
     return res.ok ? EXIT.OK : EXIT.FAILURE;
   });
-  return defineGroup('scanners', 'scanners of the appliance or plugged into this machine; inject a scan').addCommand(list).addCommand(inject);
+  return defineGroup('scanners', tr('设备或本机的扫码器；模拟扫码', 'scanners of the appliance or plugged into this machine; inject a scan')).addCommand(list).addCommand(inject);
 }
 
 function safeJson(text: string): unknown {
@@ -97,7 +97,7 @@ function safeJson(text: string): unknown {
 }
 
 export async function main(argv: string[], out?: (line: string) => void): Promise<number> {
-  return runCli(command(out), argv);
+  return runCli(() => command(out), argv);
 }
 
 if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

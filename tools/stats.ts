@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageStats, type ReadTermRow, type UsecardSceneRow } from '../src/ops/stats.ts';
-import { act, CliError, defineCommand, EXIT, hisGet, hisTarget, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, progress, runCli, table, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, cliLang, defineCommand, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, progress, runCli, table, tr, type CommonOptions } from './lib/cli.ts';
 
 const PAGE = 1000;
 
@@ -30,20 +30,22 @@ export interface StatsExport {
   read_term_list?: ReadTermRow[];
 }
 
-type StatsOptions = CommonOptions & { from?: string; to?: string; terms?: boolean; out?: string; state?: boolean; lang?: string };
+type StatsOptions = CommonOptions & { from?: string; to?: string; terms?: boolean; out?: string; state?: boolean };
 
 export function command() {
   const cmd = defineCommand(
     'stats',
-    'usage statistics (附录E usecard_scene_list, read_term_list), JSON export',
-    'Usage statistics in the national monitoring shapes (附录E): usecard_scene_list per day (China Standard Time days), org, online/offline and treatment step, and with --terms the read_term_list. Fetched page by page from the running appliance (GET /v1/stats/… on the HIS port); with --state read from <stateDir>/stats/usage.json directly (appliance stopped).',
+    tr('用卡统计（附录E usecard_scene_list、read_term_list），JSON 导出', 'usage statistics (附录E usecard_scene_list, read_term_list), JSON export'),
+    tr(
+      '国家监管格式（附录E）的用卡统计：按日（北京时间）、机构、线上/线下和诊疗环节的 usecard_scene_list，加 --terms 时还有 read_term_list。从运行中的设备分页获取（HIS 端口的 GET /v1/stats/…）；加 --state 时直接读 <stateDir>/stats/usage.json（设备停止时）。',
+      'Usage statistics in the national monitoring shapes (附录E): usecard_scene_list per day (China Standard Time days), org, online/offline and treatment step, and with --terms the read_term_list. Fetched page by page from the running appliance (GET /v1/stats/… on the HIS port); with --state read from <stateDir>/stats/usage.json directly (appliance stopped).',
+    ),
   )
-    .option('--from <yyyyMMdd>', 'first day (CST)')
-    .option('--to <yyyyMMdd>', 'last day (CST)')
-    .option('--terms', 'also the read_term_list (needs the running appliance)')
-    .option('--out <file>', 'write the JSON export to a file')
-    .option('--state', 'read the state folder directly instead of asking the appliance')
-    .option(LANG_FLAGS, LANG_HELP);
+    .option('--from <yyyyMMdd>', tr('起始日（北京时间）', 'first day (CST)'))
+    .option('--to <yyyyMMdd>', tr('截止日（北京时间）', 'last day (CST)'))
+    .option('--terms', tr('同时导出 read_term_list（需要设备运行）', 'also the read_term_list (needs the running appliance)'))
+    .option('--out <file>', tr('把 JSON 导出写入文件', 'write the JSON export to a file'))
+    .option('--state', tr('直接读状态目录，不询问设备', 'read the state folder directly instead of asking the appliance'));
   return act<StatsOptions>(cmd, async (values) => {
     for (const k of ['from', 'to'] as const) {
       if (values[k] !== undefined && !/^\d{8}$/.test(values[k]!)) throw new CliError(EXIT.USAGE, `--${k} wants yyyyMMdd, got ${values[k]}`);
@@ -83,7 +85,7 @@ export function command() {
       }
     }
     bar.done();
-    const zh = langFrom(values.lang) === 'zh';
+    const zh = cliLang() === 'zh';
     const json = JSON.stringify(out, null, 2);
     if (values.out) {
       writeFileSync(values.out, json + '\n', { flush: true });
@@ -107,7 +109,7 @@ export function command() {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  return runCli(command(), argv);
+  return runCli(command, argv);
 }
 
 if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

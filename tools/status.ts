@@ -4,7 +4,7 @@
  * upstream/VPN and latency, outbox, scanners, recent errors by return code.
  * Exit 0 when every component is healthy, 1 when one needs attention, 2 usage/config, 3 unreachable.
  */
-import { act, defineCommand, EXIT, hisGet, hisTarget, isEntry, langFrom, loadCliConfig, runCli, table, type CommonOptions, type Lang } from './lib/cli.ts';
+import { act, cliLang, defineCommand, EXIT, hisGet, hisTarget, isEntry, langFrom, loadCliConfig, runCli, table, tr, type CommonOptions, type Lang } from './lib/cli.ts';
 import type { ScannerReport, StatusReport } from '../src/ops/status.ts';
 import { cstShort } from '../src/platform/time.ts';
 
@@ -61,16 +61,24 @@ export function formatStatus(s: StatusReport, lang: Lang = 'zh'): string {
 }
 
 export function command() {
-  return act(defineCommand('status', 'appliance health: card, upstream/VPN, outbox, scanners, errors', 'The running appliance\'s state (GET /v1/status on the HIS port): version and uptime, crypto card, upstream/VPN and latency, outbox, scanners (configured ones too, when absent), recent errors by return code, and the reason for every problem. Exits 1 when anything needs attention (health degraded or down). Chinese by default; times in China Standard Time.').option('--lang <zh|en>', 'language of the text output (default: zh, or EHC_EDGE_LANG / an English LANG)'), async (opts: CommonOptions & { lang?: string }) => {
+  const cmd = defineCommand(
+    'status',
+    tr('设备健康状况：密码卡、发卡方/VPN、待上传队列、扫码器、错误', 'appliance health: card, upstream/VPN, outbox, scanners, errors'),
+    tr(
+      '运行中设备的状态（HIS 端口的 GET /v1/status）：版本与运行时长、密码卡、发卡方/VPN 及延迟、待上传队列、扫码器（已配置但不在的也列出）、按返回码统计的近期错误，以及每个问题的原因。有需要处理的情况（降级或故障）时退出码为 1。默认中文；时间为北京时间。',
+      "The running appliance's state (GET /v1/status on the HIS port): version and uptime, crypto card, upstream/VPN and latency, outbox, scanners (configured ones too, when absent), recent errors by return code, and the reason for every problem. Exits 1 when anything needs attention (health degraded or down). Chinese by default; times in China Standard Time.",
+    ),
+  );
+  return act(cmd, async (opts: CommonOptions) => {
     const config = opts.url ? undefined : loadCliConfig(opts);
     const s = await hisGet<StatusReport>(hisTarget(config, opts), '/v1/status');
-    console.log(opts.json ? JSON.stringify(s, null, 2) : formatStatus(s, langFrom(opts.lang)));
+    console.log(opts.json ? JSON.stringify(s, null, 2) : formatStatus(s, cliLang()));
     return s.ok ? EXIT.OK : EXIT.FAILURE;
   });
 }
 
 export async function main(argv: string[]): Promise<number> {
-  return runCli(command(), argv);
+  return runCli(command, argv);
 }
 
 if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

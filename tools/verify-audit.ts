@@ -12,24 +12,26 @@
 import path from 'node:path';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
-import { act, CliError, defineCommand, EXIT, isEntry, LANG_FLAGS, LANG_HELP, langFrom, loadCliConfig, progress, runCli, type CommonOptions } from './lib/cli.ts';
+import { act, CliError, cliLang, defineCommand, EXIT, isEntry, loadCliConfig, progress, runCli, tr, type CommonOptions } from './lib/cli.ts';
 import { openToolCard } from './lib/card.ts';
 import { cstDateTime } from '../src/platform/time.ts';
 
 export function command() {
   const cmd = defineCommand(
     'verify-audit',
-    'check the audit chain and name the first broken record',
-    "Checks the audit chain with the card's MAC key, from its anchor to its head, reading the day files directly (the appliance may be running or not). Reports the first broken record: edited, deleted, reordered, malformed, cut from the end, or a forged anchor/head. Lists the power losses the appliance recovered from (signed audit.recovered records) and the integrity alarms (signed audit.integrity records); exit 1 while an alarm is not acknowledged.",
+    tr('核验审计链，指出第一条损坏的记录', 'check the audit chain and name the first broken record'),
+    tr(
+      '用密码卡的 MAC 密钥从锚点到末端核验审计链，直接读取日文件（设备运行与否均可）。报告第一条损坏的记录：被修改、删除、重排、格式错误、末尾被截断，或伪造的锚点/末端。列出设备恢复过的断电（签名的 audit.recovered 记录）和完整性告警（签名的 audit.integrity 记录）；有未确认的告警时退出码为 1。',
+      "Checks the audit chain with the card's MAC key, from its anchor to its head, reading the day files directly (the appliance may be running or not). Reports the first broken record: edited, deleted, reordered, malformed, cut from the end, or a forged anchor/head. Lists the power losses the appliance recovered from (signed audit.recovered records) and the integrity alarms (signed audit.integrity records); exit 1 while an alarm is not acknowledged.",
+    ),
     { his: false },
   )
-    .option('--dir <dir>', 'audit folder (default: <stateDir>/audit)')
-    .option('--key-file <file>', 'a software card key file holding the MAC key (default: the configured card)')
-    .option('--ack', 'acknowledge the open integrity alarms in a signed record (appliance stopped)')
-    .option('--note <text>', 'with --ack: what was found and done')
-    .option(LANG_FLAGS, LANG_HELP);
-  return act<CommonOptions & { dir?: string; keyFile?: string; ack?: boolean; note?: string; lang?: string }>(cmd, async (values) => {
-    const zh = langFrom(values.lang) === 'zh';
+    .option('--dir <dir>', tr('审计目录（默认：<stateDir>/audit）', 'audit folder (default: <stateDir>/audit)'))
+    .option('--key-file <file>', tr('含 MAC 密钥的软卡密钥文件（默认：配置的密码卡）', 'a software card key file holding the MAC key (default: the configured card)'))
+    .option('--ack', tr('用一条签名记录确认未处理的完整性告警（设备停止时）', 'acknowledge the open integrity alarms in a signed record (appliance stopped)'))
+    .option('--note <text>', tr('与 --ack 一起：发现了什么、做了什么', 'with --ack: what was found and done'));
+  return act<CommonOptions & { dir?: string; keyFile?: string; ack?: boolean; note?: string }>(cmd, async (values) => {
+    const zh = cliLang() === 'zh';
     const config = loadCliConfig(values);
     const dir = path.resolve(values.dir ?? path.join(config.stateDir, 'audit'));
     const card = await openToolCard(config, values.keyFile ? path.resolve(values.keyFile) : undefined);
@@ -76,7 +78,7 @@ export function command() {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  return runCli(command(), argv);
+  return runCli(command, argv);
 }
 
 if (isEntry(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

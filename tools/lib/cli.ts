@@ -12,7 +12,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help, type Argument, type Option } from 'commander';
 import stringWidth from 'string-width';
 import { ConfigError, configPathFrom, loadConfig } from '../../src/config/load.ts';
 import type { ApplianceConfig } from '../../src/config/schema.ts';
@@ -20,12 +20,18 @@ import { EhcError } from '../../src/errors.ts';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
-/** The exit codes every command uses, for --help and the man page. */
+/** The exit codes every command uses, for --help and the man page (English; EXIT_CODES_ZH in Chinese). */
 export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   [EXIT.OK, 'ok'],
   [EXIT.FAILURE, 'a failure was found (a component needs attention, a broken audit chain, a rejected code)'],
   [EXIT.USAGE, 'usage or configuration error (unknown option, bad value, unreadable config, refused key)'],
   [EXIT.UNREACHABLE, 'the appliance is not reachable on its HIS port'],
+];
+export const EXIT_CODES_ZH: ReadonlyArray<readonly [number, string]> = [
+  [EXIT.OK, '正常'],
+  [EXIT.FAILURE, '发现问题（有组件需要处理、审计链损坏、码被拒绝）'],
+  [EXIT.USAGE, '用法或配置错误（未知选项、取值错误、配置不可读、密钥被拒绝）'],
+  [EXIT.UNREACHABLE, '无法通过 HIS 端口连接设备'],
 ];
 
 /** Options every subcommand takes. */
@@ -37,44 +43,151 @@ export interface CommonOptions {
   quiet?: boolean;
 }
 
-const RESULT = Symbol('ehc-edge exit code');
-type WithResult = Command & { [RESULT]?: number };
+export type Lang = 'zh' | 'en';
 
-/** Parser settings shared by every command of the tree: errors as exceptions, CJK-aware help columns. */
-export function configureParser(cmd: Command): Command {
-  return cmd
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
-    .configureHelp({ displayWidth: (s) => stringWidth(s), sortSubcommands: false })
-    .showSuggestionAfterError(true);
+/** zh-CN unless --lang en, EHC_EDGE_LANG=en or a LANG/LC_ALL that is not Chinese and says English. */
+export function langFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): Lang {
+  const pick = (v: string | undefined) => (v === undefined ? undefined : /^en/i.test(v) ? 'en' : /^zh/i.test(v) ? 'zh' : undefined);
+  return pick(opt) ?? pick(env.EHC_EDGE_LANG) ?? (/^en/i.test(env.LC_ALL ?? env.LANG ?? '') ? 'en' : 'zh');
 }
 
-/** Help text listing the exit codes (appended to every command's --help). */
-export function exitCodesHelp(): string {
-  return '\nExit codes:\n' + EXIT_CODES.map(([c, m]) => `  ${c}  ${m}`).join('\n') + '\n';
+/** The value of --lang in an argv (`--lang en` or `--lang=en`; the last one, none after `--`). */
+export function langArg(argv: readonly string[]): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a === '--lang') value = argv[++i];
+    else if (a.startsWith('--lang=')) value = a.slice('--lang='.length);
+  }
+  return value;
+}
+
+let runLang: Lang | undefined;
+
+/**
+ * Decides the language of this run — help texts and output alike — once, before its commands are built:
+ * from the argv's --lang and the environment (langFrom's rule), or a given language (the man page: en).
+ * runCli and the dispatcher call it; commands read the decision with cliLang() / tr().
+ */
+export function useLang(from: readonly string[] | Lang, env: NodeJS.ProcessEnv = process.env): Lang {
+  runLang = typeof from === 'string' ? from : langFrom(langArg(from), env);
+  return runLang;
+}
+
+/** The language of this run (as useLang decided; before that, from process.argv and the environment). */
+export function cliLang(): Lang {
+  return runLang ?? useLang(process.argv.slice(2));
+}
+
+/** A text in the language of this run: `tr('中文', 'English')`. */
+export function tr(zh: string, en: string): string {
+  return cliLang() === 'zh' ? zh : en;
 }
 
 /**
- * A leaf command with the common options (--json, --config, --url, --key, --quiet, --help). Add its own
- * options and arguments, then its work with `act`.
+ * The --lang option every command and group takes (a common option; it also picks the language of --help).
+ * Who parses it does not matter: the run's language is decided from the argv before parsing (useLang).
+ */
+export const LANG_FLAGS = '--lang <zh|en>';
+const langHelp = () => tr('输出与帮助的语言（默认：zh；或 EHC_EDGE_LANG / 英文的 LANG）', 'language of the output and the help (default: zh, or EHC_EDGE_LANG / an English LANG)');
+
+const TITLES_ZH: Record<string, string> = { 'Usage:': '用法:', 'Arguments:': '参数:', 'Options:': '选项:', 'Commands:': '命令:', 'Global Options:': '全局选项:' };
+const zhExtras = (text: string) => text.replace(/\((default|choices|preset|env): /g, (_, k: string) => `(${({ default: '默认', choices: '可选', preset: '预设', env: '环境变量' } as Record<string, string>)[k]}: `);
+
+const RESULT = Symbol('ehc-edge exit code');
+type WithResult = Command & { [RESULT]?: number };
+
+const CJK = '\u2e80-\u2fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff';
+const OPENING = '（「『【《〈“‘';
+const CLOSING = '，。、；：！？）」』】》〉”’';
+/** What a help line may break before: each CJK character (its punctuation kept on its side) or a space-delimited word. */
+const WRAP_CHUNK = new RegExp(`\\s*(?:[${OPENING}]*[${CJK}][${CLOSING}]*|[${OPENING}]*[^\\s${CJK}${OPENING}${CLOSING}]+[${CLOSING}]*|[${OPENING}${CLOSING}]+)`, 'gu');
+
+/**
+ * Help text wrapped to `width` terminal cells, as commander's boxWrap does, except that a line may also
+ * break between two CJK characters (Chinese has no spaces; punctuation never starts a line).
+ */
+export function wrapCells(text: string, width: number): string {
+  return text
+    .split(/\r\n|\n/)
+    .map((line) => {
+      const chunks = line.match(WRAP_CHUNK);
+      if (!chunks) return '';
+      const lines: string[] = [];
+      let current = chunks.shift()!;
+      for (const chunk of chunks) {
+        if (stringWidth(current) + stringWidth(chunk) <= width) current += chunk;
+        else {
+          lines.push(current);
+          current = chunk.trimStart();
+        }
+      }
+      lines.push(current);
+      return lines.join('\n');
+    })
+    .join('\n');
+}
+
+/**
+ * Parser settings shared by every command of the tree: errors as exceptions, CJK-aware help columns, help
+ * in the run's language (commander's own headings and `(default: …)` too); `group`: it has subcommands.
+ */
+export function configureParser(cmd: Command, { group = false }: { group?: boolean } = {}): Command {
+  const zh = cliLang() === 'zh';
+  cmd
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .configureHelp({
+      displayWidth: (s) => stringWidth(s),
+      boxWrap(this: Help, str: string, width: number) {
+        return width < this.minWidthToWrap ? str : wrapCells(str, width);
+      },
+      sortSubcommands: false,
+      ...(zh
+        ? {
+            styleTitle: (t: string) => TITLES_ZH[t] ?? t,
+            optionDescription: (o: Option) => zhExtras(Help.prototype.optionDescription.call(new Help(), o)),
+            argumentDescription: (a: Argument) => zhExtras(Help.prototype.argumentDescription.call(new Help(), a)),
+          }
+        : {}),
+    })
+    .helpOption('-h, --help', tr('显示帮助', 'display help for command'))
+    .showSuggestionAfterError(true);
+  if (group) cmd.option(LANG_FLAGS, langHelp()).helpCommand('help [command]', tr('显示某个命令的帮助', 'display help for command'));
+  return cmd;
+}
+
+/** Help text listing the exit codes (appended to every command's --help), in the run's language. */
+export function exitCodesHelp(): string {
+  const codes = cliLang() === 'zh' ? EXIT_CODES_ZH : EXIT_CODES;
+  return `\n${tr('退出码:', 'Exit codes:')}\n` + codes.map(([c, m]) => `  ${c}  ${m}`).join('\n') + '\n';
+}
+
+/**
+ * A leaf command with the common options (--json, --config, --url, --key, --quiet, --lang, --help). Add
+ * its own options and arguments, then its work with `act`. Texts in the run's language: pass tr(zh, en).
  */
 export function defineCommand(name: string, summary: string, description?: string, { his = true, keyHelp }: { his?: boolean; keyHelp?: string } = {}): Command {
   const cmd = configureParser(new Command(name))
     .summary(summary)
     .description(description ?? summary)
-    .option('--json', 'print JSON on stdout (errors too: {"error": …, "exit_code": …})')
-    .option('--config <path>', 'appliance config file (default: $EHC_EDGE_CONFIG, else ./appliance.config.json)');
+    .option('--json', tr('在 stdout 输出 JSON（错误也是：{"error": …, "exit_code": …}）', 'print JSON on stdout (errors too: {"error": …, "exit_code": …})'))
+    .option('--config <path>', tr('设备配置文件（默认：$EHC_EDGE_CONFIG，否则 ./appliance.config.json）', 'appliance config file (default: $EHC_EDGE_CONFIG, else ./appliance.config.json)'));
   if (his) {
     cmd
-      .option('--url <url>', "HIS port of the appliance (default: from the config's his.listen)")
-      .option('--key <key>', keyHelp ?? 'API key (default: $EHC_EDGE_API_KEY, else the first plain his.apiKeys entry)');
+      .option('--url <url>', tr('设备的 HIS 端口（默认：取自配置的 his.listen）', "HIS port of the appliance (default: from the config's his.listen)"))
+      .option('--key <key>', keyHelp ?? tr('API 密钥（默认：$EHC_EDGE_API_KEY，否则 his.apiKeys 中第一个明文密钥）', 'API key (default: $EHC_EDGE_API_KEY, else the first plain his.apiKeys entry)'));
   }
-  return cmd.option('-q, --quiet', 'no progress lines on stderr').addHelpText('after', exitCodesHelp());
+  return cmd
+    .option('-q, --quiet', tr('不在 stderr 输出进度行', 'no progress lines on stderr'))
+    .option(LANG_FLAGS, langHelp())
+    .addHelpText('after', exitCodesHelp());
 }
 
 /** A command that only groups subcommands (`scanners list`, `queue dead` …). */
 export function defineGroup(name: string, summary: string, description?: string): Command {
-  return configureParser(new Command(name)).summary(summary).description(description ?? summary).addHelpText('after', exitCodesHelp());
+  return configureParser(new Command(name), { group: true }).summary(summary).description(description ?? summary).addHelpText('after', exitCodesHelp());
 }
 
 function rootOf(cmd: Command): WithResult {
@@ -129,9 +242,12 @@ function reportError(cmd: Command, opts: CommonOptions, err: unknown): number {
 
 /**
  * Parse `argv` (the arguments after the program name) against a command tree and run the chosen
- * command. Returns its exit code: 0 for --help, 2 for usage errors (commander prints them).
+ * command. Returns its exit code: 0 for --help, 2 for usage errors (commander prints them). Given the
+ * tree's builder (a command module's `command`), first decides the run's language from argv (useLang).
  */
-export async function runCli(root: Command, argv: string[]): Promise<number> {
+export async function runCli(build: Command | (() => Command), argv: string[]): Promise<number> {
+  if (typeof build === 'function') useLang(argv);
+  const root = typeof build === 'function' ? build() : build;
   const r = root as WithResult;
   r[RESULT] = undefined;
   try {
@@ -246,18 +362,6 @@ export async function hisSend(target: HisTarget, method: string, pathAndQuery: s
     return { status: res.status, body: { ret_msg: text.slice(0, 200) } };
   }
 }
-
-export type Lang = 'zh' | 'en';
-
-/** zh-CN unless --lang en, EHC_EDGE_LANG=en or a LANG/LC_ALL that is not Chinese and says English. */
-export function langFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): Lang {
-  const pick = (v: string | undefined) => (v === undefined ? undefined : /^en/i.test(v) ? 'en' : /^zh/i.test(v) ? 'zh' : undefined);
-  return pick(opt) ?? pick(env.EHC_EDGE_LANG) ?? (/^en/i.test(env.LC_ALL ?? env.LANG ?? '') ? 'en' : 'zh');
-}
-
-/** The --lang option as every command with text output takes it. */
-export const LANG_FLAGS = '--lang <zh|en>';
-export const LANG_HELP = 'language of the text output (default: zh, or EHC_EDGE_LANG / an English LANG)';
 
 /** Progress lines on stderr (so --json stdout stays clean); overwritten in place on a terminal. */
 export function progress(enabled: boolean): { update(text: string): void; done(text?: string): void } {
