@@ -7,8 +7,10 @@ import { buildProgram, COMMANDS, main as dispatch } from '../tools/ehc-edge.ts';
 import { MAN_FILE, manPage } from '../tools/man.ts';
 import { EXIT, EXIT_CODES, table } from '../tools/lib/cli.ts';
 
-/** Runs the dispatcher in-process and collects what it printed. */
-async function capture(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the dispatcher in-process and collects what it printed (EHC_EDGE_LANG as given while it runs). */
+async function capture(argv: string[], lang?: 'en'): Promise<{ code: number; stdout: string; stderr: string }> {
+  const saved = process.env.EHC_EDGE_LANG;
+  if (lang) process.env.EHC_EDGE_LANG = lang;
   const out: string[] = [];
   const err: string[] = [];
   const [ow, ew, log, error] = [process.stdout.write, process.stderr.write, console.log, console.error];
@@ -21,6 +23,8 @@ async function capture(argv: string[]): Promise<{ code: number; stdout: string; 
     return { code, stdout: out.join(''), stderr: err.join('') };
   } finally {
     [process.stdout.write, process.stderr.write, console.log, console.error] = [ow, ew, log, error];
+    if (saved === undefined) delete process.env.EHC_EDGE_LANG;
+    else process.env.EHC_EDGE_LANG = saved;
   }
 }
 
@@ -44,14 +48,14 @@ test('--help works for every command and subcommand, exits 0 and lists the exit 
   const all = leaves(program);
   assert.ok(all.length >= 14, `${all.length} commands`);
   for (const { path, cmd } of all) {
-    const r = await capture([...path, '--help']);
+    const r = await capture([...path, '--help', '--lang', 'en']);
     assert.is(r.code, EXIT.OK, `${path.join(' ')} --help: ${r.stderr}`);
     assert.ok(r.stdout.startsWith(`Usage: ehc-edge ${path.join(' ')}`), `${path.join(' ')}: ${r.stdout.slice(0, 80)}`);
     for (const [code] of EXIT_CODES) assert.match(r.stdout, new RegExp(`\\n  ${code}  `), `${path.join(' ')} --help lists exit code ${code}`);
     assert.ok(cmd.options.some((o) => o.long === '--json'), `${path.join(' ')} takes --json`);
   }
   for (const group of ['', 'card', 'queue', 'scanners']) {
-    const r = await capture(group ? [group, '--help'] : ['--help']);
+    const r = await capture(group ? [group, '--help', '--lang', 'en'] : ['--help', '--lang', 'en']);
     assert.is(r.code, EXIT.OK);
     assert.match(r.stdout, /Commands:/);
   }
@@ -68,7 +72,7 @@ test('usage errors exit 2 with a one-line reason and no stack trace', async () =
     [[], /Usage: ehc-edge/],
   ];
   for (const [argv, message] of cases) {
-    const r = await capture(argv);
+    const r = await capture(argv, 'en');
     assert.is(r.code, EXIT.USAGE, argv.join(' '));
     assert.match(r.stderr, message, argv.join(' '));
     assert.not.match(r.stderr, /\n\s+at /, `${argv.join(' ')}: no stack trace`);

@@ -87,26 +87,26 @@ async function cli(args: string[]): Promise<{ code: number; out: string }> {
 }
 
 test('CLI: detect, show, seal and open', async () => {
-  const seed = await cli(['detect', '--secret', SECRET, '--request', 'dialects/samples/seed-request.json', '--response', 'dialects/samples/seed-response.json']);
+  const seed = await cli(['detect', '--secret', SECRET, '--request', 'dialects/samples/seed-request.json', '--response', 'dialects/samples/seed-response.json', '--lang', 'en']);
   assert.is(seed.code, 0);
   assert.match(seed.out, /^dialect: national-v3\.1$/m);
 
   const formFile = path.join(tmp.dir, 'form.txt');
   const formSample = sample(ind.profileKnobs('form-paths'));
   writeFileSync(formFile, new URLSearchParams(formSample).toString());
-  const form = await cli(['detect', '--secret', SECRET, '--request', formFile]);
+  const form = await cli(['detect', '--secret', SECRET, '--request', formFile, '--lang', 'en']);
   assert.is(form.code, 0, form.out);
   assert.match(form.out, /^dialect: form-paths$/m);
 
   const oddFile = path.join(tmp.dir, 'odd.json');
   writeFileSync(oddFile, JSON.stringify(sample(ind.knobs({ plaintext: 'raw', secretSuffix: 'bare' }))));
-  const odd = await cli(['detect', '--secret', SECRET, '--request', oddFile]);
+  const odd = await cli(['detect', '--secret', SECRET, '--request', oddFile, '--lang', 'en']);
   assert.is(odd.code, 1);
   assert.match(odd.out, /^no dialect reproduces this$/m);
   assert.match(odd.out, /^nearest miss: raw-utf8 \(reproduces decrypt, body, timestamp, version, fields\)$/m);
   assert.match(odd.out, /"upstream.dialect": \{"base":"raw-utf8","secretSuffix":"bare"\}/);
 
-  const show = await cli(['show', 'form-paths']);
+  const show = await cli(['show', 'form-paths', '--lang', 'en']);
   assert.is(show.code, 0);
   assert.match(show.out, /body +"form" +\(national: "json"\)/);
   assert.is((await cli(['show', 'nope'])).code, 2);
@@ -119,7 +119,7 @@ test('CLI: detect, show, seal and open', async () => {
   const opened = await cli(['open', 'raw-utf8', '--secret', SECRET, '--request', sealedFile, '--json']);
   assert.is(opened.code, 0);
   assert.equal(JSON.parse(opened.out).biz, BIZ);
-  const wrong = await cli(['open', 'national-v3.1', '--secret', SECRET, '--request', sealedFile]);
+  const wrong = await cli(['open', 'national-v3.1', '--secret', SECRET, '--request', sealedFile, '--lang', 'en']);
   assert.is(wrong.code, 1);
   assert.match(wrong.out, /9007 biz_content does not decrypt/);
 });

@@ -108,7 +108,7 @@ function show(name: string | undefined, opts: CommonOptions): number {
     lines.push(`${d.name}: ${d.description ?? ''}`);
     for (const k of Object.keys(NATIONAL_V31) as (keyof Dialect)[]) {
       if (k === 'name') continue;
-      lines.push(`  ${k.padEnd(13)} ${JSON.stringify(d[k])}${(differs as string[]).includes(k) ? `   (${tr('国标：', 'national: ')}${JSON.stringify(NATIONAL_V31[k])})` : ''}`);
+      lines.push(`  ${k.padEnd(13)} ${JSON.stringify(d[k])}${(differs as string[]).includes(k) ? tr(`   （国标：${JSON.stringify(NATIONAL_V31[k])}）`, `   (national: ${JSON.stringify(NATIONAL_V31[k])})`) : ''}`);
     }
   }
   print(!!opts.json, name ? docs[0] : docs, lines);

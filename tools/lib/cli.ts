@@ -140,6 +140,7 @@ export function configureParser(cmd: Command, { group = false }: { group?: boole
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
     .configureHelp({
       displayWidth: (s) => stringWidth(s),
+      minWidthToWrap: 24, // commander's 40 leaves a long Chinese text unwrapped beside long option terms
       boxWrap(this: Help, str: string, width: number) {
         return width < this.minWidthToWrap ? str : wrapCells(str, width);
       },
