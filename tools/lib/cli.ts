@@ -1,7 +1,9 @@
 /**
  * What every `ehc-edge` subcommand shares: the argument parser (commander), the common options, exit
  * codes, config loading, talking to the running appliance over the HIS port, progress lines on stderr,
- * and tables whose columns are measured in terminal cells (CJK characters are two wide).
+ * tables whose columns are measured in terminal cells (CJK characters are two wide), and the language of
+ * a run: zh-CN unless --lang en / EHC_EDGE_LANG=en / an English LANG, decided once (useLang) for the
+ * help texts and the output alike (tr).
  *
  * Exit codes: 0 ok · 1 a failure was found (unhealthy component, broken audit chain …) · 2 usage or
  * configuration error (bad flag, unreadable config, refused key) · 3 appliance unreachable.
