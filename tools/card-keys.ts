@@ -18,6 +18,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { sm2 } from 'sm-crypto-v2';
 import { DEFAULT_KEY_INDEXES, type KeyMap, type KeyRole } from '../src/crypto/card.ts';
 import { loadConfig, configPathFrom } from '../src/config/load.ts';
+import { SDF_DEFAULTS } from '../src/config/schema.ts';
 import { parseEnvelope, SdfCard } from '../src/crypto/sdf-card.ts';
 import type { CardPrimitives } from '../src/crypto/card.ts';
 import { SdfDevice, type SdfError, type WrapAlg } from '../firmware-bridge/index.ts';
@@ -142,7 +143,7 @@ async function show(configFile: string, json: boolean): Promise<number> {
       const [source, sourceText] = sdf.envelopes?.[role]
         ? [`envelope to encryption key ${sdf.isk ?? keys.sign}`, tr(`发给加密密钥 ${sdf.isk ?? keys.sign} 的数字信封`, `envelope to encryption key ${sdf.isk ?? keys.sign}`)]
         : sdf.wrappedKeys?.[role]
-          ? [`wrapped under KEK ${sdf.kek} (${sdf.kekAlg ?? 'sm4-ecb'})`, tr(`由 KEK ${sdf.kek} 包装（${sdf.kekAlg ?? 'sm4-ecb'}）`, `wrapped under KEK ${sdf.kek} (${sdf.kekAlg ?? 'sm4-ecb'})`)]
+          ? [`wrapped under KEK ${sdf.kek} (${sdf.kekAlg ?? SDF_DEFAULTS.kekAlg})`, tr(`由 KEK ${sdf.kek} 包装（${sdf.kekAlg ?? SDF_DEFAULTS.kekAlg}）`, `wrapped under KEK ${sdf.kek} (${sdf.kekAlg ?? SDF_DEFAULTS.kekAlg})`)]
           : sdf.quirks === 'sym-key-handle'
             ? ['internal index (vendor extension)', tr('卡内索引（厂商扩展）', 'internal index (vendor extension)')]
             : ['none in the config', tr('配置中没有', 'none in the config')];
@@ -368,7 +369,7 @@ export function command() {
     if (role !== 'storage' && role !== 'mac') throw new CliError(EXIT.USAGE, 'generate makes keys only this site uses: --role storage or mac (ehcid/validity keys come from the card system as envelopes)');
     const kek = values.kek !== undefined ? intArg('--kek', values.kek) : sdf.kek;
     if (kek === undefined) throw new CliError(EXIT.USAGE, 'no KEK index: give --kek or card.sdf.kek');
-    const alg = (values.kekAlg ?? sdf.kekAlg ?? 'sm4-ecb') as WrapAlg;
+    const alg = (values.kekAlg ?? sdf.kekAlg ?? SDF_DEFAULTS.kekAlg) as WrapAlg;
     if (alg !== 'sm4-ecb' && alg !== 'sm4-cbc') throw new CliError(EXIT.USAGE, '--kek-alg must be sm4-ecb or sm4-cbc');
     const { blob, kcv } = await withDevice(sdf, (d) => d.generateWrapped(kek, alg));
     const check = kcv.subarray(0, 8).toString('hex').toUpperCase();
