@@ -139,6 +139,10 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
     const load = new EventLoopLoad().start();
     stops.push(async () => load.stop());
     const desks = new ForegroundActivity();
+    // ops before replay: a deferred answer is audited before it is kept or heard, and replay stops first
+    const ops = await startOps({ config, card, outbox, log: log.child({ component: 'ops' }) });
+    stops.push(() => ops.close());
+    registerAuditMetrics(registry, () => ops.audit.state());
     const replay = startReplay({
       outbox,
       upstream,
@@ -154,14 +158,11 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       backoff: { baseMs: config.outbox.replayBackoffBaseMs, maxMs: config.outbox.replayBackoffMaxMs },
       callTimeoutMs: config.upstream.connectTimeoutMs + config.upstream.timeoutMs,
       onDeferredResult: (outVerifyNo, answer) => events.emit('deferred-answer', { outVerifyNo, answer }),
+      auditAnswer: ops.auditDeferredAnswer,
     });
     stops.push(() => replay.stop()); // stops before the outbox closes: the record in flight is acked first
     registerOutboxMetrics(registry, replay);
     registerLinkMetrics(registry, upstream);
-
-    const ops = await startOps({ config, card, outbox, log: log.child({ component: 'ops' }) });
-    stops.push(() => ops.close());
-    registerAuditMetrics(registry, () => ops.audit.state());
 
     // the verifier reports to the bus; metrics, the history and the desks' activity listen. Ops (audit,
     // stats) is the verifier's own observer, not a bus listener: under audit.onFailure = refuse the answer

@@ -1,5 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { SimCardSystem } from '../demo/simulator/index.ts';
 import { API_KEY, testAppliance } from './helpers/appliance.ts';
@@ -70,6 +72,12 @@ test('local-first usage records are delivered with the original serial; deferred
     const answer = await get();
     assert.is(answer.body.ret_code, '0000');
     assert.is(answer.body.user_name, '陈俊海');
+    // the identity went out only after its audit record was durable (audit.onFailure = refuse): it is there, masked
+    const dir = path.join(a.config.stateDir, 'audit');
+    const records = readdirSync(dir).filter((n) => n.startsWith('audit-')).flatMap((n) => readFileSync(path.join(dir, n), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+    const audited = records.find((r) => r.action === 'verify.deferred-answer' && r.detail?.out_verify_no === ovn);
+    assert.ok(audited, 'the deferred answer has its audit record');
+    assert.equal([audited.route, audited.ret_code, audited.subject?.name, audited.subject?.id_no], ['deferred', '0000', '陈*海', '3503**********7715']);
     // the answer row is readable once committed; listeners hear it once its fsync resolved the ack
     await until('listeners hear the answer', () => heard.includes(ovn));
     assert.ok(heard.includes(ovn), 'listeners hear the answer');

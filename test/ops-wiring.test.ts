@@ -17,7 +17,9 @@ import { memoryLogger } from '../src/platform/log.ts';
 import { AuditTrail } from '../src/ops/audit.ts';
 import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 import { UsageStats } from '../src/ops/stats.ts';
-import { opsObserver } from '../src/ops/observer.ts';
+import { deferredAnswerAudit, opsObserver } from '../src/ops/observer.ts';
+import { EhcError } from '../src/errors.ts';
+import type { AuditEvent } from '../src/ops/audit.ts';
 import { collectStatus } from '../src/ops/status.ts';
 import { tempDir } from './helpers/tmp.ts';
 import { serveApp } from './helpers/serve.ts';
@@ -109,6 +111,34 @@ test('verify → audit + stats; auth failures audited; /v1/status, /status and /
   assert.is(report.records, 4);
   await card.close();
   t.cleanup();
+});
+
+test('a deferred answer carrying identity waits for its audit record (refuse) and is refused with 8007 when it cannot be written; otherwise recorded without waiting', async () => {
+  const appended: AuditEvent[] = [];
+  const recorded: AuditEvent[] = [];
+  let full = false;
+  const audit = {
+    append: async (e: AuditEvent) => {
+      if (full) throw new Error('ENOSPC: no space left on device');
+      appended.push(e);
+    },
+    record: (e: AuditEvent) => void recorded.push(e),
+  };
+  const answered = { outVerifyNo: '20261202231536747486e19521953088', retCode: '0000', retMsg: 'ok', identity: { id_type: '01', id_no: PATIENT.idNo, user_name: '陈俊海' }, answeredAt: '2026-12-02T15:40:00.000Z' };
+  await deferredAnswerAudit({ audit })(answered, site.termId);
+  assert.is(appended.length, 1);
+  assert.equal([appended[0]!.action, appended[0]!.route, appended[0]!.terminal, appended[0]!.subject?.name, appended[0]!.detail?.out_verify_no], ['verify.deferred-answer', 'deferred', site.termId, '陈俊海', answered.outVerifyNo]);
+  full = true;
+  try {
+    await deferredAnswerAudit({ audit })(answered, site.termId);
+    assert.unreachable('refused');
+  } catch (err) {
+    assert.instance(err, EhcError);
+    assert.is((err as EhcError).code, '8007');
+  }
+  await deferredAnswerAudit({ audit, onFailure: 'continue' })(answered, site.termId);
+  await deferredAnswerAudit({ audit })({ outVerifyNo: 'OVN1', retCode: '2001', retMsg: 'expired', answeredAt: answered.answeredAt }, site.termId);
+  assert.equal(recorded.map((e) => [e.retCode, e.subject?.name]), [['0000', '陈俊海'], ['2001', undefined]]);
 });
 
 test.run();

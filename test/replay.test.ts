@@ -113,6 +113,42 @@ test('3002 counts as delivered; a business rejection becomes a dead letter with 
   await ob.close();
 });
 
+test('a deferred answer is audited before it is kept or heard; when its audit fails, the identity is withheld (8007 kept and heard)', async () => {
+  const up = await fake();
+  const ob = await outbox();
+  for (const i of [6, 7]) await ob.append(entry(i, 'deferred'));
+  const published: [string, UpstreamIdentity | EhcError][] = [];
+  const audited: Array<{ ovn: string; termId: string; user: unknown; kept: string | undefined; heard: number }> = [];
+  const refuse = entry(7).biz.out_verify_no;
+  const replay = new Replay({
+    outbox: ob,
+    upstream: new FakeUpstreamClient(up.url),
+    log: memoryLogger(),
+    onDeferredResult: (ovn, answer) => published.push([ovn, answer]),
+    auditAnswer: async (answer, termId) => {
+      // at this moment the answer is neither kept (GET /v1/verify/{ovn}) nor heard
+      audited.push({ ovn: answer.outVerifyNo, termId, user: answer.identity?.user_name, kept: (await ob.lookup(answer.outVerifyNo))?.state, heard: published.length });
+      if (answer.outVerifyNo === refuse) throw new EhcError('8007', 'audit trail cannot be written (disk full); the answer is withheld (audit.onFailure = refuse)');
+    },
+  }).start();
+  await until(() => replay.status().depth === 0, 'outbox drained');
+  await replay.stop();
+  assert.equal(audited.map((a) => [a.ovn, a.termId, a.user, a.kept]), [
+    [entry(6).biz.out_verify_no, entry(6).termId, '王五', 'pending'],
+    [refuse, entry(7).termId, '王五', 'pending'],
+  ]);
+  assert.ok(audited.every((a, i) => a.heard <= i), 'heard only after its own audit');
+  const kept = await ob.lookup(entry(6).biz.out_verify_no);
+  assert.ok(kept?.state === 'answered' && kept.identity?.user_name === '王五');
+  const withheld = await ob.lookup(refuse);
+  assert.ok(withheld?.state === 'answered' && withheld.retCode === '8007' && withheld.identity === undefined, JSON.stringify(withheld));
+  const heardRefused = published.find(([ovn]) => ovn === refuse)![1];
+  assert.instance(heardRefused, EhcError);
+  assert.is((heardRefused as EhcError).code, '8007');
+  assert.is((published.find(([ovn]) => ovn === entry(6).biz.out_verify_no)![1] as UpstreamIdentity).user_name, '王五');
+  await ob.close();
+});
+
 test('stop() waits for the record in flight and commits its ack; new appends wake an idle replay', async () => {
   const up = await fake();
   const ob = await outbox();

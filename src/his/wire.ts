@@ -4,6 +4,7 @@
  *   const ops = await startOps({ config, card, outbox, log });      // audit trail, usage statistics, the
  *   stops.push(() => ops.close());                                   // verifier observer feeding both, audited
  *   observers.push(ops.observer);                                    // auth failures, the admin guard
+ *   startReplay({ …, auditAnswer: ops.auditDeferredAnswer });       // deferred answers audited before they go out
  *   …verifier, scanning…
  *   const report = opsReport({ config, ops, card, upstream, outbox, scanners, version, startedAt });
  *   createHisApp({ …, status: report.status, authThrottle: ops.authThrottle, extensions: [...report.extensions] });
@@ -18,7 +19,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { ApplianceConfig } from '../config/schema.ts';
 import type { CardHealth, CardPrimitives } from '../crypto/card.ts';
 import type { Upstream } from '../protocol/upstream.ts';
-import type { OutboxStats } from '../store/outbox.ts';
+import type { DeferredAnswer, OutboxStats } from '../store/outbox.ts';
 import type { VerifyObserver } from '../verify/verifier.ts';
 import type { HisExtension } from './app.ts';
 import { adminAuth } from './admin-auth.ts';
@@ -26,7 +27,7 @@ import { AuthThrottle, throttled } from './auth-throttle.ts';
 import { opsExtensions } from './ops-routes.ts';
 import { AuditTrail } from '../ops/audit.ts';
 import type { Logger } from '../platform/log.ts';
-import { opsObserver } from '../ops/observer.ts';
+import { deferredAnswerAudit, opsObserver } from '../ops/observer.ts';
 import { UsageStats, type ScannerInfo } from '../ops/stats.ts';
 import { collectStatus, DownSince, type CertificateInfo, type ScannerReport, type StatusReport } from '../ops/status.ts';
 import type { ScannerView } from '../scan/index.ts';
@@ -43,6 +44,8 @@ export interface Ops {
   audit: AuditTrail;
   stats: UsageStats;
   observer: VerifyObserver;
+  /** replay's auditAnswer: a deferred verification's answer audited before it is kept or heard */
+  auditDeferredAnswer: (answer: DeferredAnswer, termId: string) => Promise<void>;
   /** failed-auth throttle of every key class (audits and logs failures once per address and window) */
   authThrottle: AuthThrottle;
   /** guard for state-changing routes: `app.post('/v1/admin/…', ops.adminGuard, handler)` */
@@ -133,6 +136,7 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
     audit,
     stats,
     observer: opsObserver({ audit, stats, defaultOperator: config.verify.operatorId, onFailure: config.audit.onFailure }),
+    auditDeferredAnswer: deferredAnswerAudit({ audit, onFailure: config.audit.onFailure }),
     authThrottle,
     adminGuard: throttled(authThrottle, 'admin', adminAuth({ ...config.admin, hisApiKeys: config.his.apiKeys, audit, logger: adminLog })),
     async close() {

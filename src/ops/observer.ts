@@ -1,7 +1,8 @@
 /**
- * The Verifier's observer for operations: every verification, on any route (scanner, HIS, kiosk, replay
- * of a deferred one), becomes an audit record and a usage count; every rejection an audit record and an
- * error count by return code. A rejected digest (9003) is a security event.
+ * The Verifier's observer for operations: every verification, on any route (scanner, HIS, kiosk),
+ * becomes an audit record and a usage count (a deferred one's later answer: deferredAnswerAudit below);
+ * every rejection an audit record and an error count by return code. A rejected digest (9003) is a
+ * security event.
  *
  * Wiring: `new RoutingVerifier({ …, observers: [opsObserver({ audit, stats, defaultOperator })] })`.
  * audit.onFailure = refuse (the default): an answer that carries identity waits until its audit record is
@@ -14,6 +15,7 @@ import { EhcError } from '../errors.ts';
 import type { VerifyObserver } from '../verify/verifier.ts';
 import type { VerifyRequest, VerifyResult } from '../verify/types.ts';
 import type { AuditEvent } from './audit.ts';
+import type { DeferredAnswer } from '../store/outbox.ts';
 
 export interface OpsObserverDeps {
   audit?: { record(event: AuditEvent): void; append?(event: AuditEvent): Promise<unknown> };
@@ -74,5 +76,39 @@ export function opsObserver(deps: OpsObserverDeps): VerifyObserver {
         detail: { message: error.message },
       });
     },
+  };
+}
+
+/**
+ * The audit of a deferred verification's answer (replay's `auditAnswer`): the home system's identity
+ * reaches the desks later, through GET /v1/verify/{out_verify_no}, the scan stream and webhooks —
+ * under audit.onFailure = refuse only once this record is fsync'd; when it cannot be written the
+ * rejection withholds the identity (replay keeps and publishes the 8007). Answers without identity
+ * (a rejection, 3002) and audit.onFailure = continue append without waiting.
+ */
+export function deferredAnswerAudit(deps: Pick<OpsObserverDeps, 'audit' | 'onFailure'>): (answer: DeferredAnswer, termId: string) => Promise<void> {
+  return async (answer, termId) => {
+    const id = answer.identity;
+    const event: AuditEvent = {
+      kind: 'verify',
+      action: 'verify.deferred-answer',
+      route: 'deferred',
+      terminal: termId,
+      retCode: answer.retCode,
+      ...(id
+        ? { subject: { idType: id.id_type, idNo: id.id_no, name: id.user_name, phone: typeof id.mobile_phone === 'string' ? id.mobile_phone : undefined, ehealthCardId: id.ehealth_card_id } }
+        : {}),
+      detail: { out_verify_no: answer.outVerifyNo, answered_at: answer.answeredAt, ...(answer.retCode === '0000' ? {} : { message: answer.retMsg }) },
+    };
+    const identity = Boolean(id?.id_no || id?.user_name);
+    if ((deps.onFailure ?? 'refuse') === 'refuse' && identity && deps.audit?.append) {
+      try {
+        await deps.audit.append(event);
+      } catch (err) {
+        throw new EhcError('8007', `audit trail cannot be written (${(err as Error)?.message ?? err}); the deferred answer's identity is withheld (audit.onFailure = refuse)`, { cause: err });
+      }
+      return;
+    }
+    deps.audit?.record(event);
   };
 }

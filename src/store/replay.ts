@@ -50,6 +50,12 @@ export interface ReplayOptions {
   log: Logger;
   /** a deferred record got its answer (identity) or its final error (rejection, or 3002 without answer) */
   onDeferredResult?: DeferredResultListener;
+  /**
+   * Audits a deferred record's answer before it is kept (GET /v1/verify/{out_verify_no}) or heard
+   * (onDeferredResult: the scan stream, webhooks). When it rejects (audit.onFailure = refuse and the
+   * trail cannot be written), the identity is withheld: what is kept and heard is that 8007 instead.
+   */
+  auditAnswer?: (answer: DeferredAnswer, termId: string) => Promise<void>;
   /** records read per peek (config outbox.replayBatch) */
   batch?: number;
   backoff?: { baseMs?: number; maxMs?: number };
@@ -518,20 +524,35 @@ export class Replay {
           : code === '0000'
             ? { outVerifyNo, retCode: '0000', retMsg: 'ok', identity: identity ?? {}, answeredAt: now }
             : { outVerifyNo, retCode: '3002', retMsg: 'the home system already had this out_verify_no; its first answer was not kept', answeredAt: now };
-      return { seq: rec.seq, outcome: { status: 'delivered', retCode: code }, answer };
+      return { seq: rec.seq, termId: rec.termId, outcome: { status: 'delivered', retCode: code }, answer };
     }
     log.warn('replay: the home system rejected a record; kept as a dead letter', { seq: rec.seq, code, reason: error!.message });
     return {
       seq: rec.seq,
+      termId: rec.termId,
       outcome: { status: 'dead', retCode: code, reason: error!.message },
       answer: rec.kind === 'deferred' ? { outVerifyNo, retCode: code, retMsg: error!.message, answeredAt: now } : undefined,
     };
   }
 
-  /** Ack decided records in one group commit, then count them and publish deferred answers. */
+  /** Audit deferred answers, ack decided records in one group commit, then count them and publish the answers. */
   private async commit(decided: Decision[]): Promise<void> {
     if (decided.length === 0) return;
-    const { outbox, log } = this.opts;
+    const { outbox, log, auditAnswer } = this.opts;
+    if (auditAnswer) {
+      await Promise.all(
+        decided.map(async (d) => {
+          if (!d.answer) return;
+          try {
+            await auditAnswer(d.answer, d.termId);
+          } catch (err) {
+            const e = asEhcError(err, '8007', 'audit of a deferred answer');
+            log.error('replay: a deferred answer could not be audited; its identity is withheld', { code: e.code, reason: e.message });
+            d.answer = { outVerifyNo: d.answer.outVerifyNo, retCode: e.code, retMsg: e.message, answeredAt: d.answer.answeredAt };
+          }
+        }),
+      );
+    }
     await Promise.all(decided.map((d) => outbox.ack(d.seq, d.outcome, d.answer)));
     const now = new Date().toISOString();
     for (const d of decided) {
@@ -559,6 +580,8 @@ const YIELD_STEP_MS = 50;
 
 interface Decision {
   seq: number;
+  /** the record's 识读终端, for the audit of its answer */
+  termId: string;
   outcome: DeliveryOutcome;
   answer?: DeferredAnswer;
 }
