@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { CONNECTION_DEFAULTS, ConnectionBudget } from '../src/his/connection-budget.ts';
+import { gateConnections } from '../src/his/connection-gate.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { API_KEY, testAppliance } from './helpers/appliance.ts';
 import { requestFrom } from './helpers/from-address.ts';
@@ -93,6 +95,39 @@ test('past his.connections.max the reserve serves /v1/health and the status page
     // every socket closed on both sides before the next suite counts its descriptors
     for (let i = 0; i < 200 && t.appliance.his.budget.counts().open > 0; i++) await new Promise((r) => setTimeout(r, 10));
     await t.stop();
+  }
+});
+
+test('a connection over the budget is reset before the server\'s own connection listeners (HTTP parser, TLS) see it', async () => {
+  const server = createServer();
+  const reached: Socket[] = [];
+  server.on('connection', (socket: Socket) => reached.push(socket)); // stands for the HTTP layer's listener
+  const budget = new ConnectionBudget({ ...CONNECTION_DEFAULTS, perAddress: 1 });
+  const admitted: Socket[] = [];
+  gateConnections(server, budget, (socket) => admitted.push(socket));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  // a refused connection may be reset before its client sees 'connect': the outcome is awaited instead
+  const open = (): { socket: Socket; ended: Promise<string> } => {
+    const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+    const ended = new Promise<string>((done) => {
+      socket.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'error'));
+      socket.on('end', () => done('end'));
+    });
+    return { socket, ended };
+  };
+  try {
+    const first = open();
+    await until(() => reached.length === 1, 'the first connection reaches the inner listener');
+    const second = open();
+    assert.is(await second.ended, 'ECONNRESET', 'the refused connection is reset, not closed with a FIN');
+    assert.is(budget.counts().refused_per_address, 1);
+    assert.is(reached.length, 1, 'the refused connection never reached the inner listener');
+    assert.equal(admitted, reached, 'the admitted one got the idle timeout hook and then the inner listener');
+    first.socket.destroy();
+  } finally {
+    for (const s of reached) s.destroy();
+    await new Promise((r) => server.close(r));
   }
 });
 

@@ -5,11 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { serve, type HttpBindings, type Http2Bindings, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { ApplianceConfig } from '../config/schema.ts';
 import { CONNECTION_DEFAULTS, ConnectionBudget, isReservePath, type ConnectionLimits } from './connection-budget.ts';
+import { gateConnections } from './connection-gate.ts';
 
 export interface HisServer {
   url: string;
@@ -68,13 +69,8 @@ export function startHisServer(app: Hono, his: HisListen): Promise<HisServer> {
         });
       },
     );
-    server.on('connection', (socket: Socket) => {
-      if (budget.admit(socket) === 'refused') {
-        socket.destroy();
-        return;
-      }
-      socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy());
-    });
+    // the budget decides before the HTTP (or TLS) layer sees the socket: a refused one costs no parser
+    gateConnections(server as unknown as NetServer, budget, (socket) => socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy()));
     server.once('error', reject);
   });
 }
