@@ -10,16 +10,25 @@
  *       were dropped with a gap, and the delivery lag (injection sent → result event at a reader) of a
  *       sample of readers spread over the connection order (the last one connected included).
  * Each phase's legit verify p99 is given as a ratio to the quiet p99 of the same run (goal ≤ 2×).
- * The appliance runs in its own process; the guessers and the stream readers run in worker threads of
- * this one (their own event loops, so their work does not delay the desk's timing here; all share the
- * 2 cores, as on the appliance's LAN they would not).
+ * The appliance runs in its own process; the guessers, the slow-body flood and the stream readers run
+ * in worker threads of this one (their own event loops, so their work does not delay the desk's timing
+ * here; all share the 2 cores, as on the appliance's LAN they would not).
+ *
+ * What tells a phase's figure from the machine's noise: each phase also gives the appliance's CPU time
+ * (all its threads, from /proc), the desk's own event-loop delay (its timing is only as good as that),
+ * and the 1-minute load average at its end; and a second quiet phase closes the run (`quiet_after`,
+ * its p99 as a ratio to the first: what a ratio is when nothing differs). On 2 shared cores the p99 of
+ * 400 requests is about the 4th-worst answer, i.e. the longest stall of the phase: when other processes
+ * take the cores, it swings several-fold between two quiet phases.
  *
  * Smaller runs (to check it works): BENCH_ABUSE_PHASE_MS (8000), BENCH_ABUSE_GUESSES (10000),
  * BENCH_ABUSE_SUBSCRIBERS (1000), BENCH_ABUSE_SCANS_PER_S (20), BENCH_ABUSE_CASES (guessing,slow,fanout).
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { connect, type Socket } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
@@ -57,9 +66,35 @@ function post(agent: http.Agent, url: string, body: string, headers: Record<stri
   });
 }
 
+/** CPU time (user + system, all threads) of a process in ms, from /proc; undefined where it cannot be read. */
+function cpuMs(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+interface DeskFigures {
+  p50: number;
+  p99: number;
+  max: number;
+  n: number;
+  failed: number;
+  /** the appliance's CPU time in the phase (all threads) */
+  appliance_cpu_ms?: number;
+  /** the desk's own event-loop delay, max (its latencies include that much of the bench's own stalls) */
+  desk_loop_delay_max_ms: number;
+  load1_at_end: number;
+}
+
 /** The legitimate desk: one verification every 20 ms for `ms`, latencies in ms. */
-async function desk(url: string, codes: () => Promise<string>, ms: number): Promise<{ p50: number; p99: number; max: number; n: number; failed: number }> {
+async function desk(url: string, codes: () => Promise<string>, ms: number, appliancePid?: number): Promise<DeskFigures> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const cpu0 = cpuMs(appliancePid);
   const lat: number[] = [];
   let failed = 0;
   const inflight: Promise<void>[] = [];
@@ -75,7 +110,18 @@ async function desk(url: string, codes: () => Promise<string>, ms: number): Prom
   }
   await Promise.all(inflight);
   agent.destroy();
-  return { p50: pct(lat, 50), p99: pct(lat, 99), max: pct(lat, 100), n: lat.length, failed };
+  loop.disable();
+  const cpu1 = cpuMs(appliancePid);
+  return {
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    max: pct(lat, 100),
+    n: lat.length,
+    failed,
+    ...(cpu0 !== undefined && cpu1 !== undefined ? { appliance_cpu_ms: Math.round(cpu1 - cpu0) } : {}),
+    desk_loop_delay_max_ms: +(loop.max / 1e6).toFixed(1),
+    load1_at_end: +os.loadavg()[0]!.toFixed(2),
+  };
 }
 
 /** Runs `code` (plain JS, CommonJS) in a worker thread; resolves with its first message. */
@@ -163,6 +209,40 @@ parentPort.on('message', () => {
 });
 `;
 
+/**
+ * (b) the slow-body flood from one address: `initial` connections one after another (each sends a
+ * request head and 1 byte of a 4 000-byte body, then nothing), then one more every `everyMs`; posts
+ * {ready} after the first ones, and its report (tried, held at the end, closed by the server) when asked.
+ */
+const FLOODER = `
+const net = require('node:net');
+const { workerData, parentPort } = require('node:worker_threads');
+const { port, key, localAddress, initial, everyMs } = workerData;
+const HEAD = 'POST /v1/verify HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer ' + key + '\\r\\nContent-Type: application/json\\r\\nContent-Length: 4000\\r\\n\\r\\n{';
+const open = new Set();
+let tried = 0, closedByServer = 0, stopping = false;
+const one = () => new Promise((resolve) => {
+  tried++;
+  const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => { s.write(HEAD); resolve(); });
+  open.add(s);
+  s.on('error', () => resolve());
+  s.on('close', () => { open.delete(s); if (!stopping) closedByServer++; resolve(); });
+});
+(async () => {
+  for (let i = 0; i < initial; i++) await one();
+  const retry = setInterval(() => void one(), everyMs);
+  await new Promise((r) => setTimeout(r, 200)); // the refused ones are reset by then
+  parentPort.postMessage({ ready: open.size });
+  parentPort.once('message', () => {
+    clearInterval(retry);
+    stopping = true;
+    const held = open.size;
+    for (const s of open) s.destroy();
+    parentPort.postMessage({ tried, held_at_end: held, closed_by_server: closedByServer });
+  });
+})();
+`;
+
 interface ReadersReport {
   connected: number;
   closed: number;
@@ -171,13 +251,11 @@ interface ReadersReport {
   samples: Array<Array<[number, number]>>;
 }
 
-function slowBody(port: number, localAddress: string): Promise<Socket> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port, localAddress }, () => {
-      s.write(`POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{`);
-      resolve(s);
-    });
-    s.on('error', () => resolve(s));
+/** Asks a worker for its report (its next message). */
+function reportOf<T>(worker: Worker): Promise<T> {
+  return new Promise<T>((resolve) => {
+    worker.once('message', resolve);
+    worker.postMessage('report');
   });
 }
 
@@ -197,32 +275,33 @@ export async function run(): Promise<Record<string, unknown>> {
   const port = Number(new URL(url).port);
   let n = 0;
   const codes = () => issueHealthCode(card, { identity: { idType: '01', idNo: '350322199008207715' }, ehcappid: '3502A0001APPA0001', expiresAt: new Date(Date.now() + 3_600_000 + n++ * 1000) });
-  const sockets: Socket[] = [];
+  const pid = appliance.proc.pid;
   const workers: Worker[] = [];
   const out: Record<string, unknown> = { phase_ms: PHASE_MS };
   try {
     await desk(url, codes, 2000); // warm-up
-    const quiet = await desk(url, codes, PHASE_MS);
+    const quiet = await desk(url, codes, PHASE_MS, pid);
     out.quiet = quiet;
     const ratio = (p: { p99: number }) => +(p.p99 / Math.max(quiet.p99, 0.001)).toFixed(2);
 
     if (CASES.has('guessing')) {
       const g = inWorker<Record<string, unknown>>(GUESSER, { url, total: GUESSES });
       workers.push(g.worker);
-      const duringGuessing = await desk(url, codes, PHASE_MS);
+      const duringGuessing = await desk(url, codes, PHASE_MS, pid);
       const guesses = await g.result;
       out.guessing = { desk: duringGuessing, p99_ratio: ratio(duringGuessing), guesses, guessing_outlasted_phase: guesses.sent !== GUESSES };
       await sleep(500);
     }
 
     if (CASES.has('slow')) {
-      for (let i = 0; i < PER_ADDRESS * 3; i++) sockets.push(await slowBody(port, '127.0.0.3'));
-      const retry = setInterval(() => void slowBody(port, '127.0.0.3').then((s) => sockets.push(s)), 10);
-      const duringSlow = await desk(url, codes, PHASE_MS);
-      clearInterval(retry);
+      const flood = inWorker<{ ready: number }>(FLOODER, { port, key: KEY, localAddress: '127.0.0.3', initial: PER_ADDRESS * 3, everyMs: 10 });
+      workers.push(flood.worker);
+      const held = (await flood.result).ready;
+      const duringSlow = await desk(url, codes, PHASE_MS, pid);
       const budget = ((await (await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { his: { connections: Record<string, number> } }).his.connections;
-      for (const s of sockets.splice(0)) s.destroy();
-      out.slow_flood = { desk: duringSlow, p99_ratio: ratio(duringSlow), per_address_limit: PER_ADDRESS, budget };
+      const flooder = await reportOf<Record<string, number>>(flood.worker);
+      await flood.worker.terminate();
+      out.slow_flood = { desk: duringSlow, p99_ratio: ratio(duringSlow), per_address_limit: PER_ADDRESS, flood: { held_at_start: held, ...flooder }, budget };
       await sleep(500);
     }
 
@@ -258,15 +337,13 @@ export async function run(): Promise<Record<string, unknown>> {
           req.end(body);
         });
       }, 1000 / SCANS_PER_S);
-      const duringFanout = await desk(url, codes, PHASE_MS);
+      const duringFanout = await desk(url, codes, PHASE_MS, pid);
       clearInterval(inject);
       await sleep(1000); // the last results reach the readers
       const stream = ((await (await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { his: { scan_stream: Record<string, number> } }).his.scan_stream;
       agent.destroy();
-      const report = await new Promise<ReadersReport>((resolve) => {
-        readers.worker.once('message', resolve);
-        readers.worker.postMessage('report');
-      });
+      const report = await reportOf<ReadersReport>(readers.worker);
+      await readers.worker.terminate(); // its 1 000 connections close before the second quiet phase
       const lags = report.samples.flatMap((sample) => sample.flatMap(([id, t]) => (sentAt.has(id) ? [t - sentAt.get(id)!] : [])));
       const lastReader = report.samples.at(-1) ?? [];
       const lastLags = lastReader.flatMap(([id, t]) => (sentAt.has(id) ? [t - sentAt.get(id)!] : []));
@@ -279,9 +356,11 @@ export async function run(): Promise<Record<string, unknown>> {
         delivery_lag_ms: { p50: pct(lags, 50), p99: pct(lags, 99), max: pct(lags, 100), n: lags.length, last_reader_p99: pct(lastLags, 99) },
       };
     }
+    await sleep(1000);
+    const quietAfter = await desk(url, codes, PHASE_MS, pid);
+    out.quiet_after = { desk: quietAfter, p99_ratio: ratio(quietAfter) };
     return out;
   } finally {
-    for (const s of sockets) s.destroy();
     await Promise.all(workers.map((w) => w.terminate()));
     await appliance.stop();
   }
