@@ -265,6 +265,8 @@ test('ehc-edge admin: reload, dead letters, scanners, keys through the CLI defin
     assert.match((await run('reload')).text, /配置已重新加载/);
     assert.match((await run('reload', '--lang', 'en')).text, /config reloaded/);
     assert.is((await run('reload', '--key', API_KEY)).code, 2, 'a HIS key is refused: exit 2');
+    assert.match(errors.join('\n'), /需要管理密钥/);
+    assert.is((await run('reload', '--key', API_KEY, '--lang', 'en')).code, 2);
     assert.match(errors.join('\n'), /admin key is needed/);
 
     const keys = await run('keys', 'list', '--json');

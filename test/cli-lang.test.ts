@@ -1,20 +1,22 @@
 /**
- * Chinese first (#18): every command's --help and the text output of card, codes, verify and dialect are
- * zh-CN by default and English with --lang en / EHC_EDGE_LANG=en; machine output (--json, the codes
- * list README cuts with `cut -f1`, hex) is the same in both. Runs the dispatcher in-process.
+ * Chinese first (#18): every command's --help, its text output and its error lines (commander's usage
+ * errors, our one-line reasons) are zh-CN by default and English with --lang en / EHC_EDGE_LANG=en;
+ * machine output (--json, errors' JSON too, the codes list README cuts with `cut -f1`, hex) is the same
+ * in both. Runs the dispatcher in-process.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Help, type Command } from 'commander';
+import { Argument, Command, CommanderError, Help, Option } from 'commander';
+import ts from 'typescript';
 import stringWidth from 'string-width';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { buildProgram, main as dispatch } from '../tools/ehc-edge.ts';
-import { wrapCells } from '../tools/lib/cli.ts';
+import { commanderErrorZh, configureParser, useLang, wrapCells } from '../tools/lib/cli.ts';
 import { tempDir } from './helpers/tmp.ts';
 
 const CJK = /[\u3400-\u9fff]/;
@@ -275,6 +277,130 @@ test('dialect: detect, show and open speak Chinese by default, English with --la
     assert.match((await capture([...open, '--lang', 'en'])).stdout, /^digest: ok\nbiz: \{"ehealth_code"/);
   } finally {
     t.cleanup();
+  }
+});
+
+test('usage errors: Chinese by default, English with --lang en; exit 2 in both', async () => {
+  const cases: Array<[string[], RegExp, RegExp]> = [
+    [['status', '--bogus'], /^错误：未知选项 '--bogus'\n$/, /^error: unknown option '--bogus'\n$/],
+    [['status', '--jsno'], /^错误：未知选项 '--jsno'\n（是否想用 --json？）\n$/, /^error: unknown option '--jsno'\n\(Did you mean --json\?\)\n$/],
+    [['verify'], /^错误：缺少必需的参数 'code'\n$/, /^error: missing required argument 'code'\n$/],
+    [['verify', 'a', 'b'], /^错误：'verify' 的参数过多：应为 1 个，实际 2 个\n$/, /^error: too many arguments for 'verify'\. Expected 1 argument but got 2\.\n$/],
+    [['status', '--config'], /^错误：选项 '--config <path>' 缺少取值\n$/, /^error: option '--config <path>' argument missing\n$/],
+    [['card', 'import', '--role', 'mac'], /^错误：未给出必需的选项 '--keyfile <file>'\n$/, /^error: required option '--keyfile <file>' not specified\n$/],
+    [['scaners'], /^错误：未知命令 'scaners'\n（是否想用 scanners？）\n$/, /^error: unknown command 'scaners'\n\(Did you mean scanners\?\)\n$/],
+    [['statu'], /^错误：未知命令 'statu'\n（是否想用其中之一：stats, status？）\n$/, /^error: unknown command 'statu'\n\(Did you mean one of stats, status\?\)\n$/],
+    [['codes', '--count', 'many'], /^ehc-edge codes: --count 须为 1\.\.10000，--ttl 须为秒数\n$/, /^ehc-edge codes: --count wants 1\.\.10000 and --ttl a number of seconds\n$/],
+  ];
+  for (const [argv, zh, en] of cases) {
+    const z = await capture(argv);
+    assert.is(z.code, 2, argv.join(' '));
+    assert.match(z.stderr, zh, `${argv.join(' ')}: ${z.stderr}`);
+    const e = await capture([...argv, '--lang', 'en']);
+    assert.is(e.code, 2, argv.join(' '));
+    assert.match(e.stderr, en, `${argv.join(' ')} --lang en: ${e.stderr}`);
+    assert.match((await capture(argv, { ...NO_LANG, EHC_EDGE_LANG: 'en' })).stderr, en, `${argv.join(' ')} EHC_EDGE_LANG=en`);
+  }
+});
+
+test("commander's other usage errors (invalid choice, env value, conflicting options) in the run's language too", () => {
+  // a throwaway command with what no shipped command uses yet: commander's own messages through our parser settings
+  const stderrOf = (argv: string[], env: Record<string, string> = {}) => {
+    const err: string[] = [];
+    const cmd = configureParser(new Command('x'))
+      .configureOutput({ writeErr: (s) => void err.push(s) })
+      .addOption(new Option('--mode <m>').choices(['fast', 'safe']).env('EHC_TEST_MODE'))
+      .addOption(new Option('--dry').conflicts('apply'))
+      .option('--apply')
+      .addArgument(new Argument('[level]').choices(['low', 'high']))
+      .action(() => undefined);
+    Object.assign(process.env, env);
+    try {
+      cmd.parse(argv, { from: 'user' });
+    } catch (e) {
+      if (!(e instanceof CommanderError)) throw e;
+    } finally {
+      for (const k of Object.keys(env)) delete process.env[k];
+    }
+    return err.join('');
+  };
+  const cases: Array<[string[], Record<string, string>, string]> = [
+    [['--mode', 'slow'], {}, "错误：选项 '--mode <m>' 的取值 'slow' 无效。可选值：fast, safe\n"],
+    [[], { EHC_TEST_MODE: 'slow' }, "错误：选项 '--mode <m>' 取自环境变量 'EHC_TEST_MODE' 的值 'slow' 无效。可选值：fast, safe\n"],
+    [['mid'], {}, "错误：参数 'level' 的取值 'mid' 无效。可选值：low, high\n"],
+    [['--dry', '--apply'], {}, "错误：选项 '--dry' 不能与 选项 '--apply' 同时使用\n"],
+  ];
+  try {
+    for (const [argv, env, zh] of cases) {
+      useLang('zh');
+      assert.is(stderrOf(argv, env), zh, argv.join(' '));
+      useLang('en');
+      assert.match(stderrOf(argv, env), /^error: .*(is invalid(?: for argument 'level')?\. Allowed choices are|cannot be used with)/, `${argv.join(' ')} in English`);
+    }
+  } finally {
+    useLang([]);
+  }
+  // a message this commander does not write (a later one might) is left as it is
+  assert.is(commanderErrorZh('error: something new\n'), 'error: something new\n');
+});
+
+test('appliance unreachable: Chinese by default, English with --lang en, exit 3; --json prints the same error in both', async () => {
+  // a port nothing listens on (fetch refuses port 1 itself: "bad port")
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((r) => closed.close(r));
+  const args = ['status', '--url', url, '--key', 'k'];
+  const zh = await capture(args);
+  assert.is(zh.code, 3);
+  assert.is(zh.stderr, `ehc-edge status: 无法连接设备 ${url}（ECONNREFUSED）\n`);
+  const en = await capture([...args, '--lang', 'en']);
+  assert.is(en.code, 3);
+  assert.is(en.stderr, `ehc-edge status: appliance unreachable at ${url} (ECONNREFUSED)\n`);
+  const v = await capture(['verify', 'X:0:Y:3502A0001APPA0001', '--url', url, '--key', 'k']);
+  assert.is(v.code, 3);
+  assert.ok(v.stderr.startsWith(`ehc-edge verify: 无法连接设备 ${url}（`), v.stderr);
+  const jzh = await capture([...args, '--json']);
+  const jen = await capture([...args, '--json', '--lang', 'en']);
+  assert.is(jzh.stdout, jen.stdout, '--json is the same in both languages');
+  assert.equal(JSON.parse(jzh.stdout), { error: `appliance unreachable at ${url} (ECONNREFUSED)`, exit_code: 3 });
+  assert.match(jzh.stderr, /无法连接设备/, 'the stderr line still in the run\'s language');
+});
+
+/** Every `new CliError(…)` in tools/ (parsed with the TypeScript compiler): where, and its arguments. */
+function cliErrorCalls(): Array<{ where: string; args: ts.Expression[] }> {
+  const calls: Array<{ where: string; args: ts.Expression[] }> = [];
+  for (const file of ['tools', 'tools/lib'].flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => `${d}/${f}`))) {
+    const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+    const visit = (node: ts.Node) => {
+      if (ts.isNewExpression(node) && node.expression.getText() === 'CliError') {
+        calls.push({ where: `${file}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1}`, args: [...(node.arguments ?? [])] });
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(source);
+  }
+  return calls;
+}
+
+test('every CliError of tools/ says its reason in Chinese and English, or passes a lower module\'s message on as it is', () => {
+  const calls = cliErrorCalls();
+  assert.ok(calls.length >= 40, `${calls.length} CliErrors found`);
+  const isText = (e: ts.Expression) => ts.isStringLiteral(e) || ts.isNoSubstitutionTemplateLiteral(e) || ts.isTemplateExpression(e);
+  /** the literal parts of a text (what a template says around its ${…}) */
+  const said = (e: ts.Expression) => (ts.isTemplateExpression(e) ? [e.head.text, ...e.templateSpans.map((s) => s.literal.text)].join(' ') : (e as ts.StringLiteral).text);
+  for (const { where, args } of calls) {
+    if (args.length === 2) {
+      const m = args[1]!;
+      assert.ok(ts.isPropertyAccessExpression(m) && m.name.text === 'message', `${where}: a single text must be a lower module's message passed on (src/… speaks English); our own reasons take both: new CliError(code, '中文', 'English'), not ${m.getText()}`);
+      continue;
+    }
+    assert.is(args.length, 3, `${where}: new CliError(code, '中文', 'English')`);
+    const [zh, en] = [args[1]!, args[2]!];
+    assert.ok(isText(zh) && isText(en), `${where}: both texts written out`);
+    assert.ok(CJK.test(said(zh)), `${where}: the Chinese text first: ${zh.getText()}`);
+    assert.not.ok(CJK.test(said(en)), `${where}: the English text second: ${en.getText()}`);
+    assert.is.not(said(en), said(zh), `${where}: two texts`);
   }
 });
 

@@ -47,7 +47,7 @@ async function site(port = 1) {
 }
 
 test('dispatcher: usage, unknown command, commands not in this build', async () => {
-  const [none, help, unknown] = await Promise.all([run([]), run(['--help']), run(['frobnicate'])]);
+  const [none, help, unknown] = await Promise.all([run([]), run(['--help']), run(['frobnicate', '--lang', 'en'])]);
   assert.is(none.code, 2);
   assert.match(none.stderr, /verify-audit/);
   assert.is(help.code, 0);
@@ -59,12 +59,13 @@ test('dispatcher: usage, unknown command, commands not in this build', async () 
   const original = console.error;
   console.error = (msg: string) => void errors.push(msg);
   try {
-    assert.is(await dispatch(['not-built', '--json']), 2);
+    assert.is(await dispatch(['not-built', '--json', '--lang', 'en']), 2);
+    assert.is(await dispatch(['not-built', '--lang', 'zh']), 2);
   } finally {
     console.error = original;
     delete COMMANDS['not-built'];
   }
-  assert.equal(errors, ['ehc-edge not-built: not available in this build']);
+  assert.equal(errors, ['ehc-edge not-built: not available in this build', 'ehc-edge not-built: 此版本中没有这个命令']);
 });
 
 test('verify-audit: intact chain exits 0; an edited record exits 1 and is named; no key file exits 2', async () => {
@@ -80,6 +81,7 @@ test('verify-audit: intact chain exits 0; an edited record exits 1 and is named;
   assert.match(ok.stdout, /audit chain intact: 8 records, seq 1\.\.8/);
   assert.match(zh.stdout, /审计链完好：8 条记录，序号 1\.\.8/, 'Chinese by default');
   assert.match(ok.stderr, /1\/1 day files, 8 records checked/, 'progress on stderr');
+  assert.match(zh.stderr, /1\/1 个日文件，已检查 8 条记录/, 'progress in the run\'s language');
   assert.is(JSON.parse(json.stdout).ok, true);
   assert.is(json.stderr, '');
 
@@ -91,7 +93,7 @@ test('verify-audit: intact chain exits 0; an edited record exits 1 and is named;
   const [bad, badJ, nokey] = await Promise.all([
     run(['verify-audit', '--config', s.file, '--lang', 'en']),
     run(['verify-audit', '--config', s.file, '--json']),
-    run(['verify-audit', '--config', s.file, '--key-file', path.join(s.dir, 'missing.json')]),
+    run(['verify-audit', '--config', s.file, '--key-file', path.join(s.dir, 'missing.json'), '--lang', 'en']),
   ]);
   assert.is(bad.code, 1);
   assert.match(bad.stdout, /AUDIT CHAIN BROKEN \(edited\): record seq 3 at audit-\d{8}\.jsonl:3 was altered/);
@@ -138,8 +140,8 @@ test('status and stats over the HIS port: exit codes 0/1/2/3, JSON export with p
     assert.is(JSON.parse(sick.stdout).card.detail, 'key file unreadable');
     const out = path.join(s.dir, 'export.json');
     const [refused, ex, rangedRun, badFrom] = await Promise.all([
-      run(['status', '--url', srv.url, '--key', 'wrong-key-0000000000000']),
-      run(['stats', '--config', s2.file, '--terms', '--out', out]),
+      run(['status', '--url', srv.url, '--key', 'wrong-key-0000000000000', '--lang', 'en']),
+      run(['stats', '--config', s2.file, '--terms', '--out', out, '--lang', 'en']),
       run(['stats', '--config', s2.file, '--from', '20250201', '--to', '20250228', '--json', '-q']),
       run(['stats', '--config', s2.file, '--from', '2025-02-01']),
     ]);
@@ -162,7 +164,7 @@ test('status and stats over the HIS port: exit codes 0/1/2/3, JSON export with p
   } finally {
     await srv.close();
   }
-  const down = await run(['status', '--config', s2.file]);
+  const down = await run(['status', '--config', s2.file, '--lang', 'en']);
   assert.is(down.code, 3);
   assert.match(down.stderr, /unreachable/);
 });

@@ -49,10 +49,9 @@ function target(opts: AdminOptions): HisTarget {
 /** The answer of an admin route as an exit code (the message for a refusal). */
 function outcome(status: number, body: Record<string, any>, what: string): void {
   if (status >= 200 && status < 300) return;
-  const msg = `${what}: HTTP ${status} ${body.ret_code ?? ''} ${body.ret_msg ?? ''}`.trim();
-  if (status === 401 || status === 403 || status === 429) throw new CliError(EXIT.USAGE, `${msg}${status === 401 ? ' (an admin key is needed: --key or EHC_EDGE_ADMIN_KEY; a HIS key is refused)' : ''}`);
-  if (status === 400) throw new CliError(EXIT.USAGE, msg);
-  throw new CliError(EXIT.FAILURE, msg);
+  const msg = `HTTP ${status} ${body.ret_code ?? ''} ${body.ret_msg ?? ''}`.trim(); // the appliance's own words (English)
+  const [zh, en] = status === 401 ? ['（需要管理密钥：--key 或 EHC_EDGE_ADMIN_KEY；HIS 密钥会被拒绝）', ' (an admin key is needed: --key or EHC_EDGE_ADMIN_KEY; a HIS key is refused)'] : ['', ''];
+  throw new CliError([400, 401, 403, 429].includes(status) ? EXIT.USAGE : EXIT.FAILURE, `${what} 未成功：${msg}${zh}`, `${what}: ${msg}${en}`);
 }
 
 const cst = (iso: string | undefined) => (iso ? cstDateTime(new Date(iso)) : undefined);
@@ -93,7 +92,7 @@ export function command(out: (line: string) => void = (line) => console.log(line
 
   const seqsOf = (args: string[]) => {
     const seqs = args.map(Number);
-    if (seqs.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new CliError(EXIT.USAGE, `seqs are positive integers: ${args.join(' ')}`);
+    if (seqs.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new CliError(EXIT.USAGE, `序号须为正整数：${args.join(' ')}`, `seqs are positive integers: ${args.join(' ')}`);
     return seqs;
   };
   /** every dead letter's seq, page by page (for --all) */
@@ -115,7 +114,7 @@ export function command(out: (line: string) => void = (line) => console.log(line
     act<AdminOptions & { all?: boolean }>(cmd, async (opts, args) => {
       const t = target(opts);
       const seqs = opts.all ? await allDead(t) : seqsOf(args);
-      if (!opts.all && seqs.length === 0) throw new CliError(EXIT.USAGE, 'give seqs or --all');
+      if (!opts.all && seqs.length === 0) throw new CliError(EXIT.USAGE, '请给出序号或 --all', 'give seqs or --all');
       let done = 0;
       const notDead: number[] = [];
       for (let i = 0; i < seqs.length; i += 1000) {

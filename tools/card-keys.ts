@@ -43,13 +43,13 @@ function lineOf(e: SoftsdfEntry): string {
 }
 
 function validate(e: SoftsdfEntry): void {
-  if (!Number.isInteger(e.index) || e.index < 0 || e.index > 255) throw new Error(`key index ${e.index}: softsdf holds indexes 0..255`);
-  if (e.kind === 'sym' && !HEX32.test(e.key)) throw new Error(`key at index ${e.index} must be 32 hex digits (a 128-bit SM4 key)`);
+  if (!Number.isInteger(e.index) || e.index < 0 || e.index > 255) throw new CliError(EXIT.USAGE, `密钥索引 ${e.index}：softsdf 只有索引 0..255`, `key index ${e.index}: softsdf holds indexes 0..255`);
+  if (e.kind === 'sym' && !HEX32.test(e.key)) throw new CliError(EXIT.USAGE, `索引 ${e.index} 的密钥须为 32 位十六进制（128 位 SM4 密钥）`, `key at index ${e.index} must be 32 hex digits (a 128-bit SM4 key)`);
   if (e.kind === 'sm2' || e.kind === 'sm2enc') {
-    if (!/^[0-9a-fA-F]{64}$/.test(e.private)) throw new Error(`SM2 private key at index ${e.index} must be 64 hex digits`);
-    if (!/^04[0-9a-fA-F]{128}$/.test(e.public)) throw new Error(`SM2 public key at index ${e.index} must be 04‖X‖Y (130 hex digits)`);
+    if (!/^[0-9a-fA-F]{64}$/.test(e.private)) throw new CliError(EXIT.USAGE, `索引 ${e.index} 的 SM2 私钥须为 64 位十六进制`, `SM2 private key at index ${e.index} must be 64 hex digits`);
+    if (!/^04[0-9a-fA-F]{128}$/.test(e.public)) throw new CliError(EXIT.USAGE, `索引 ${e.index} 的 SM2 公钥须为 04‖X‖Y（130 位十六进制）`, `SM2 public key at index ${e.index} must be 04‖X‖Y (130 hex digits)`);
   }
-  if (e.kind === 'pin' && !/^\S{1,63}$/.test(e.password)) throw new Error('a key password is 1..63 characters without spaces');
+  if (e.kind === 'pin' && !/^\S{1,63}$/.test(e.password)) throw new CliError(EXIT.USAGE, '密钥口令为 1..63 个字符，不含空格', 'a key password is 1..63 characters without spaces');
 }
 
 /** Write or replace entries (same kind and index) in a softsdf key file; keeps the others. */
@@ -81,14 +81,14 @@ export function entriesFromSoftKeyFile(softKeyFile: string, keys: KeyMap): Softs
  */
 export function sealEnvelope(encPublicKeyHex: string, keyHex: string): string {
   const pub = encPublicKeyHex.length === 128 ? `04${encPublicKeyHex}` : encPublicKeyHex;
-  if (!/^04[0-9a-fA-F]{128}$/.test(pub)) throw new Error('the encryption public key must be 04‖X‖Y (130 hex digits) or X‖Y (128)');
-  if (!HEX32.test(keyHex)) throw new Error('the key must be 32 hex digits (a 128-bit SM4 key)');
+  if (!/^04[0-9a-fA-F]{128}$/.test(pub)) throw new CliError(EXIT.USAGE, '加密公钥须为 04‖X‖Y（130 位十六进制）或 X‖Y（128 位）', 'the encryption public key must be 04‖X‖Y (130 hex digits) or X‖Y (128)');
+  if (!HEX32.test(keyHex)) throw new CliError(EXIT.USAGE, '密钥须为 32 位十六进制（128 位 SM4 密钥）', 'the key must be 32 hex digits (a 128-bit SM4 key)');
   return sm2.doEncrypt(Buffer.from(keyHex, 'hex'), pub, 1).toUpperCase();
 }
 
 /** SM4-ECB of a 16-byte key under a KEK: what SDF_ImportKeyWithKEK (SGD_SM4_ECB) unwraps. */
 export function wrapKey(kekHex: string, keyHex: string): string {
-  if (!HEX32.test(kekHex) || !HEX32.test(keyHex)) throw new Error('kek and key must be 32 hex digits each');
+  if (!HEX32.test(kekHex) || !HEX32.test(keyHex)) throw new CliError(EXIT.USAGE, 'kek 与 key 须各为 32 位十六进制', 'kek and key must be 32 hex digits each');
   const c = createCipheriv('sm4-ecb', Buffer.from(kekHex, 'hex'), null);
   c.setAutoPadding(false);
   return Buffer.concat([c.update(Buffer.from(keyHex, 'hex')), c.final()]).toString('hex').toUpperCase();
@@ -96,7 +96,7 @@ export function wrapKey(kekHex: string, keyHex: string): string {
 
 /** SM4-CBC wrap as softsdf (and GmSSL-style libraries) unwrap it: IV ‖ SM4-CBC(IV, key ‖ PKCS#7), 48 bytes. */
 export function wrapKeyCbc(kekHex: string, keyHex: string, iv: Buffer): string {
-  if (!HEX32.test(kekHex) || !HEX32.test(keyHex) || iv.length !== 16) throw new Error('kek and key must be 32 hex digits each, the IV 16 bytes');
+  if (!HEX32.test(kekHex) || !HEX32.test(keyHex) || iv.length !== 16) throw new CliError(EXIT.USAGE, 'kek 与 key 须各为 32 位十六进制，IV 为 16 字节', 'kek and key must be 32 hex digits each, the IV 16 bytes');
   const c = createCipheriv('sm4-cbc', Buffer.from(kekHex, 'hex'), iv);
   return Buffer.concat([iv, c.update(Buffer.from(keyHex, 'hex')), c.final()]).toString('hex').toUpperCase();
 }
@@ -167,19 +167,24 @@ function stateText(state: string): string {
   return state.replace(/^NOT USABLE: /, tr('不可用：', 'NOT USABLE: '));
 }
 
+/** A refused input as exit 2: our own CliError as it is, a lower module's error (e.g. the file system's) passed on. */
+function asUsage(err: unknown): CliError {
+  return err instanceof CliError ? err : new CliError(EXIT.USAGE, (err as Error).message);
+}
+
 function needSdf(config: ReturnType<typeof loadConfig>): NonNullable<ReturnType<typeof loadConfig>['card']['sdf']> {
-  if (config.card.driver !== 'sdf' || !config.card.sdf) throw new CliError(EXIT.USAGE, 'card.driver is not sdf: these subcommands talk to a GM/T 0018 card (card.sdf.library)');
+  if (config.card.driver !== 'sdf' || !config.card.sdf) throw new CliError(EXIT.USAGE, 'card.driver 不是 sdf：这些子命令操作 GM/T 0018 密码卡（card.sdf.library）', 'card.driver is not sdf: these subcommands talk to a GM/T 0018 card (card.sdf.library)');
   return config.card.sdf;
 }
 
 function intArg(name: string, v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(EXIT.USAGE, `${name} must be a key index 0..65535`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(EXIT.USAGE, `${name} 须为密钥索引 0..65535`, `${name} must be a key index 0..65535`);
   return n;
 }
 
 function roleArg(role: string): (typeof SYMMETRIC_ROLES)[number] {
-  if (!(SYMMETRIC_ROLES as readonly string[]).includes(role)) throw new CliError(EXIT.USAGE, `--role must be one of ${SYMMETRIC_ROLES.join(', ')}`);
+  if (!(SYMMETRIC_ROLES as readonly string[]).includes(role)) throw new CliError(EXIT.USAGE, `--role 须为以下之一：${SYMMETRIC_ROLES.join(', ')}`, `--role must be one of ${SYMMETRIC_ROLES.join(', ')}`);
   return role as (typeof SYMMETRIC_ROLES)[number];
 }
 
@@ -192,13 +197,14 @@ async function withDevice<T>(sdf: NonNullable<ReturnType<typeof loadConfig>['car
   try {
     device = await SdfDevice.open({ library: sdf.library, sessions: 1, quirks: sdf.quirks, keyPassword: sdf.keyPassword });
   } catch (err) {
-    throw new CliError(EXIT.FAILURE, `cannot open the card (${sdf.library}): ${(err as Error).message}`);
+    throw new CliError(EXIT.FAILURE, `无法打开密码卡（${sdf.library}）：${(err as Error).message}`, `cannot open the card (${sdf.library}): ${(err as Error).message}`);
   }
   try {
     return await work(device);
   } catch (err) {
     const e = err as SdfError;
-    throw new CliError(EXIT.FAILURE, e.sdr === 'ESYMBOL' ? `${e.message} — this card's library does not offer ${e.fn}; use its vendor's tool for this step` : e.message);
+    if (e.sdr === 'ESYMBOL') throw new CliError(EXIT.FAILURE, `${e.message} — 此密码卡的库没有 ${e.fn}；这一步请用厂商的工具`, `${e.message} — this card's library does not offer ${e.fn}; use its vendor's tool for this step`);
+    throw new CliError(EXIT.FAILURE, e.message);
   } finally {
     await device.close();
   }
@@ -252,8 +258,7 @@ export function command() {
       entries = entriesFromSoftKeyFile(values.fromSoft, keys);
       signIndex = keys.sign;
     } else {
-      const role = values.role;
-      if (!role || !(SYMMETRIC_ROLES as readonly string[]).includes(role)) throw new CliError(EXIT.USAGE, `--role must be one of ${SYMMETRIC_ROLES.join(', ')}`);
+      const role = roleArg(values.role ?? '');
       const index = values.index !== undefined ? Number(values.index) : DEFAULT_KEY_INDEXES[role as KeyRole];
       entries = [{ kind: 'sym', index, key: values.key ?? '' }];
     }
@@ -261,7 +266,7 @@ export function command() {
     try {
       importKeys(values.keyfile!, entries);
     } catch (err) {
-      throw new CliError(EXIT.USAGE, (err as Error).message);
+      throw asUsage(err);
     }
     if (values.json) console.log(JSON.stringify({ keyfile: values.keyfile, loaded: entries.map((e) => ({ kind: e.kind, index: e.index })) }, null, 2));
     else for (const e of entries) console.log(tr(`已载入 ${e.kind}，索引 ${e.index}`, `loaded ${e.kind} at index ${e.index}`));
@@ -280,7 +285,7 @@ export function command() {
     try {
       wrapped = wrapKey(values.kek, values.key);
     } catch (err) {
-      throw new CliError(EXIT.USAGE, (err as Error).message);
+      throw asUsage(err);
     }
     console.log(values.json ? JSON.stringify({ wrapped }) : wrapped);
     return EXIT.OK;
@@ -317,7 +322,7 @@ export function command() {
     try {
       sealed = sealEnvelope(values.publicKey, values.key);
     } catch (err) {
-      throw new CliError(EXIT.USAGE, (err as Error).message);
+      throw asUsage(err);
     }
     console.log(values.json ? JSON.stringify({ envelope: sealed }) : sealed);
     return EXIT.OK;
@@ -338,7 +343,7 @@ export function command() {
     const config = loadConfig(configFile(values));
     const sdf = needSdf(config);
     const role = roleArg(values.role);
-    if (!/^(?:[0-9a-fA-F]{2}){112,}$/.test(values.envelope)) throw new CliError(EXIT.USAGE, '--envelope must be hex: the SM2 ciphertext C1 ‖ C3 ‖ C2 of the key');
+    if (!/^(?:[0-9a-fA-F]{2}){112,}$/.test(values.envelope)) throw new CliError(EXIT.USAGE, '--envelope 须为十六进制：密钥的 SM2 密文 C1 ‖ C3 ‖ C2', '--envelope must be hex: the SM2 ciphertext C1 ‖ C3 ‖ C2 of the key');
     const isk = sdf.isk ?? config.card.keys.sign;
     const kcv = await withDevice(sdf, (d) => d.checkValue({ kind: 'envelope', isk, cipher: parseEnvelope(values.envelope) }));
     const check = kcv.subarray(0, 8).toString('hex').toUpperCase();
@@ -366,11 +371,11 @@ export function command() {
     const config = loadConfig(configFile(values));
     const sdf = needSdf(config);
     const role = roleArg(values.role);
-    if (role !== 'storage' && role !== 'mac') throw new CliError(EXIT.USAGE, 'generate makes keys only this site uses: --role storage or mac (ehcid/validity keys come from the card system as envelopes)');
+    if (role !== 'storage' && role !== 'mac') throw new CliError(EXIT.USAGE, 'generate 只生成本站点自用的密钥：--role storage 或 mac（ehcid/validity 密钥由发卡系统以数字信封提供）', 'generate makes keys only this site uses: --role storage or mac (ehcid/validity keys come from the card system as envelopes)');
     const kek = values.kek !== undefined ? intArg('--kek', values.kek) : sdf.kek;
-    if (kek === undefined) throw new CliError(EXIT.USAGE, 'no KEK index: give --kek or card.sdf.kek');
+    if (kek === undefined) throw new CliError(EXIT.USAGE, '没有 KEK 索引：请给出 --kek 或 card.sdf.kek', 'no KEK index: give --kek or card.sdf.kek');
     const alg = (values.kekAlg ?? sdf.kekAlg ?? SDF_DEFAULTS.kekAlg) as WrapAlg;
-    if (alg !== 'sm4-ecb' && alg !== 'sm4-cbc') throw new CliError(EXIT.USAGE, '--kek-alg must be sm4-ecb or sm4-cbc');
+    if (alg !== 'sm4-ecb' && alg !== 'sm4-cbc') throw new CliError(EXIT.USAGE, '--kek-alg 须为 sm4-ecb 或 sm4-cbc', '--kek-alg must be sm4-ecb or sm4-cbc');
     const { blob, kcv } = await withDevice(sdf, (d) => d.generateWrapped(kek, alg));
     const check = kcv.subarray(0, 8).toString('hex').toUpperCase();
     const audit = await auditCardChange(config, 'card.key.generated', { role, index: config.card.keys[role], kek, kekAlg: alg, blobBytes: blob.length, kcv: check });

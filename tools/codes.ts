@@ -44,13 +44,13 @@ export function command() {
     const count = Number(values.count);
     const ttl = Number(values.ttl);
     if (!Number.isInteger(count) || count < 1 || count > 10000 || !Number.isFinite(ttl)) {
-      throw new CliError(EXIT.USAGE, '--count wants 1..10000 and --ttl a number of seconds');
+      throw new CliError(EXIT.USAGE, '--count 须为 1..10000，--ttl 须为秒数', '--count wants 1..10000 and --ttl a number of seconds');
     }
     const config = loadCliConfig(values);
     const people = makePopulation();
     const local = config.site.localEhcins[0];
     if (!values.foreign && !local) {
-      throw new CliError(EXIT.USAGE, 'site.localEhcins is empty: no local codes to issue (try --foreign)');
+      throw new CliError(EXIT.USAGE, 'site.localEhcins 为空：没有可签发的本地码（可试 --foreign）', 'site.localEhcins is empty: no local codes to issue (try --foreign)');
     }
     const card = values.foreign ? undefined : await openCard(config.card, createLogger({ level: 'warn' }));
     const foreign = values.foreign ? new SimCardSystem({ ehcin: config.simulator.ehcin ?? DEFAULT_FOREIGN_EHCIN }) : undefined;

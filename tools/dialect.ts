@@ -34,24 +34,25 @@ function maybeConfig(opts: CommonOptions): ApplianceConfig | undefined {
 function keys(opts: KeyOptions): { secret: string; appKey?: string } {
   const config = opts.secret && opts.appKey ? undefined : maybeConfig(opts);
   const secret = opts.secret ?? process.env.EHC_EDGE_APP_SECRET ?? config?.upstream.appSecret;
-  if (!secret) throw new CliError(EXIT.USAGE, 'no app secret: give --secret, set EHC_EDGE_APP_SECRET, or --config with upstream.appSecret');
+  if (!secret) throw new CliError(EXIT.USAGE, '没有应用密钥（app secret）：请给出 --secret、设置 EHC_EDGE_APP_SECRET，或用含 upstream.appSecret 的 --config', 'no app secret: give --secret, set EHC_EDGE_APP_SECRET, or --config with upstream.appSecret');
   const appKey = opts.appKey ?? config?.upstream.appKey;
   return { secret, ...(appKey ? { appKey } : {}) };
 }
 
-function readSample(file: string, what: string): { fields: Record<string, unknown>; form: boolean } {
+function readSample(file: string, what: 'request' | 'response'): { fields: Record<string, unknown>; form: boolean } {
+  const whatZh = what === 'request' ? '请求' : '应答';
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new CliError(EXIT.USAGE, `cannot read the ${what} ${file}: ${(err as Error).message}`);
+    throw new CliError(EXIT.USAGE, `无法读取${whatZh}文件 ${file}：${(err as Error).message}`, `cannot read the ${what} ${file}: ${(err as Error).message}`);
   }
   try {
     const { fields, form } = decodeRequestBody(text);
     if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) throw new Error('not an object');
     return { fields: fields as Record<string, unknown>, form };
   } catch {
-    throw new CliError(EXIT.USAGE, `the ${what} ${file} is neither a JSON object nor form-urlencoded fields`);
+    throw new CliError(EXIT.USAGE, `${whatZh}文件 ${file} 既不是 JSON 对象，也不是 form-urlencoded 字段`, `the ${what} ${file} is neither a JSON object nor form-urlencoded fields`);
   }
 }
 
@@ -67,7 +68,7 @@ function dialectOrUsage(name: string, appKey?: string): Dialect {
 const print = (json: boolean, doc: unknown, lines: string[]) => console.log(json ? JSON.stringify(doc, null, 2) : lines.join('\n'));
 
 async function detect(opts: KeyOptions & { request?: string; response?: string }): Promise<number> {
-  if (!opts.request) throw new CliError(EXIT.USAGE, 'give --request FILE (a sealed request: JSON or form text)');
+  if (!opts.request) throw new CliError(EXIT.USAGE, '请给出 --request 文件（封装好的请求：JSON 或 form 文本）', 'give --request FILE (a sealed request: JSON or form text)');
   const { secret, appKey } = keys(opts);
   const req = readSample(opts.request, 'request');
   const response = opts.response ? readSample(opts.response, 'response').fields : undefined;
@@ -96,7 +97,7 @@ function show(name: string | undefined, opts: CommonOptions): number {
   const names = name ? [name] : [...all.keys()];
   const docs = names.map((n) => {
     const d = all.get(n);
-    if (!d) throw new CliError(EXIT.USAGE, `no dialect "${n}"; shipped: ${[...all.keys()].join(', ')}`);
+    if (!d) throw new CliError(EXIT.USAGE, `没有方言 "${n}"；随附的有：${[...all.keys()].join(', ')}`, `no dialect "${n}"; shipped: ${[...all.keys()].join(', ')}`);
     return { dialect: d, differs: differingKnobs(d).filter((k) => k !== 'description') };
   });
   const lines: string[] = [];
@@ -118,13 +119,13 @@ function show(name: string | undefined, opts: CommonOptions): number {
 async function seal(name: string, opts: KeyOptions & { method: string; biz?: string; appId: string; termId: string; timestamp?: string; version: string }): Promise<number> {
   const { secret, appKey } = keys(opts);
   const d = dialectOrUsage(name, appKey);
-  if (!opts.biz) throw new CliError(EXIT.USAGE, 'give --biz JSON (or @file) with national field names');
+  if (!opts.biz) throw new CliError(EXIT.USAGE, '请给出 --biz JSON（或 @文件），字段名用国标的', 'give --biz JSON (or @file) with national field names');
   const text = opts.biz.startsWith('@') ? readFileSync(opts.biz.slice(1), 'utf8') : opts.biz;
   let biz: Record<string, unknown>;
   try {
     biz = JSON.parse(text) as Record<string, unknown>;
   } catch {
-    throw new CliError(EXIT.USAGE, '--biz is not JSON');
+    throw new CliError(EXIT.USAGE, '--biz 不是 JSON', '--biz is not JSON');
   }
   const env = sealRequest({ method: opts.method, appId: opts.appId, termId: opts.termId, version: opts.version, ...(opts.timestamp ? { timestamp: opts.timestamp } : {}), biz, secret, dialect: d });
   const body = encodeRequestBody(env, d);
@@ -135,7 +136,7 @@ async function seal(name: string, opts: KeyOptions & { method: string; biz?: str
 async function open(name: string, opts: KeyOptions & { request?: string; response?: string }): Promise<number> {
   const { secret, appKey } = keys(opts);
   const d = dialectOrUsage(name, appKey);
-  if (!!opts.request === !!opts.response) throw new CliError(EXIT.USAGE, 'give one of --request FILE or --response FILE');
+  if (!!opts.request === !!opts.response) throw new CliError(EXIT.USAGE, '请给出 --request 文件或 --response 文件之一', 'give one of --request FILE or --response FILE');
   if (opts.request) {
     const { fields } = readSample(opts.request, 'request');
     const r = openRequest(fields, () => ({ secret, dialect: d }));

@@ -56,9 +56,9 @@ async function loadCommand(name: string): Promise<Command | string> {
   const entry = COMMANDS[name]!;
   // the compiled build (dist/, the package) has each command's .js where the sources have its .ts
   const file = fileURLToPath(new URL(entry.module.replace(/\.ts$/, path.extname(fileURLToPath(import.meta.url))), import.meta.url));
-  if (!existsSync(file)) return 'not available in this build';
+  if (!existsSync(file)) return tr('此版本中没有这个命令', 'not available in this build');
   const mod = (await import(file)) as CommandModule;
-  if (typeof mod.command !== 'function') return `not available in this build (${entry.module} exports no command)`;
+  if (typeof mod.command !== 'function') return tr(`此版本中没有这个命令（${entry.module} 没有导出 command）`, `not available in this build (${entry.module} exports no command)`);
   const cmd = mod.command();
   if (cmd.name() !== name) throw new Error(`${entry.module} defines '${cmd.name()}', registered as '${name}'`);
   return cmd;

@@ -11,7 +11,6 @@ import type { loadConfig } from '../src/config/load.ts';
 import type { CardPrimitives } from '../src/crypto/card.ts';
 import { openCard } from '../src/crypto/open-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { EhcError } from '../src/errors.ts';
 import { maskDeep } from '../src/platform/mask.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { outboxPath } from '../src/store/index.ts';
@@ -23,7 +22,7 @@ import { act, CliError, cliLang, defineCommand, defineGroup, EXIT, isEntry, load
 /** A progress line on stderr: rewritten in place on a terminal, one line per ~2 s otherwise. */
 export function progress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr) {
   let last = 0;
-  const line = (n: number) => `${label}: ${n}/${total} (${total ? Math.floor((n * 100) / total) : 100}%)`;
+  const line = (n: number) => `${label}${tr('：', ': ')}${n}/${total} (${total ? Math.floor((n * 100) / total) : 100}%)`;
   return {
     tick(n: number) {
       const now = Date.now();
@@ -98,7 +97,8 @@ async function openCardFor(config: ReturnType<typeof loadConfig>): Promise<CardP
   try {
     return await openCard(config.card, createLogger({ level: 'warn', sink: (l) => process.stderr.write(l + '\n') }));
   } catch (err) {
-    throw new EhcError('8008', `this needs the crypto card: ${(err as Error).message}`, { cause: err });
+    // 8008 (card unavailable) as the appliance says it, exit 1
+    throw new CliError(EXIT.FAILURE, `8008 此操作需要密码卡：${(err as Error).message}`, `8008 this needs the crypto card: ${(err as Error).message}`);
   }
 }
 
@@ -111,7 +111,7 @@ const STATUS_ZH: Record<string, string> = { file: '文件', depth: '待上传', 
 
 /** Opens the outbox of --db or the config, runs `work`, closes it. */
 async function withOutbox(values: QueueOptions, needCard: boolean, work: (outbox: SqliteOutbox) => Promise<number>): Promise<number> {
-  if (needCard && values.db && !values.config) throw new CliError(EXIT.USAGE, 'export --payload needs --config (for the card and its keys)');
+  if (needCard && values.db && !values.config) throw new CliError(EXIT.USAGE, 'export --payload 需要 --config（用于密码卡及其密钥）', 'export --payload needs --config (for the card and its keys)');
   const config = values.db && !values.config ? undefined : loadCliConfig(values);
   const limits = config?.outbox ?? { maxRecords: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER, maxAgeHours: 1e9 };
   const card = needCard && config ? await openCardFor(config) : undefined;
@@ -147,7 +147,7 @@ export function command() {
   act<QueueOptions & { limit: string }>(dead, (values) =>
     withOutbox(values, false, async (outbox) => {
       const limit = Number(values.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new CliError(EXIT.USAGE, '--limit wants a positive integer');
+      if (!Number.isInteger(limit) || limit < 1) throw new CliError(EXIT.USAGE, '--limit 须为正整数', '--limit wants a positive integer');
       const rows = outbox.deadLetters(0, limit);
       if (values.json) console.log(JSON.stringify(rows, null, 2));
       else {
@@ -161,8 +161,8 @@ export function command() {
   act<QueueOptions & { all?: boolean }>(retry, (values, args) =>
     withOutbox(values, false, async (outbox) => {
       const seqs = args.map(Number);
-      if (!values.all && (seqs.length === 0 || seqs.some((s) => !Number.isInteger(s) || s <= 0))) throw new CliError(EXIT.USAGE, 'retry wants --all or sequence numbers');
-      const p = progress('retrying dead letters', values.all ? outbox.stats().dead : seqs.length);
+      if (!values.all && (seqs.length === 0 || seqs.some((s) => !Number.isInteger(s) || s <= 0))) throw new CliError(EXIT.USAGE, 'retry 需要 --all 或序号', 'retry wants --all or sequence numbers');
+      const p = progress(tr('正在重传失败记录', 'retrying dead letters'), values.all ? outbox.stats().dead : seqs.length);
       const moved = retryDead(outbox, values.all ? 'all' : seqs, (d) => !values.quiet && p.tick(d));
       if (!values.quiet) p.done(moved);
       console.log(values.json ? JSON.stringify({ moved }) : zh() ? `${moved} 条失败记录已移回待上传队列` : `${moved} dead letters moved back to the outbox`);
@@ -176,7 +176,7 @@ export function command() {
   act<QueueOptions & { out?: string; payload?: boolean; unmasked?: boolean }>(exp, (values) =>
     withOutbox(values, !!values.payload, async (outbox) => {
       const stream: WriteStream | NodeJS.WriteStream = values.out ? createWriteStream(path.resolve(values.out), { mode: values.unmasked ? 0o600 : 0o640 }) : process.stdout;
-      const p = progress('exporting dead letters', outbox.stats().dead);
+      const p = progress(tr('正在导出失败记录', 'exporting dead letters'), outbox.stats().dead);
       const n = await exportDead(outbox, stream, { payload: values.payload, unmasked: values.unmasked, onProgress: (d) => !values.quiet && p.tick(d) });
       if (!values.quiet) p.done(n);
       if (values.out) await new Promise<void>((resolve, reject) => (stream as WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())));

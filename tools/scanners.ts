@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { ApplianceConfig } from '../src/config/schema.ts';
 import { discover } from '../drivers/registry.ts';
 import type { ApplianceState } from '../src/store/state.ts';
-import { act, CliError, cliLang, defineCommand, defineGroup, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table, tr, type CommonOptions, type Lang } from './lib/cli.ts';
+import { act, cliLang, defineCommand, defineGroup, EXIT, hisGet, hisTarget, isEntry, loadCliConfig, runCli, table, tr, type CommonOptions, type Lang, unreachable } from './lib/cli.ts';
 
 function cell(v: unknown): string | undefined {
   return v === undefined || v === null ? undefined : typeof v === 'number' && v > 255 ? '0x' + v.toString(16).padStart(4, '0') : String(v);
@@ -77,7 +77,7 @@ export function command(out: (line: string) => void = (line) => console.log(line
         signal: AbortSignal.timeout(10000),
       });
     } catch (err) {
-      throw new CliError(EXIT.UNREACHABLE, `appliance unreachable at ${target.url}: ${(err as Error).message}`);
+      throw unreachable(target, (err as Error).message);
     }
     const answer = await res.text();
     if (values.json) out(JSON.stringify({ http_status: res.status, body: safeJson(answer) }, null, 2));

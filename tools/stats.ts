@@ -48,12 +48,12 @@ export function command() {
     .option('--state', tr('直接读状态目录，不询问设备', 'read the state folder directly instead of asking the appliance'));
   return act<StatsOptions>(cmd, async (values) => {
     for (const k of ['from', 'to'] as const) {
-      if (values[k] !== undefined && !/^\d{8}$/.test(values[k]!)) throw new CliError(EXIT.USAGE, `--${k} wants yyyyMMdd, got ${values[k]}`);
+      if (values[k] !== undefined && !/^\d{8}$/.test(values[k]!)) throw new CliError(EXIT.USAGE, `--${k} 须为 yyyyMMdd，收到 ${values[k]}`, `--${k} wants yyyyMMdd, got ${values[k]}`);
     }
     const bar = progress(!values.quiet);
     const out: StatsExport = { from: values.from ?? null, to: values.to ?? null, exported_at: new Date().toISOString(), usecard_scene_list: [] };
     if (values.state) {
-      if (values.terms) throw new CliError(EXIT.USAGE, '--terms needs the running appliance (its scanner registry); drop --state');
+      if (values.terms) throw new CliError(EXIT.USAGE, '--terms 需要运行中的设备（其扫码器登记）；请去掉 --state', '--terms needs the running appliance (its scanner registry); drop --state');
       const config = loadCliConfig(values);
       const stats = await UsageStats.open({
         file: path.join(config.stateDir, 'stats', 'usage.json'),
@@ -72,7 +72,7 @@ export function command() {
         q.set('page_size', String(PAGE));
         const p = await hisGet<ScenePage>(target, `/v1/stats/usecard-scene?${q}`);
         out.usecard_scene_list.push(...p.usecard_scene_list);
-        bar.update(`stats: ${out.usecard_scene_list.length}/${p.total_count} rows`);
+        bar.update(tr(`stats：${out.usecard_scene_list.length}/${p.total_count} 行`, `stats: ${out.usecard_scene_list.length}/${p.total_count} rows`));
         if (out.usecard_scene_list.length >= p.total_count || p.usecard_scene_list.length === 0) break;
       }
       if (values.terms) {

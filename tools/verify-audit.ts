@@ -49,10 +49,10 @@ export function command() {
         }
       }
       const report = await verifyAuditChain(dir, card, config.card.keys.mac, {
-        onProgress: (p) => bar.update(`verify-audit: ${p.fileIndex}/${p.files} day files, ${p.records} records checked (${p.file})`),
+        onProgress: (p) => bar.update(tr(`verify-audit：${p.fileIndex}/${p.files} 个日文件，已检查 ${p.records} 条记录（${p.file}）`, `verify-audit: ${p.fileIndex}/${p.files} day files, ${p.records} records checked (${p.file})`)),
       });
       bar.done();
-      if (report.files === 0) throw new CliError(EXIT.USAGE, `no audit files in ${dir}`);
+      if (report.files === 0) throw new CliError(EXIT.USAGE, `${dir} 中没有审计文件`, `no audit files in ${dir}`);
       const open = report.alarms.filter((a) => !a.acknowledged);
       if (values.json) console.log(JSON.stringify(report, null, 2));
       else {

@@ -4,7 +4,7 @@
  * 3 when the appliance is unreachable.
  */
 import { maskDeep } from '../src/platform/mask.ts';
-import { act, CliError, cliLang, defineCommand, EXIT, hisTarget, isEntry, loadCliConfig, runCli, tr, type CommonOptions, type Lang } from './lib/cli.ts';
+import { act, cliLang, defineCommand, EXIT, hisTarget, isEntry, loadCliConfig, runCli, tr, type CommonOptions, type Lang, keyRefused, unreachable } from './lib/cli.ts';
 
 const DECIDED_BY_ZH: Record<string, string> = { local: '本地核验', upstream: '发卡方核验', 'cross-domain': '跨域核验', 'offline-local': '离线本地核验', deferred: '稍后判定' };
 
@@ -39,9 +39,9 @@ export function command() {
         signal: AbortSignal.timeout(30_000),
       });
     } catch (err) {
-      throw new CliError(EXIT.UNREACHABLE, `appliance unreachable at ${target.url}: ${(err as Error).message}`);
+      throw unreachable(target, (err as Error).message);
     }
-    if (res.status === 401 || res.status === 403) throw new CliError(EXIT.USAGE, `the appliance refused the key (HTTP ${res.status})`);
+    if (res.status === 401 || res.status === 403) throw keyRefused(res.status);
     const body = maskDeep(await res.json()) as Record<string, unknown>;
     if (values.json) process.stdout.write(JSON.stringify({ http_status: res.status, ...body }, null, 2) + '\n');
     else process.stdout.write(formatAnswer(res.status, body, cliLang()) + '\n');

@@ -95,8 +95,8 @@ const inside = (dir: string, file: string) => !path.relative(dir, file).startsWi
 /** Write the archive of `config`'s appliance to `file`. The appliance must be stopped. */
 export async function createBackup(config: ApplianceConfig, file: string, appVersion: string): Promise<Manifest> {
   const running = await runningWhy(config);
-  if (running) throw new CliError(EXIT.USAGE, `refusing to back up a running appliance: ${running}`);
-  if (!existsSync(config.stateDir)) throw new CliError(EXIT.USAGE, `${config.stateDir}: the state dir does not exist (nothing to back up)`);
+  if (running) throw new CliError(EXIT.USAGE, `设备正在运行，不做备份：${running}`, `refusing to back up a running appliance: ${running}`);
+  if (!existsSync(config.stateDir)) throw new CliError(EXIT.USAGE, `${config.stateDir}：状态目录不存在（没有可备份的内容）`, `${config.stateDir}: the state dir does not exist (nothing to back up)`);
   const users = idNames('/etc/passwd');
   const groups = idNames('/etc/group');
   const owner = (p: string) => {
@@ -156,35 +156,35 @@ export async function createBackup(config: ApplianceConfig, file: string, appVer
 
 /** Unpack and check an archive into a temporary dir: every file listed, none extra, every SHA-256 equal. */
 export async function openBackup(file: string): Promise<{ dir: string; manifest: Manifest; cleanup: () => void }> {
-  if (!existsSync(file)) throw new CliError(EXIT.USAGE, `${file}: no such archive`);
+  if (!existsSync(file)) throw new CliError(EXIT.USAGE, `${file}：没有这个备份包`, `${file}: no such archive`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ehc-restore-'));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
     try {
       await tar.extract({ file, cwd: dir, strict: true, preserveOwner: false });
     } catch (err) {
-      throw new CliError(EXIT.FAILURE, `${file}: not a readable backup archive (${(err as Error).message})`);
+      throw new CliError(EXIT.FAILURE, `${file}：不是可读的备份包（${(err as Error).message}）`, `${file}: not a readable backup archive (${(err as Error).message})`);
     }
     let manifest: Manifest;
     try {
       manifest = JSON.parse(readFileSync(path.join(dir, 'MANIFEST.json'), 'utf8')) as Manifest;
     } catch (err) {
-      throw new CliError(EXIT.FAILURE, `${file}: no readable MANIFEST.json (${(err as Error).message})`);
+      throw new CliError(EXIT.FAILURE, `${file}：没有可读的 MANIFEST.json（${(err as Error).message}）`, `${file}: no readable MANIFEST.json (${(err as Error).message})`);
     }
-    if (manifest.format !== BACKUP_FORMAT) throw new CliError(EXIT.FAILURE, `${file}: format ${String(manifest.format)}, expected ${BACKUP_FORMAT}`);
+    if (manifest.format !== BACKUP_FORMAT) throw new CliError(EXIT.FAILURE, `${file}：格式 ${String(manifest.format)}，应为 ${BACKUP_FORMAT}`, `${file}: format ${String(manifest.format)}, expected ${BACKUP_FORMAT}`);
     const listed = new Set(manifest.files.map((f) => f.name));
     const present: string[] = [];
     walk(dir, present, []);
     for (const p of present) {
       const name = path.relative(dir, p);
-      if (name !== 'MANIFEST.json' && !listed.has(name)) throw new CliError(EXIT.FAILURE, `${file}: ${name} is in the archive but not in its manifest`);
+      if (name !== 'MANIFEST.json' && !listed.has(name)) throw new CliError(EXIT.FAILURE, `${file}：${name} 在备份包中，但不在其清单里`, `${file}: ${name} is in the archive but not in its manifest`);
     }
     for (const f of manifest.files) {
       const p = path.join(dir, f.name);
-      if (!inside(dir, p) || !path.isAbsolute(f.target)) throw new CliError(EXIT.FAILURE, `${file}: manifest entry ${f.name} → ${f.target} is not a safe path`);
-      if (!existsSync(p)) throw new CliError(EXIT.FAILURE, `${file}: ${f.name} is in the manifest but missing from the archive`);
+      if (!inside(dir, p) || !path.isAbsolute(f.target)) throw new CliError(EXIT.FAILURE, `${file}：清单项 ${f.name} → ${f.target} 不是安全的路径`, `${file}: manifest entry ${f.name} → ${f.target} is not a safe path`);
+      if (!existsSync(p)) throw new CliError(EXIT.FAILURE, `${file}：${f.name} 在清单中，但备份包里没有`, `${file}: ${f.name} is in the manifest but missing from the archive`);
       const got = sha256(p);
-      if (got !== f.sha256 || lstatSync(p).size !== f.size) throw new CliError(EXIT.FAILURE, `${file}: ${f.name} does not match its manifest (sha256 ${got.slice(0, 16)}…, expected ${f.sha256.slice(0, 16)}…): the archive is damaged`);
+      if (got !== f.sha256 || lstatSync(p).size !== f.size) throw new CliError(EXIT.FAILURE, `${file}：${f.name} 与清单不符（sha256 ${got.slice(0, 16)}…，应为 ${f.sha256.slice(0, 16)}…）：备份包已损坏`, `${file}: ${f.name} does not match its manifest (sha256 ${got.slice(0, 16)}…, expected ${f.sha256.slice(0, 16)}…): the archive is damaged`);
     }
     return { dir, manifest, cleanup };
   } catch (err) {
@@ -201,7 +201,7 @@ export async function restoreBackup(file: string, config: ApplianceConfig | unde
     // the running check needs an address: the config in place, else the archived one
     const probe = config ?? (await import('../../src/config/load.ts')).loadConfig(path.join(dir, manifest.files.find((f) => f.role === 'config')!.name));
     const running = await runningWhy(probe);
-    if (running) throw new CliError(EXIT.USAGE, `refusing to restore over a running appliance: ${running}`);
+    if (running) throw new CliError(EXIT.USAGE, `设备正在运行，不做恢复：${running}`, `refusing to restore over a running appliance: ${running}`);
     const uids = idsByName('/etc/passwd');
     const gids = idsByName('/etc/group');
     const own = (p: string, e: { mode: number; owner: string; group: string }) => {

@@ -14,11 +14,11 @@ import { CliError, EXIT } from './cli.ts';
 /** The configured card (any driver openCard knows), or a software card from `keyFile` when given. */
 export async function openToolCard(config: ApplianceConfig, keyFile?: string): Promise<CardPrimitives> {
   const file = keyFile ?? (config.card.driver === 'soft' ? config.card.keyFile : undefined);
-  if (file !== undefined && !existsSync(file)) throw new CliError(EXIT.USAGE, `no card key file at ${file}`);
+  if (file !== undefined && !existsSync(file)) throw new CliError(EXIT.USAGE, `${file} 处没有密码卡密钥文件`, `no card key file at ${file}`);
   try {
     if (keyFile) return await SoftCard.open(keyFile, config.card.keys);
     return await openCard(config.card, createLogger({ level: 'warn', sink: (l) => process.stderr.write(l + '\n') }));
   } catch (err) {
-    throw new CliError(EXIT.USAGE, `cannot open the crypto card (${config.card.driver}): ${(err as Error).message}`);
+    throw new CliError(EXIT.USAGE, `无法打开密码卡（${config.card.driver}）：${(err as Error).message}`, `cannot open the crypto card (${config.card.driver}): ${(err as Error).message}`);
   }
 }

@@ -131,6 +131,40 @@ export function wrapCells(text: string, width: number): string {
     .join('\n');
 }
 
+const quoted = (what: string) => what.replace(/^option '/, "选项 '").replace(/^environment variable '/, "环境变量 '");
+const suggestionZh = (s: string) =>
+  s.replace(/\n\(Did you mean one of (.+)\?\)$/, '\n（是否想用其中之一：$1？）').replace(/\n\(Did you mean (.+)\?\)$/, '\n（是否想用 $1？）');
+/** commander's usage errors, each as its message reads (commander 14), and their Chinese. */
+const COMMANDER_ZH: Array<[RegExp, (...m: string[]) => string]> = [
+  [/^error: unknown option '(.+?)'((?:\n\(Did you mean .+\?\))?)$/s, (f, s) => `错误：未知选项 '${f}'${suggestionZh(s)}`],
+  [/^error: unknown command '(.+?)'((?:\n\(Did you mean .+\?\))?)$/s, (c, s) => `错误：未知命令 '${c}'${suggestionZh(s)}`],
+  [/^error: missing required argument '(.+)'$/, (a) => `错误：缺少必需的参数 '${a}'`],
+  [/^error: option '(.+)' argument missing$/, (o) => `错误：选项 '${o}' 缺少取值`],
+  [/^error: required option '(.+)' not specified$/, (o) => `错误：未给出必需的选项 '${o}'`],
+  [/^error: too many arguments(?: for '(.+)')?\. Expected (\d+) arguments? but got (\d+)\.$/, (c, n, got) => `错误：${c ? `'${c}' 的` : ''}参数过多：应为 ${n} 个，实际 ${got} 个`],
+  [/^error: ((?:option|environment variable) '.+') cannot be used with ((?:option|environment variable) '.+')$/, (a, b) => `错误：${quoted(a)} 不能与 ${quoted(b)} 同时使用`],
+  [/^error: option '(.+)' argument '(.*)' is invalid\.(.*)$/s, (o, v, why) => `错误：选项 '${o}' 的取值 '${v}' 无效。${choicesZh(why)}`],
+  [/^error: option '(.+)' value '(.*)' from env '(.+)' is invalid\.(.*)$/s, (o, v, e, why) => `错误：选项 '${o}' 取自环境变量 '${e}' 的值 '${v}' 无效。${choicesZh(why)}`],
+  [/^error: command-argument value '(.*)' is invalid for argument '(.+)'\.(.*)$/s, (v, a, why) => `错误：参数 '${a}' 的取值 '${v}' 无效。${choicesZh(why)}`],
+];
+function choicesZh(why: string): string {
+  const m = /^ Allowed choices are (.+)\.$/.exec(why);
+  return m ? `可选值：${m[1]}` : why.trim();
+}
+
+/**
+ * A usage error of commander's (unknown option, missing argument, too many arguments, invalid choice …)
+ * in Chinese; one this does not know (a newer commander's) stays as commander wrote it.
+ */
+export function commanderErrorZh(text: string): string {
+  const message = text.replace(/\n$/, '');
+  for (const [pattern, zh] of COMMANDER_ZH) {
+    const m = pattern.exec(message);
+    if (m) return zh(...m.slice(1).map((x) => x ?? '')) + (text.endsWith('\n') ? '\n' : '');
+  }
+  return text;
+}
+
 /**
  * Parser settings shared by every command of the tree: errors as exceptions, CJK-aware help columns, help
  * in the run's language (commander's own headings and `(default: …)` too); `group`: it has subcommands.
@@ -139,7 +173,11 @@ export function configureParser(cmd: Command, { group = false }: { group?: boole
   const zh = cliLang() === 'zh';
   cmd
     .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(cliLang() === 'zh' ? commanderErrorZh(s) : s),
+    })
     .configureHelp({
       displayWidth: (s) => stringWidth(s),
       minWidthToWrap: 24, // commander's 40 leaves a long Chinese text unwrapped beside long option terms
@@ -239,7 +277,9 @@ function reportError(cmd: Command, opts: CommonOptions, err: unknown): number {
     message = (err as Error)?.stack ?? String(err);
   }
   console.error(`ehc-edge ${name}: ${message}`);
-  if (opts.json) console.log(JSON.stringify({ error: err instanceof Error ? err.message : String(err), exit_code: code }));
+  // --json is the same in every language: a CliError's English text
+  const english = err instanceof CliError ? err.english : err instanceof Error ? err.message : String(err);
+  if (opts.json) console.log(JSON.stringify({ error: english, exit_code: code }));
   return code;
 }
 
@@ -262,13 +302,22 @@ export async function runCli(build: Command | (() => Command), argv: string[]): 
   return r[RESULT] ?? EXIT.OK;
 }
 
-/** An error that ends a subcommand with a given exit code and a one-line message. */
+/**
+ * An error that ends a subcommand with a given exit code and a one-line message, in the run's language:
+ * `new CliError(EXIT.USAGE, '中文', 'English')` (the English also goes into --json's `error`). With one
+ * text, it is a lower module's message passed on as it is (English: src/… speaks English), e.g. a
+ * config check's `file: key: what to fix`. test/cli-lang.test.ts checks every `new CliError(` in tools/.
+ */
 export class CliError extends Error {
+  /** The English text (--json prints it in every language). */
+  readonly english: string;
   constructor(
     readonly exitCode: number,
-    message: string,
+    zh: string,
+    en?: string,
   ) {
-    super(message);
+    super(en === undefined ? zh : tr(zh, en));
+    this.english = en ?? zh;
   }
 }
 
@@ -306,9 +355,19 @@ export interface HisTarget {
  */
 export function hisTarget(config: ApplianceConfig | undefined, opts: { url?: string; key?: string }): HisTarget {
   const url = opts.url?.replace(/\/$/, '') ?? (config ? hisUrl(config) : undefined);
-  if (!url) throw new CliError(EXIT.USAGE, 'no appliance address: give --url or a config');
+  if (!url) throw new CliError(EXIT.USAGE, '没有设备地址：请给出 --url 或配置文件', 'no appliance address: give --url or a config');
   const key = opts.key ?? process.env.EHC_EDGE_API_KEY ?? process.env.EHC_HIS_KEY ?? (config ? hisKey(config) : undefined);
   return { url, key };
+}
+
+/** Exit 3: the appliance's HIS port did not answer (`why`: the network's reason, e.g. ECONNREFUSED). */
+export function unreachable(target: { url: string }, why: string): CliError {
+  return new CliError(EXIT.UNREACHABLE, `无法连接设备 ${target.url}（${why}）`, `appliance unreachable at ${target.url} (${why})`);
+}
+
+/** Exit 2: the appliance answered 401/403 to the key (`more`: what to do, in both languages). */
+export function keyRefused(status: number, more?: readonly [string, string]): CliError {
+  return new CliError(EXIT.USAGE, `设备拒绝了密钥（HTTP ${status}）${more ? `：${more[0]}` : ''}`, `the appliance refused the key (HTTP ${status})${more ? `: ${more[1]}` : ''}`);
 }
 
 /** GET a JSON document from the appliance; maps network failures to exit 3 and refused keys to exit 2. */
@@ -322,7 +381,7 @@ export async function hisGet<T>(target: HisTarget, pathAndQuery: string, timeout
   } catch (err) {
     const c = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
     const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).name;
-    throw new CliError(EXIT.UNREACHABLE, `appliance unreachable at ${target.url} (${cause})`);
+    throw unreachable(target, cause);
   }
   const text = await res.text();
   let body: unknown;
@@ -332,11 +391,11 @@ export async function hisGet<T>(target: HisTarget, pathAndQuery: string, timeout
     body = undefined;
   }
   if (res.status === 401 || res.status === 403) {
-    throw new CliError(EXIT.USAGE, `the appliance refused the key (HTTP ${res.status})${target.key ? '' : ': no key; set EHC_EDGE_API_KEY or --key'}`);
+    throw keyRefused(res.status, target.key ? undefined : ['没有密钥；请设置 EHC_EDGE_API_KEY 或 --key', 'no key; set EHC_EDGE_API_KEY or --key']);
   }
   if (!res.ok || body === undefined) {
     const msg = (body as { ret_msg?: string } | undefined)?.ret_msg ?? text.slice(0, 200);
-    throw new CliError(res.status >= 500 ? EXIT.FAILURE : EXIT.USAGE, `GET ${pathAndQuery}: HTTP ${res.status} ${msg}`);
+    throw new CliError(res.status >= 500 ? EXIT.FAILURE : EXIT.USAGE, `设备对 GET ${pathAndQuery} 的应答：HTTP ${res.status} ${msg}`, `GET ${pathAndQuery}: HTTP ${res.status} ${msg}`);
   }
   return body as T;
 }
@@ -356,7 +415,7 @@ export async function hisSend(target: HisTarget, method: string, pathAndQuery: s
     });
   } catch (err) {
     const c = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
-    throw new CliError(EXIT.UNREACHABLE, `appliance unreachable at ${target.url} (${c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).name})`);
+    throw unreachable(target, c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).name);
   }
   const text = await res.text();
   try {
