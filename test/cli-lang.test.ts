@@ -262,6 +262,9 @@ test('dialect: detect, show and open speak Chinese by default, English with --la
   assert.match((await capture(['dialect', 'show', '--lang', 'en'])).stdout, /^national-v3\.1 +\(the national reading\)$/m);
   assert.match((await capture(['dialect', 'show', 'form-paths'])).stdout, /body +"form" +（国标："json"）/);
   assert.match((await capture(['dialect', 'show', 'form-paths', '--lang', 'en'])).stdout, /body +"form" +\(national: "json"\)/);
+  // each dialect's own description: its descriptionZh by default, its description in English
+  assert.match((await capture(['dialect', 'show', 'form-paths'])).stdout, /^form-paths：省级网关式：form-urlencoded 请求体/);
+  assert.match((await capture(['dialect', 'show', 'form-paths', '--lang', 'en'])).stdout, /^form-paths: province gateway style: form-urlencoded bodies/);
 
   const t = tempDir('ehc-cli-lang-');
   try {

@@ -40,8 +40,9 @@ test('every shipped profile is valid, named after its file, and national-v3.1 co
   const all = shippedDialects();
   assert.equal([...all.keys()].sort(), [...NAMES].sort());
   assert.is([...all.keys()][0], 'national-v3.1');
-  const { description, ...national } = all.get('national-v3.1')!;
+  const { description, descriptionZh, ...national } = all.get('national-v3.1')!;
   assert.ok(description);
+  for (const d of all.values()) assert.match(d.descriptionZh ?? '', /[\u4e00-\u9fff]/, `${d.name}: a Chinese description (dialect show's default)`);
   assert.equal(national, { ...NATIONAL_V31 });
 });
 
@@ -121,7 +122,7 @@ test('transport: form bodies keep every field; per-method paths are appended to 
 });
 
 test('national-v3.1 by name, by default, and as {} are the same national reading', () => {
-  const knobsOf = ({ description: _d, ...rest }: Dialect) => rest;
+  const knobsOf = ({ description: _d, descriptionZh: _z, ...rest }: Dialect) => rest;
   assert.equal(knobsOf(loadDialect(undefined)), { ...NATIONAL_V31 });
   assert.equal(knobsOf(loadDialect('national-v3.1')), { ...NATIONAL_V31 });
   assert.equal(loadDialect({}), { ...NATIONAL_V31 });

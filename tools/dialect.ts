@@ -98,7 +98,7 @@ function show(name: string | undefined, opts: CommonOptions): number {
   const docs = names.map((n) => {
     const d = all.get(n);
     if (!d) throw new CliError(EXIT.USAGE, `没有方言 "${n}"；随附的有：${[...all.keys()].join(', ')}`, `no dialect "${n}"; shipped: ${[...all.keys()].join(', ')}`);
-    return { dialect: d, differs: differingKnobs(d).filter((k) => k !== 'description') };
+    return { dialect: d, differs: differingKnobs(d).filter((k) => k !== 'description' && k !== 'descriptionZh') };
   });
   const lines: string[] = [];
   for (const { dialect: d, differs } of docs) {
@@ -106,7 +106,7 @@ function show(name: string | undefined, opts: CommonOptions): number {
       lines.push(`${d.name.padEnd(18)} ${differs.length ? differs.map((k) => `${k}=${JSON.stringify(d[k])}`).join(' ') : tr('（国家标准的读法）', '(the national reading)')}`);
       continue;
     }
-    lines.push(`${d.name}: ${d.description ?? ''}`);
+    lines.push(`${d.name}${tr('：', ': ')}${tr(d.descriptionZh ?? d.description ?? '', d.description ?? '')}`);
     for (const k of Object.keys(NATIONAL_V31) as (keyof Dialect)[]) {
       if (k === 'name') continue;
       lines.push(`  ${k.padEnd(13)} ${JSON.stringify(d[k])}${(differs as string[]).includes(k) ? tr(`   （国标：${JSON.stringify(NATIONAL_V31[k])}）`, `   (national: ${JSON.stringify(NATIONAL_V31[k])})`) : ''}`);

@@ -18,6 +18,8 @@ import { pkcs7Pad, pkcs7Unpad } from '../platform/pkcs7.ts';
 export interface Dialect {
   name: string;
   description?: string;
+  /** the description in Chinese (what `ehc-edge dialect show` prints by default) */
+  descriptionZh?: string;
   encType: 'SM4';
   digestType: 'SM3';
   key: 'hex-prefix' | 'ascii16' | 'hex-decoded' | 'fixed';
@@ -75,7 +77,7 @@ export const NATIONAL_V31: Readonly<Dialect> = Object.freeze({
   version: null,
 }) as Readonly<Dialect>;
 
-/** The knobs that change bytes or wire shape (everything but name, description, appKey). */
+/** The knobs that change bytes or wire shape (everything but name, description, descriptionZh, appKey). */
 export const KNOBS = Object.keys(NATIONAL_V31).filter((k) => k !== 'name') as (keyof Dialect)[];
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -96,7 +98,7 @@ export function resolveDialect(spec: DialectSpec = {}, base: Readonly<Dialect> =
     (d as unknown as Record<string, unknown>)[k] = structuredClone(v);
   }
   if (!spec.name) {
-    const changed = KNOBS.filter((k) => k !== 'description' && spec[k as keyof DialectSpec] !== undefined && !same(d[k], base[k]));
+    const changed = KNOBS.filter((k) => k !== 'description' && k !== 'descriptionZh' && spec[k as keyof DialectSpec] !== undefined && !same(d[k], base[k]));
     d.name = changed.length ? `${base.name}+${changed.map((k) => `${k}=${typeof d[k] === 'object' ? JSON.stringify(d[k]) : String(d[k])}`).join(',')}` : base.name;
   }
   if (extra.appKey !== undefined) d.appKey = extra.appKey;
