@@ -11,8 +11,9 @@
  *
  * To add a command: a module with `export function command() { return act(defineCommand(…), …) }`, one
  * line in COMMANDS, then `npm run man` (a test keeps packaging/ehc-edge.1 equal to the definitions).
- * Every help text is given in both languages, `tr('中文', 'English')` (test/cli-lang.test.ts fails on one
- * without its Chinese); the run's language is decided once, from argv and env, before the tree is built.
+ * Every help text is given in both languages, `tr('中文', 'English')`, and every error reason too,
+ * `new CliError(code, '中文', 'English')` (test/cli-lang.test.ts fails on one without its Chinese); the
+ * run's language is decided once, from argv and env, before the tree is built.
  *
  * The shebang resolves tsx from the working directory (fine for `npx ehc-edge` in the project); an
  * installed copy needs a wrapper: `exec node --import=<prefix>/node_modules/tsx/dist/esm/index.mjs

@@ -3,7 +3,8 @@
  * codes, config loading, talking to the running appliance over the HIS port, progress lines on stderr,
  * tables whose columns are measured in terminal cells (CJK characters are two wide), and the language of
  * a run: zh-CN unless --lang en / EHC_EDGE_LANG=en / an English LANG, decided once (useLang) for the
- * help texts and the output alike (tr).
+ * help texts, the output and the error lines alike (tr; CliError takes both texts; commander's own usage
+ * errors are translated where they are printed, commanderErrorZh).
  *
  * Exit codes: 0 ok · 1 a failure was found (unhealthy component, broken audit chain …) · 2 usage or
  * configuration error (bad flag, unreadable config, refused key) · 3 appliance unreachable.
