@@ -8,6 +8,7 @@ import { verifyAuditChain } from '../src/ops/audit-verify.ts';
 import { macCard } from './helpers/mac-card.ts';
 import { auditOffline } from '../src/ops/audit-offline.ts';
 import { AuditDayFiles } from '../src/ops/audit-day-files.ts';
+import { GroupCommitWriter, type ChainedRecord } from '../src/ops/audit-group-commit.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { population, findClearPii } from './helpers/population.ts';
 
@@ -340,6 +341,90 @@ test('group commit: a record queued while a write is on its way to disk resolves
     AuditDayFiles.prototype.write = write;
     await trail.close();
   }
+});
+
+test('GroupCommitWriter: a record resolves only once a completed fsync holds it; a torn write is cut back off, what was chained on it fails, the next write goes on from the last durable record', async () => {
+  // an in-memory day file: what each write + fsync left on "disk", a gate to hold a write on its way, a write torn half-way
+  let disk = Buffer.alloc(0);
+  const used: string[] = [];
+  let hold: Promise<void> | undefined;
+  let tear = false;
+  const sink = {
+    open: false,
+    get size() {
+      return disk.length;
+    },
+    async use(day: string) {
+      used.push(day);
+      const created = !sink.open;
+      sink.open = true;
+      return created;
+    },
+    async write(buf: Buffer) {
+      if (hold) await hold;
+      if (tear) {
+        disk = Buffer.concat([disk, buf.subarray(0, buf.length >> 1)]);
+        throw new Error('ENOSPC: no space left on device');
+      }
+      disk = Buffer.concat([disk, buf]);
+    },
+    async cut(size: number) {
+      disk = disk.subarray(0, size);
+    },
+  };
+  const rolled: number[] = [];
+  const writer = new GroupCommitWriter(sink, { rolledBack: (to) => void rolled.push(to.seq) });
+  writer.start({ seq: 0, mac: '0'.repeat(64), time: null }, '');
+  const today = new Date('2026-12-02T08:00:00Z');
+  const outcome = new Map<number, string>();
+  const rec = (seq: number, date = today): ChainedRecord => {
+    const line = `{"seq":${seq}}`;
+    return {
+      line, bytes: [Buffer.from(line + '\n')], seq, mac: String(seq).padStart(64, '0'), date, time: date.toISOString(), kind: 'verify', epoch: writer.epoch,
+      done: () => void outcome.set(seq, disk.includes(`${line}\n`) ? 'durable' : 'resolved before its fsync'),
+      fail: (e) => void outcome.set(seq, `failed: ${(e as Error).message}`),
+    };
+  };
+  const turn = () => new Promise((r) => setImmediate(r));
+  let release!: () => void;
+  hold = new Promise((r) => (release = r));
+  writer.add(rec(1));
+  writer.kick();
+  await turn();
+  writer.add(rec(2)); // queued while the first write is on its way
+  writer.add(rec(3, new Date('2026-12-01T08:00:00Z'))); // the clock stepped back a day: still today's file
+  writer.kick();
+  await turn();
+  assert.equal([...outcome], [], 'nothing resolves while its write is on its way');
+  hold = undefined;
+  release();
+  while (writer.busy) await writer.idle();
+  assert.equal([...outcome], [[1, 'durable'], [2, 'durable'], [3, 'durable']]);
+  assert.equal(used, ['20261202', '20261202'], 'two writes: the first alone, then the two queued during it; never the older day');
+  const kept = disk.toString();
+
+  hold = new Promise((r) => (release = r));
+  tear = true;
+  writer.add(rec(4));
+  writer.kick();
+  await turn();
+  writer.add(rec(5)); // chained on top of 4 while 4's write is on its way
+  hold = undefined;
+  release();
+  while (writer.busy) await writer.idle();
+  assert.is(outcome.get(4), 'failed: ENOSPC: no space left on device');
+  assert.match(outcome.get(5)!, /^failed: audit: not written, chained after a record whose write failed/);
+  assert.is(disk.toString(), kept, 'the torn half line is cut back off');
+  assert.equal(rolled, [3], 'the chain continues from the last durable record');
+  assert.equal([writer.writable, writer.durable.seq, writer.epoch], [false, 3, 1]);
+
+  tear = false;
+  writer.add(rec(4)); // chained again, on the rewound chain
+  writer.kick();
+  while (writer.busy) await writer.idle();
+  assert.is(outcome.get(4), 'durable');
+  assert.is(disk.toString(), kept + '{"seq":4}\n');
+  assert.equal([writer.writable, writer.durable.seq], [true, 4]);
 });
 
 test('a record that cannot be built (bad time, failing clock) is refused alone; the chain goes on without a gap', async () => {

@@ -1,7 +1,8 @@
 /**
  * The audit head: `head.json` (MACed, written durably) names the last durable record, so a cut tail is
  * detected; the same sealed text is kept outside the audit folder (the outbox database) through an
- * anchor. Writes run one after another (a timer's write and close()'s must not share the temp file).
+ * anchor. Writes run one after another (a timer's write and close()'s must not share the temp file);
+ * between closes a head is written at most once a second (soon()).
  */
 import path from 'node:path';
 import type { KeyIndex } from '../crypto/card.ts';
@@ -15,31 +16,39 @@ export interface HeadAnchor {
   write(text: string): Promise<void> | void;
 }
 
+export interface HeadWriterOptions {
+  dir: string;
+  card: AuditMacCard;
+  macKey: KeyIndex;
+  anchor?: HeadAnchor;
+  logger?: Logger;
+  /** the head as it stands when its write's turn comes; `closed` for the clean close's */
+  doc(closed: boolean): HeadDoc;
+  /** head.json holds `d` now */
+  written?(d: HeadDoc): void;
+}
+
 export class HeadWriter {
   private chain: Promise<void> = Promise.resolve();
   private lastLog = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
-  constructor(
-    private readonly dir: string,
-    private readonly card: AuditMacCard,
-    private readonly macKey: KeyIndex,
-    private readonly anchor?: HeadAnchor,
-    private readonly logger?: Logger,
-  ) {}
+  constructor(private readonly o: HeadWriterOptions) {}
 
-  /** Writes `doc()` (built when its turn comes) to head.json (then `written`), and to the anchor. */
-  write(doc: () => HeadDoc, written?: (d: HeadDoc) => void): Promise<HeadDoc> {
+  /** Writes the head (built when its turn comes) to head.json, then to the anchor. */
+  write(closed = false): Promise<HeadDoc> {
     const run = async () => {
-      const d = doc();
-      const sealed = await sealDoc(this.card, this.macKey, d);
-      await replaceFileDurably(path.join(this.dir, 'head.json'), sealed);
-      written?.(d);
+      const d = this.o.doc(closed);
+      const sealed = await sealDoc(this.o.card, this.o.macKey, d);
+      await replaceFileDurably(path.join(this.o.dir, 'head.json'), sealed);
+      this.o.written?.(d);
       // the same head outside the audit folder, and its seq in the journal (at most once a minute)
-      await this.anchor?.write(sealed.trim());
+      await this.o.anchor?.write(sealed.trim());
       const now = Date.now();
       if (d.closed || now - this.lastLog >= 60_000) {
         this.lastLog = now;
-        this.logger?.info('audit head', { seq: d.seq, mac: d.mac.slice(0, 16), closed: d.closed ?? false });
+        this.o.logger?.info('audit head', { seq: d.seq, mac: d.mac.slice(0, 16), closed: d.closed ?? false });
       }
       return d;
     };
@@ -51,17 +60,34 @@ export class HeadWriter {
     return next;
   }
 
+  /** A write within a second, unless one is due already; a failure is logged. */
+  soon(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.write().catch((err) => this.o.logger?.warn('audit head not written', { err: err as Error }));
+    }, 1000);
+    this.timer.unref();
+  }
+
+  /** No more timed writes (the trail closes; its last head is written by write()). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
   /** The head kept outside the audit folder, when its MAC holds. */
   async readOutside(): Promise<HeadDoc | undefined> {
-    const text = await this.anchor?.read();
+    const text = await this.o.anchor?.read();
     if (!text) return undefined;
     try {
       const sealed = JSON.parse(text) as { doc: HeadDoc; mac: string };
-      if ((await macOf(this.card, this.macKey, JSON.stringify(sealed.doc))) === sealed.mac) return sealed.doc;
+      if ((await macOf(this.o.card, this.o.macKey, JSON.stringify(sealed.doc))) === sealed.mac) return sealed.doc;
     } catch {
       /* below */
     }
-    this.logger?.error('audit: the head anchored in the outbox fails its MAC (ignored)');
+    this.o.logger?.error('audit: the head anchored in the outbox fails its MAC (ignored)');
     return undefined;
   }
 }
