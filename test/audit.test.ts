@@ -209,6 +209,29 @@ test('the size cap deletes the oldest days (never today) and records it', async 
   assert.ok(report.ok, JSON.stringify(report.broken));
 });
 
+test('a failed prune after a write leaves that write\'s durable records in place, and the chain goes on from them', async () => {
+  const dir = tmp();
+  let now = new Date(2026, 2, 1, 12);
+  const clock = () => now;
+  await writeChain(dir, 20, clock);
+  const size = readFileSync(path.join(dir, 'audit-20260301.jsonl')).length;
+  // the anchor's seal fails (the card hiccups): the new day's first write takes the folder over its cap and prunes
+  const failingAnchor = { ...card, hmacSm3: async (k: number, data: Uint8Array) => {
+    if (Buffer.from(data).includes('"prunedAt"')) throw new Error('card busy');
+    return card.hmacSm3(k, data);
+  } };
+  now = new Date(2026, 2, 2, 12);
+  const trail = await AuditTrail.open({ dir, card: failingAnchor, macKey: card.index, clock, maxBytes: size + 10 });
+  const a = await trail.append(verification(1));
+  await trail.flush();
+  const b = await trail.append(verification(2));
+  await trail.close();
+  const kept = lines(path.join(dir, 'audit-20260302.jsonl')).map((l) => JSON.parse(l).seq);
+  assert.equal(kept, [a.seq, b.seq], 'the record resolved before the prune is still on disk');
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok, JSON.stringify(report.broken));
+});
+
 test('a torn last line from a crash is cut on open, noted in the trail, and the chain verifies', async () => {
   const dir = tmp();
   await writeChain(dir, 4);

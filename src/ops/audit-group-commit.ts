@@ -55,7 +55,7 @@ export interface GroupCommitHooks {
   /** a group is durable (its records resolve right after); `bytes` written */
   written?(group: readonly ChainedRecord[], bytes: number): void;
   /** after the records of a durable group resolved, before the next write (retention); `rotated` when its day file
-   * was created; a throw counts as the write's failure */
+   * was created; a throw is logged */
   afterWrite?(rotated: boolean): Promise<void>;
   /** a write failed and was cut back: the chain continues from `to` */
   rolledBack(to: DurablePoint, err: unknown): void;
@@ -165,13 +165,19 @@ export class GroupCommitWriter {
       this.writable = true;
       this.hooks.written?.(live, buf.length);
       for (const p of live) p.done?.(p.line);
-      await this.hooks.afterWrite?.(rotated);
     } catch (err) {
       this.writable = false;
       this.lastWriteError = err instanceof Error ? err.message : String(err);
       this.hooks.logger?.error('audit write failed', { err: err as Error });
       await this.rollBack(before, err);
       for (const p of live) p.fail(err);
+      return;
+    }
+    try {
+      await this.hooks.afterWrite?.(rotated);
+    } catch (err) {
+      // the group is durable and resolved: a failure after it (pruning) must not cut it back off
+      this.hooks.logger?.error('audit: the step after a write failed', { err: err as Error });
     }
   }
 
