@@ -141,4 +141,39 @@ test('a deferred answer carrying identity waits for its audit record (refuse) an
   assert.equal(recorded.map((e) => [e.retCode, e.subject?.name]), [['0000', '陈俊海'], ['2001', undefined]]);
 });
 
+test('audit.onFailure = refuse: an answer whose audit record cannot be written is heard once, as the 8007 rejection — never verified too (metrics, history, usage)', async () => {
+  const t = tempDir();
+  const card = await softCard(t.dir);
+  try {
+    const heard: string[] = []; // what the bus (metrics, history, the desks) hears
+    const counted: string[] = []; // what the usage stats count
+    const audit = {
+      append: async () => {
+        throw new Error('ENOSPC: no space left on device');
+      },
+      record: () => {},
+    };
+    const stats = { recordVerification: (r: { decided_by: string }) => void counted.push(`used:${r.decided_by}`), recordError: (code: string) => void counted.push(`error:${code}`) };
+    const verifier = new RoutingVerifier({
+      card,
+      upstream: new FakeUpstream(),
+      outbox: new MemoryOutbox(),
+      settings: { localEhcins: [LOCAL_EHCIN], policy: 'local-first', clockSkewSeconds: 30, treatmentCode: '010101', operatorId: 'ehc-edge', operatorName: 'ehc-edge', termId: site.termId },
+      observers: [opsObserver({ audit, stats }), { verified: (r) => void heard.push(`verified:${r.ret_code}`), rejected: (e) => void heard.push(`rejected:${e.code}`) }],
+    });
+    const code = await issueHealthCode(card, { identity: PATIENT, ehcappid: `${LOCAL_EHCIN}APPA0001`, expiresAt: new Date(Date.now() + 300_000) });
+    try {
+      await verifier.verify({ ehealthCode: code });
+      assert.unreachable('withheld');
+    } catch (err) {
+      assert.is((err as EhcError).code, '8007');
+    }
+    assert.equal(heard, ['rejected:8007']);
+    assert.equal(counted, ['error:8007']);
+  } finally {
+    await card.close();
+    t.cleanup();
+  }
+});
+
 test.run();

@@ -6,7 +6,8 @@
  *
  * Wiring: `new RoutingVerifier({ …, observers: [opsObserver({ audit, stats, defaultOperator })] })`.
  * audit.onFailure = refuse (the default): an answer that carries identity waits until its audit record is
- * fsync'd, and is withheld (8007) when the record cannot be written — no identity leaves the appliance
+ * fsync'd (admit(), before any observer hears of it: a withheld answer is counted once, as the rejection), and
+ * is withheld (8007) when the record cannot be written — no identity leaves the appliance
  * unaudited, as 等保 2.0 三级 asks of audit (审计记录受保护, 不被未预期的删除、修改或覆盖). Answers without
  * identity (rejections) and audit.onFailure = continue append without waiting (record()): a failed append
  * is logged, counted in audit.state().failures and shown by status, and the answer goes out anyway.
@@ -30,37 +31,38 @@ export interface OpsObserverDeps {
 }
 
 export function opsObserver(deps: OpsObserverDeps): VerifyObserver {
+  const event = (result: VerifyResult, request: VerifyRequest): AuditEvent => ({
+    kind: 'verify',
+    action: 'verify',
+    route: result.decided_by,
+    terminal: result.term_id,
+    scanner: request.scannerId,
+    operator: request.operatorId ?? deps.defaultOperator,
+    retCode: result.ret_code,
+    subject: {
+      idType: result.id_type,
+      idNo: result.id_no,
+      name: result.user_name ?? result.upstream?.user_name,
+      phone: typeof result.upstream?.mobile_phone === 'string' ? result.upstream.mobile_phone : undefined,
+      ehealthCardId: result.ehealth_card_id,
+    },
+    detail: { out_verify_no: result.out_verify_no, code_type: result.code_type, ehcin: result.ehcin, offline: result.offline },
+  });
+  /** the answer waits for its audit record (refuse, and it carries identity) */
+  const waits = (result: VerifyResult) => (deps.onFailure ?? 'refuse') === 'refuse' && Boolean(result.id_no || result.user_name || result.upstream?.user_name) && deps.audit?.append !== undefined;
   return {
+    admit(result: VerifyResult, request: VerifyRequest) {
+      if (!waits(result)) return undefined;
+      return deps.audit!.append!(event(result, request)).then(
+        () => undefined,
+        (err: unknown) => {
+          throw new EhcError('8007', `audit trail cannot be written (${(err as Error)?.message ?? err}); the answer is withheld (audit.onFailure = refuse)`, { cause: err });
+        },
+      );
+    },
     verified(result: VerifyResult, request: VerifyRequest) {
       deps.stats?.recordVerification(result, { treatmentCode: request.treatmentCode });
-      const event: AuditEvent = {
-        kind: 'verify',
-        action: 'verify',
-        route: result.decided_by,
-        terminal: result.term_id,
-        scanner: request.scannerId,
-        operator: request.operatorId ?? deps.defaultOperator,
-        retCode: result.ret_code,
-        subject: {
-          idType: result.id_type,
-          idNo: result.id_no,
-          name: result.user_name ?? result.upstream?.user_name,
-          phone: typeof result.upstream?.mobile_phone === 'string' ? result.upstream.mobile_phone : undefined,
-          ehealthCardId: result.ehealth_card_id,
-        },
-        detail: { out_verify_no: result.out_verify_no, code_type: result.code_type, ehcin: result.ehcin, offline: result.offline },
-      };
-      const identity = Boolean(result.id_no || result.user_name || result.upstream?.user_name);
-      if ((deps.onFailure ?? 'refuse') === 'refuse' && identity && deps.audit?.append) {
-        return deps.audit.append(event).then(
-          () => undefined,
-          (err: unknown) => {
-            throw new EhcError('8007', `audit trail cannot be written (${(err as Error)?.message ?? err}); the answer is withheld (audit.onFailure = refuse)`, { cause: err });
-          },
-        );
-      }
-      deps.audit?.record(event);
-      return undefined;
+      if (!waits(result)) deps.audit?.record(event(result, request));
     },
     rejected(error: EhcError, request: VerifyRequest) {
       deps.stats?.recordError(error.code);

@@ -39,8 +39,14 @@ export interface VerifierSettings {
 }
 
 export interface VerifyObserver {
-  /** may return a promise: the answer then waits for it, and its rejection fails the verification (audit.onFailure = refuse) */
-  verified?(result: VerifyResult, request: VerifyRequest, elapsedMs: number): void | Promise<void>;
+  /**
+   * Runs before any observer hears of an answer, which waits for it: a rejection turns the verification
+   * into that rejection (audit.onFailure = refuse: an identity goes out only with its audit record fsync'd),
+   * so nobody counts as verified what is then withheld
+   */
+  admit?(result: VerifyResult, request: VerifyRequest): void | Promise<void>;
+  /** the answer goes out; `elapsedMs` includes admit()'s wait */
+  verified?(result: VerifyResult, request: VerifyRequest, elapsedMs: number): void;
   rejected?(error: EhcError, request: VerifyRequest, elapsedMs: number): void;
 }
 
@@ -77,12 +83,15 @@ export class RoutingVerifier implements Verifier {
     const started = performance.now();
     try {
       const result = await this.decide(request);
+      const observers = this.deps.observers ?? [];
       const waits: Promise<void>[] = [];
-      for (const o of this.deps.observers ?? []) {
-        const w = o.verified?.(result, request, performance.now() - started);
+      for (const o of observers) {
+        const w = o.admit?.(result, request);
         if (w) waits.push(w);
       }
       if (waits.length > 0) await Promise.all(waits);
+      const elapsedMs = performance.now() - started;
+      for (const o of observers) o.verified?.(result, request, elapsedMs);
       return result;
     } catch (err) {
       const error = asEhcError(err, '8009', 'verification failed');
