@@ -232,6 +232,31 @@ test('a failed prune after a write leaves that write\'s durable records in place
   assert.ok(report.ok, JSON.stringify(report.broken));
 });
 
+test('an open that fails after taking the writer lock (its prune) lets go of the lock: the next open in the same process is not refused', async () => {
+  const dir = tmp();
+  let now = new Date(2026, 2, 1, 12);
+  const clock = () => now;
+  await writeChain(dir, 20, clock);
+  const size = readFileSync(path.join(dir, 'audit-20260301.jsonl')).length;
+  now = new Date(2026, 2, 2, 12);
+  await writeChain(dir, 20, clock);
+  // over the cap at open: open's prune seals the anchor, and the card refuses that one MAC
+  const failingAnchor = { ...card, hmacSm3: async (k: number, data: Uint8Array) => {
+    if (Buffer.from(data).includes('"prunedAt"')) throw new Error('card busy');
+    return card.hmacSm3(k, data);
+  } };
+  await AuditTrail.open({ dir, card: failingAnchor, macKey: card.index, clock, maxBytes: size + 10 }).then(
+    () => assert.unreachable('open with a failing prune succeeded'),
+    (e: Error) => assert.match(e.message, /card busy/),
+  );
+  assert.not.ok(existsSync(path.join(dir, 'writer.lock')), 'the failed open left its writer.lock behind');
+  const again = await AuditTrail.open({ dir, card, macKey: card.index, clock, maxBytes: size + 10 });
+  await again.append(verification(1));
+  await again.close();
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok, JSON.stringify(report.broken));
+});
+
 test('a torn last line from a crash is cut on open, noted in the trail, and the chain verifies', async () => {
   const dir = tmp();
   await writeChain(dir, 4);

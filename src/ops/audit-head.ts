@@ -70,11 +70,12 @@ export class HeadWriter {
     this.timer.unref();
   }
 
-  /** No more timed writes (the trail closes; its last head is written by write()). */
-  stop(): void {
+  /** No more timed writes (the trail closes; its last head is written by write()); resolves when a write under way is done. */
+  stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    return this.chain;
   }
 
   /** The head kept outside the audit folder, when its MAC holds. */

@@ -141,28 +141,50 @@ export class AuditTrail {
     await makeDirDurably(opts.dir);
     await trail.lock.take();
     try {
+      await trail.start();
+    } catch (err) {
+      // whatever failed (recovery, the prune), this process holds writer.lock: let it go, or the next
+      // open here is refused as "in use by" its own pid
+      await trail.abandon();
+      throw err;
+    }
+    return trail;
+  }
+
+  /** open() once the lock is held: the card's probe, recovery, retention. */
+  private async start(): Promise<void> {
+    const opts = this.opts;
+    try {
       await macOf(opts.card, opts.macKey, PROBE);
     } catch (err) {
       // a card that cannot MAC (keys missing, device down) is a degraded start, not a failed one: recovery
       // waits for the card (the chain's gate), and records are refused until it answers
-      trail.deferredRecovery = err instanceof Error ? err : new Error(String(err));
-      opts.logger?.error('audit: the crypto card cannot MAC; recovery waits for it and records are refused until then', { err: trail.deferredRecovery });
-      trail.chain.gate = async () => {
+      this.deferredRecovery = err instanceof Error ? err : new Error(String(err));
+      opts.logger?.error('audit: the crypto card cannot MAC; recovery waits for it and records are refused until then', { err: this.deferredRecovery });
+      this.chain.gate = async () => {
         await macOf(opts.card, opts.macKey, PROBE);
-        await trail.recover(true);
-        trail.deferredRecovery = null;
-        opts.logger?.info('audit: the crypto card answers; recovery done, records are written again', { seq: trail.chain.seq });
+        await this.recover(true);
+        this.deferredRecovery = null;
+        opts.logger?.info('audit: the crypto card answers; recovery done, records are written again', { seq: this.chain.seq });
       };
-      return trail;
+      return;
     }
+    await this.recover();
+    await this.prune();
+  }
+
+  /** A failed open: nothing of this trail writes after it (queued records, the head's timer), its day file is closed, the lock released. */
+  private async abandon(): Promise<void> {
+    this.closed = true;
     try {
-      await trail.recover();
+      await this.flush();
+      await this.head.stop();
+      await this.dayFiles.close();
     } catch (err) {
-      await trail.lock.release();
-      throw err;
+      this.opts.logger?.warn('audit: cleaning up after a failed open', { err: err as Error });
+    } finally {
+      await this.lock.release();
     }
-    await trail.prune();
-    return trail;
   }
 
   /** Recovery (src/ops/audit-recover.ts), then its notes first; `inChain`: run as the chain's gate, the notes go first in line. */
@@ -299,7 +321,7 @@ export class AuditTrail {
     if (this.closed) return;
     await this.flush();
     this.closed = true;
-    this.head.stop();
+    void this.head.stop();
     // a trail whose recovery never ran (card down all along) leaves head.json as it was
     if (!this.deferredRecovery) await this.head.write(true);
     await this.dayFiles.close();
