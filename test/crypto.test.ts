@@ -13,6 +13,7 @@ import { pkcs7Pad, pkcs7Unpad } from '../src/platform/pkcs7.ts';
 import { EhcError } from '../src/errors.ts';
 import { pooledRandomBytes } from '../src/platform/random-pool.ts';
 import { tempDir } from './helpers/tmp.ts';
+import { SimCardSystem } from '../demo/simulator/card-system.ts';
 
 const keys = { ...DEFAULT_KEY_INDEXES };
 
@@ -90,6 +91,41 @@ test('default profile: EHCID is SM4-ECB/PKCS#7 of ASCII idType+idNo; VALID of 7 
     const flipped = (valid[0] === 'A' ? 'B' : 'A') + valid.slice(1);
     await rejects(card.decryptValidity(flipped), '2004');
     await rejects(card.decryptEhcid(ehcid.slice(0, 40)), '2002');
+  } finally {
+    cleanup();
+  }
+});
+
+test('the simulator\'s card system and the card, on the same keys, write the same EHCID and VALID and refuse the same fields alike', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const file = path.join(dir, 'keys.json');
+    writeKeyFile(file, generateSoftKeys());
+    const card = new ProfiledCard(await SoftCard.open(file, keys), keys);
+    const sim = new SimCardSystem({ ehcin: '3502A0001', keyFile: file });
+    const id = { idType: '01', idNo: '11010519491231002X' };
+    const at = new Date('2031-01-01T00:00:00Z');
+    const ehcid = await card.issueEhcid(id);
+    const valid = await card.issueValidity(at);
+    assert.is(sim.issueEhcid(id), ehcid);
+    assert.is(sim.issueValidity(at), valid);
+    assert.equal(sim.decryptEhcid(ehcid), id);
+    assert.is(sim.decryptValidity(valid).toISOString(), at.toISOString());
+    const refusal = async (f: () => unknown) => {
+      try {
+        await f();
+      } catch (err) {
+        return `${(err as EhcError).code} ${(err as Error).message}`;
+      }
+      return 'accepted';
+    };
+    const flipped = (valid[0] === 'A' ? 'B' : 'A') + valid.slice(1);
+    for (const bad of ['zz', ehcid.slice(0, 40), '00'.repeat(16), valid]) {
+      assert.is(await refusal(() => sim.decryptEhcid(bad)), await refusal(() => card.decryptEhcid(bad)), `EHCID ${bad}`);
+    }
+    for (const bad of ['', 'ZZ', ehcid, flipped]) {
+      assert.is(await refusal(() => sim.decryptValidity(bad)), await refusal(() => card.decryptValidity(bad)), `VALID ${bad}`);
+    }
   } finally {
     cleanup();
   }

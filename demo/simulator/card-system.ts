@@ -3,12 +3,13 @@
  * reads codes with the SAME default code profile as the appliance's crypto card (src/crypto/profile.ts),
  * so a code issued here verifies on the appliance's SoftCard when the keys are shared (the "local" card
  * system reads them from the appliance's key file) and only upstream when they are not ("foreign").
+ * Around its SM4 (node:crypto, its own keys) the fields are the card's own (src/crypto/code-fields.ts).
  */
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { EhcError } from '../../src/errors.ts';
 import { defaultProfile, type CodeProfile } from '../../src/crypto/profile.ts';
-import { pkcs7Pad, pkcs7Unpad } from '../../src/platform/pkcs7.ts';
+import { codeFields, fieldHex, type CodeFields } from '../../src/crypto/code-fields.ts';
 import type { Identity } from '../../src/crypto/card.ts';
 
 export interface CardSystemKeys {
@@ -58,8 +59,10 @@ export class SimCardSystem {
   readonly name: string;
   private readonly ehcidKey: Buffer;
   private readonly validityKey: Buffer;
+  private readonly fields: CodeFields;
 
-  constructor(spec: CardSystemSpec, private readonly profile: CodeProfile = defaultProfile) {
+  constructor(spec: CardSystemSpec, profile: CodeProfile = defaultProfile) {
+    this.fields = codeFields(profile);
     this.ehcin = spec.ehcin.toUpperCase();
     this.name = spec.name ?? `模拟卡管系统 ${this.ehcin}`;
     let keys = spec.keys;
@@ -85,11 +88,11 @@ export class SimCardSystem {
   }
 
   issueEhcid(identity: Identity): string {
-    return this.sm4('enc', this.ehcidKey, pkcs7Pad(this.profile.identityPlaintext(identity))).toString('hex').toUpperCase();
+    return fieldHex(this.sm4('enc', this.ehcidKey, this.fields.ehcid.plain(identity)));
   }
 
   issueValidity(expiresAt: Date): string {
-    return this.sm4('enc', this.validityKey, pkcs7Pad(this.profile.expiryPlaintext(expiresAt))).toString('hex').toUpperCase();
+    return fieldHex(this.sm4('enc', this.validityKey, this.fields.validity.plain(expiresAt)));
   }
 
   /** A QR payload for a person: dynamic (TAG 0, with VALID) unless `static: true`. */
@@ -102,16 +105,12 @@ export class SimCardSystem {
   }
 
   decryptEhcid(ehcid: string): Identity {
-    const plain = pkcs7Unpad(this.sm4('dec', this.ehcidKey, Buffer.from(ehcid, 'hex')));
-    if (!plain) throw new EhcError('2002', 'EHCID does not decrypt under this card system key');
-    return this.profile.identityFromPlaintext(plain);
+    const f = this.fields.ehcid;
+    return f.value(this.sm4('dec', this.ehcidKey, f.cipher(ehcid)));
   }
 
   decryptValidity(valid: string): Date {
-    if (valid === '') throw new EhcError('2003', 'VALID is empty on a dynamic code');
-    if (!/^(?:[0-9A-Fa-f]{32})+$/.test(valid)) throw new EhcError('2004', 'VALID is not hex in whole blocks');
-    const plain = pkcs7Unpad(this.sm4('dec', this.validityKey, Buffer.from(valid, 'hex')));
-    if (!plain) throw new EhcError('2004', 'VALID does not decrypt under this card system key');
-    return this.profile.expiryFromPlaintext(plain);
+    const f = this.fields.validity;
+    return f.value(this.sm4('dec', this.validityKey, f.cipher(valid)));
   }
 }

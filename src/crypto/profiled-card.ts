@@ -1,47 +1,40 @@
 /**
  * A CryptoCard built from any card's primitives and a code profile: the same health-card answers
- * from SoftCard and SdfCard for the same keys.
+ * from SoftCard and SdfCard for the same keys. The fields around the card's SM4 (padding, the profile,
+ * error codes) are src/crypto/code-fields.ts, which the simulator's card system uses too.
  */
-import { EhcError } from '../errors.ts';
 import type { CardHealth, CardPrimitives, CryptoCard, Identity, KeyIndex, KeyMap, Sm4Mode } from './card.ts';
 import { defaultProfile, type CodeProfile } from './profile.ts';
-import { pkcs7Pad, pkcs7Unpad } from '../platform/pkcs7.ts';
-
-const HEX_BLOCKS = /^(?:[0-9A-Fa-f]{32})+$/;
+import { codeFields, fieldHex, type CodeFields } from './code-fields.ts';
 
 export class ProfiledCard implements CryptoCard {
   readonly driver: string;
+  private readonly fields: CodeFields;
   constructor(
     private readonly card: CardPrimitives,
     readonly keys: KeyMap,
-    private readonly profile: CodeProfile = defaultProfile,
+    profile: CodeProfile = defaultProfile,
   ) {
     this.driver = card.driver;
+    this.fields = codeFields(profile);
   }
 
   async decryptEhcid(ehcidHex: string): Promise<Identity> {
-    if (!HEX_BLOCKS.test(ehcidHex)) throw new EhcError('2002', 'EHCID must be hex in whole 16-byte blocks');
-    const plain = pkcs7Unpad(await this.card.sm4Decrypt(this.keys.ehcid, Buffer.from(ehcidHex, 'hex'), 'ecb'));
-    if (!plain) throw new EhcError('2002', 'EHCID does not decrypt (wrong issuer key or tampered code)');
-    return this.profile.identityFromPlaintext(plain);
+    const f = this.fields.ehcid;
+    return f.value(await this.card.sm4Decrypt(this.keys.ehcid, f.cipher(ehcidHex), 'ecb'));
   }
 
   async issueEhcid(identity: Identity): Promise<string> {
-    const ct = await this.card.sm4Encrypt(this.keys.ehcid, pkcs7Pad(this.profile.identityPlaintext(identity)), 'ecb');
-    return ct.toString('hex').toUpperCase();
+    return fieldHex(await this.card.sm4Encrypt(this.keys.ehcid, this.fields.ehcid.plain(identity), 'ecb'));
   }
 
   async decryptValidity(validHex: string): Promise<Date> {
-    if (validHex === '') throw new EhcError('2003', 'VALID is empty on a dynamic code');
-    if (!HEX_BLOCKS.test(validHex)) throw new EhcError('2004', 'VALID must be hex in whole 16-byte blocks');
-    const plain = pkcs7Unpad(await this.card.sm4Decrypt(this.keys.validity, Buffer.from(validHex, 'hex'), 'ecb'));
-    if (!plain) throw new EhcError('2004', 'VALID does not decrypt (wrong key or tampered code)');
-    return this.profile.expiryFromPlaintext(plain);
+    const f = this.fields.validity;
+    return f.value(await this.card.sm4Decrypt(this.keys.validity, f.cipher(validHex), 'ecb'));
   }
 
   async issueValidity(expiresAt: Date): Promise<string> {
-    const ct = await this.card.sm4Encrypt(this.keys.validity, pkcs7Pad(this.profile.expiryPlaintext(expiresAt)), 'ecb');
-    return ct.toString('hex').toUpperCase();
+    return fieldHex(await this.card.sm4Encrypt(this.keys.validity, this.fields.validity.plain(expiresAt), 'ecb'));
   }
 
   sm4Encrypt(key: KeyIndex, data: Uint8Array, mode?: Sm4Mode, iv?: Uint8Array) { return this.card.sm4Encrypt(key, data, mode, iv); }
