@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { connect } from 'node:net';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import WebSocket from 'ws';
 import { ScanHub, ID_BLOCK } from '../src/scan/hub.ts';
 import { StreamFanout, type Batch, type StreamSink } from '../src/scan/fanout.ts';
@@ -241,6 +241,42 @@ needs(opensslMissing())('over HTTPS (his.tls) the stream is the same chunked eve
     socket.destroy();
     await srv.close();
     t.cleanup();
+  }
+});
+
+test('a result published after the stream route read hub.lastId, before its reader joined the fan-out, reaches that reader once', async () => {
+  const hub = new ScanHub(16, 1);
+  const app = new Hono();
+  // the auth middleware wraps the handler: after next() the handler has read hub.lastId (seenAt) and the
+  // reader is not yet a sink (that happens once the whole chain has run: src/his/raw-response.ts)
+  let between: (() => void) | undefined;
+  const auth: MiddlewareHandler = async (_c, next) => {
+    await next();
+    between?.();
+  };
+  registerScanRoutes(app, { hub, auth });
+  const srv = await listen(app);
+  // a reader already there, so the event's fan-out round is pending when the new reader joins
+  const early = await openSse(`${srv.url}/v1/scans?station=desk-1`);
+  let inWindow = 0;
+  between = () => {
+    between = undefined;
+    inWindow = hub.publish('result', 'virtual:kiosk1', 'desk-1', { ret_code: '0000', n: 1 }).id;
+  };
+  const late = await openSse(`${srv.url}/v1/scans?station=desk-1`);
+  try {
+    assert.ok(inWindow > 0, 'published in the window');
+    assert.is(hub.subscribers, 2, 'the response head came after the reader joined (the page shows "live" only then)');
+    const next = hub.publish('result', 'virtual:kiosk1', 'desk-1', { ret_code: '0000', n: 2 }).id;
+    const results = (evs: { event: string; id?: string }[]) => evs.filter((e) => e.event === 'result').map((e) => Number(e.id));
+    await late.until((evs) => results(evs).includes(next));
+    await early.until((evs) => results(evs).includes(next));
+    assert.equal(results(late.events), [inWindow, next], 'from the ring, then the fan-out: nothing lost, nothing twice');
+    assert.equal(results(early.events), [inWindow, next]);
+  } finally {
+    early.close();
+    late.close();
+    await srv.close();
   }
 });
 
