@@ -11,6 +11,7 @@ import { AuditDayFiles } from '../src/ops/audit-day-files.ts';
 import { GroupCommitWriter, type ChainedRecord } from '../src/ops/audit-group-commit.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { population, findClearPii } from './helpers/population.ts';
+import { memoryLogger } from '../src/platform/log.ts';
 
 const people = population(20, 11);
 const card = macCard();
@@ -225,6 +226,8 @@ test('a failed prune after a write leaves that write\'s durable records in place
   const a = await trail.append(verification(1));
   await trail.flush();
   const b = await trail.append(verification(2));
+  assert.is(trail.state().pruneFailures, 1, 'the failed prune is counted');
+  assert.is(trail.state().failures, 0, 'and not as a failed append');
   await trail.close();
   const kept = lines(path.join(dir, 'audit-20260302.jsonl')).map((l) => JSON.parse(l).seq);
   assert.equal(kept, [a.seq, b.seq], 'the record resolved before the prune is still on disk');
@@ -232,7 +235,7 @@ test('a failed prune after a write leaves that write\'s durable records in place
   assert.ok(report.ok, JSON.stringify(report.broken));
 });
 
-test('an open that fails after taking the writer lock (its prune) lets go of the lock: the next open in the same process is not refused', async () => {
+test('an open whose prune fails (the anchor\'s seal: the card hiccups) goes on degraded: logged, counted in state, the trail writes, the old day stays', async () => {
   const dir = tmp();
   let now = new Date(2026, 2, 1, 12);
   const clock = () => now;
@@ -245,12 +248,37 @@ test('an open that fails after taking the writer lock (its prune) lets go of the
     if (Buffer.from(data).includes('"prunedAt"')) throw new Error('card busy');
     return card.hmacSm3(k, data);
   } };
-  await AuditTrail.open({ dir, card: failingAnchor, macKey: card.index, clock, maxBytes: size + 10 }).then(
-    () => assert.unreachable('open with a failing prune succeeded'),
-    (e: Error) => assert.match(e.message, /card busy/),
+  const logger = memoryLogger();
+  const trail = await AuditTrail.open({ dir, card: failingAnchor, macKey: card.index, clock, maxBytes: size + 10, logger });
+  const st = trail.state();
+  assert.is(st.pruneFailures, 1);
+  assert.match(st.lastPruneError ?? '', /card busy/);
+  assert.is(st.writable, true);
+  assert.is(st.failures, 0, 'a failed prune is not a failed append');
+  assert.ok(logger.lines.some((l) => /pruning failed/.test(l) && /card busy/.test(l)), logger.lines.join('\n'));
+  await trail.append(verification(1));
+  await trail.close();
+  assert.ok(existsSync(path.join(dir, 'audit-20260301.jsonl')), 'the day the failed prune meant to delete is still there');
+  const report = await verifyAuditChain(dir, card, card.index);
+  assert.ok(report.ok, JSON.stringify(report.broken));
+  // the next open with a card that answers prunes it
+  const again = await AuditTrail.open({ dir, card, macKey: card.index, clock, maxBytes: size + 10 });
+  assert.is(again.state().pruneFailures, 0);
+  await again.close();
+  assert.not.ok(existsSync(path.join(dir, 'audit-20260301.jsonl')));
+  assert.ok((await verifyAuditChain(dir, card, card.index)).ok);
+});
+
+test('an open that fails after taking the writer lock (its recovery\'s head, here the outbox anchor) lets go of the lock: the next open in the same process is not refused', async () => {
+  const dir = tmp();
+  await writeChain(dir, 20);
+  const anchor = { read: () => undefined, write: () => { throw new Error('outbox disk full'); } };
+  await AuditTrail.open({ dir, card, macKey: card.index, anchor }).then(
+    () => assert.unreachable('open with a failing head write succeeded'),
+    (e: Error) => assert.match(e.message, /outbox disk full/),
   );
   assert.not.ok(existsSync(path.join(dir, 'writer.lock')), 'the failed open left its writer.lock behind');
-  const again = await AuditTrail.open({ dir, card, macKey: card.index, clock, maxBytes: size + 10 });
+  const again = await AuditTrail.open({ dir, card, macKey: card.index });
   await again.append(verification(1));
   await again.close();
   const report = await verifyAuditChain(dir, card, card.index);

@@ -53,6 +53,7 @@ test('problems are never empty when the badge is not green, and each has a reaso
     [{ outbox: { depth: 10, bytes: 1, oldestAgeSeconds: 5, dead: 0, full: true } }, /outbox full/, 'down'],
     [{ outbox: { depth: 0, bytes: 1, oldestAgeSeconds: null, dead: 2, full: false } }, /2 dead letters/, 'degraded'],
     [{ audit: { lastSeq: 1, lastTime: null, files: 1, bytes: 1, failures: 3, lastError: 'EIO' } }, /audit not writing: 3 failed appends \(EIO\)/, 'degraded'],
+    [{ audit: { lastSeq: 1, lastTime: null, files: 1, bytes: 1, failures: 0, lastError: null, pruneFailures: 2, lastPruneError: 'card busy' } }, /audit retention failing: 2 failed prunes \(card busy\)/, 'degraded'],
     [{ certificates: [{ name: 'upstream client', notAfter: '2026-12-12T00:00:00.000Z', daysLeft: 9 }] }, /certificate upstream client expires in 9 days/, 'degraded'],
     [{ scanners: [{ id: 'serial:/dev/ttyS1', name: 'Desk 1', state: 'unplugged', since: '2026-12-02T02:40:00.000Z', seenBefore: true, configured: true, lastScanAt: null }] }, /scanner Desk 1 \(serial:\/dev\/ttyS1\) unplugged/, 'degraded'],
     [{ scanners: [{ id: 'hid-keyboard:usb-1', state: 'refused', lastScanAt: null }] }, /refused: keyboard mode/, 'degraded'],

@@ -79,6 +79,9 @@ export interface AuditState {
   writable?: boolean;
   /** integrity alarms not yet acknowledged (`ehc-edge verify-audit --ack`) */
   alarms?: AuditAlarm[];
+  /** prunes (retention, size cap) that failed since start — at open or after a write; logged, the trail goes on */
+  pruneFailures?: number;
+  lastPruneError?: string | null;
 }
 
 const PROBE = 'ehc-edge audit probe';
@@ -95,6 +98,8 @@ export class AuditTrail {
   private files = 0;
   private failures = 0;
   private lastError: string | null = null;
+  private pruneFailures = 0;
+  private lastPruneError: string | null = null;
   /** set while the card could not MAC at open: the first append after it can runs recovery first */
   private deferredRecovery: Error | null = null;
   private closed = false;
@@ -119,7 +124,7 @@ export class AuditTrail {
         for (const p of group) if (p.kind === 'verify' && this.recent.push(p.line) > 50) this.recent.shift();
       },
       afterWrite: async (rotated) => {
-        if (rotated || this.bytes > this.maxBytes) await this.prune();
+        if (rotated || this.bytes > this.maxBytes) await this.pruneOrNote();
       },
       rolledBack: (to, err) => {
         failed(err);
@@ -143,7 +148,7 @@ export class AuditTrail {
     try {
       await trail.start();
     } catch (err) {
-      // whatever failed (recovery, the prune), this process holds writer.lock: let it go, or the next
+      // whatever failed (recovery, its head), this process holds writer.lock: let it go, or the next
       // open here is refused as "in use by" its own pid
       await trail.abandon();
       throw err;
@@ -170,7 +175,7 @@ export class AuditTrail {
       return;
     }
     await this.recover();
-    await this.prune();
+    await this.pruneOrNote();
   }
 
   /** A failed open: nothing of this trail writes after it (queued records, the head's timer), its day file is closed, the lock released. */
@@ -274,6 +279,18 @@ export class AuditTrail {
     return Object.assign(doc, this.alarms.headFields(this.opts.outboxSeq?.()));
   }
 
+  /** prune(), its failure (the anchor's seal, an unlink: a broken card or disk) logged and counted in state(), not thrown:
+   * a degraded trail, not a failed open or write. */
+  private async pruneOrNote(): Promise<void> {
+    try {
+      await this.prune();
+    } catch (err) {
+      this.pruneFailures++;
+      this.lastPruneError = err instanceof Error ? err.message : String(err);
+      this.opts.logger?.error('audit: pruning failed; the trail goes on, old days stay until a prune succeeds', { err: err as Error });
+    }
+  }
+
   /** Delete days past retention, then the oldest days while over the size cap (never today's file; src/ops/audit-retention.ts). */
   async prune(): Promise<string[]> {
     const pruned = await pruneAuditFiles({ dir: this.opts.dir, card: this.opts.card, macKey: this.opts.macKey, retainDays: this.retainDays, maxBytes: this.maxBytes, now: this.clock() });
@@ -313,6 +330,8 @@ export class AuditTrail {
       failures: this.failures,
       lastError: this.lastError,
       alarms: this.integrityAlarms(),
+      pruneFailures: this.pruneFailures,
+      lastPruneError: this.lastPruneError,
       writable: this.writer.writable && !this.writer.broken && !this.deferredRecovery,
     };
   }

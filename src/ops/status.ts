@@ -184,6 +184,9 @@ export function problemsOf(
   if (parts.audit && parts.audit.failures > 0) {
     out.push({ component: 'audit', severity: 'degraded', reason: `audit not writing: ${parts.audit.failures} failed appends (${parts.audit.lastError ?? 'unknown'})`, reason_zh: `审计日志写入失败 ${parts.audit.failures} 次（${parts.audit.lastError ?? '未知'}）` });
   }
+  if (parts.audit?.pruneFailures) {
+    out.push({ component: 'audit', id: 'prune', severity: 'degraded', reason: `audit retention failing: ${parts.audit.pruneFailures} failed prunes (${parts.audit.lastPruneError ?? 'unknown'}); old days are kept`, reason_zh: `审计日志清理失败 ${parts.audit.pruneFailures} 次（${parts.audit.lastPruneError ?? '未知'}）；旧日志暂未删除` });
+  }
   for (const c of parts.certificates) {
     if (c.daysLeft <= opts.certWarnDays) {
       const text = c.daysLeft < 0 ? `certificate ${c.name} expired on ${c.notAfter}` : `certificate ${c.name} expires in ${c.daysLeft} days (${c.notAfter})`;
