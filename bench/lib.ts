@@ -1,6 +1,6 @@
 /** Shared bench plumbing: child processes that print one JSON line when ready, temp configs. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,9 +35,16 @@ export function startChild<T>(script: string, args: string[] = [], nodeFlags: st
   });
 }
 
-/** The shipped config, adjusted for a benchmark in a fresh state folder on free ports. */
+/** the state folders benchConfig made: removed when this process exits (each run's are its own) */
+const benchDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of benchDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The shipped config, adjusted for a benchmark in a fresh state folder on free ports (removed when the bench's process exits). */
 export function benchConfig(overrides: (doc: Record<string, any>) => void = () => {}): { file: string; dir: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'ehc-bench-'));
+  benchDirs.push(dir);
   const doc = JSON.parse(readFileSync('appliance.config.json', 'utf8')) as Record<string, any>;
   doc.stateDir = path.join(dir, 'state');
   doc.his.listen = '127.0.0.1:0';
