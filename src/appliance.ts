@@ -43,7 +43,7 @@ import { WebhookDelivery } from './webhook/delivery.ts';
 import { scanExtension } from './his/scans-route.ts';
 import { StreamTickets, streamTicketExtension, ticketOrKey } from './his/stream-tickets.ts';
 import { deskPage } from './his/desk-page.ts';
-import { attachScanWebSocket } from './his/scan-websocket.ts';
+import { attachScanWebSocket, isScanWebSocketUpgrade } from './his/scan-websocket.ts';
 import { EhcError } from './errors.ts';
 import type { ApplianceEvents } from './events.ts';
 import { EventBus } from './platform/event-bus.ts';
@@ -335,11 +335,13 @@ export async function startAppliance(config: ApplianceConfig, log: Logger): Prom
       extensions,
       cors: config.his.cors,
     });
-    his = await startHisServer(app, config.his);
+    // upgrade: only /v1/scans/ws asking for websocket is an upgrade, where the runtime can say so (Node ≥ 24.9: the package's)
+    his = await startHisServer(app, config.his, config.his.websocket ? { upgrade: isScanWebSocketUpgrade } : {});
     stops.push(() => his!.close());
     // the scan stream over WebSocket beside SSE (ticket auth): stops before the server closes;
-    // opt-in (his.websocket): with an 'upgrade' listener Node hands EVERY Upgrade request to it, so a plain
-    // HTTP client that offers `Upgrade: h2c` (Java's HttpClient does by default) would no longer reach the routes
+    // opt-in (his.websocket): on Node 20 (no shouldUpgradeCallback) an 'upgrade' listener takes EVERY Upgrade
+    // request, so a plain HTTP client that offers `Upgrade: h2c` (Java's HttpClient does by default) would get
+    // its 404 instead of the routes; on the package's runtime (Node 24.22) both are served
     if (config.his.websocket) {
       const stopScanSocket = attachScanWebSocket(his.server as unknown as Parameters<typeof attachScanWebSocket>[0], { hub: scanning.hub, tickets, maxSubscribers: config.scan.maxSubscribers });
       stops.push(async () => stopScanSocket());

@@ -112,7 +112,7 @@ export const configSchema = {
             maxAgeSeconds: { type: 'integer', minimum: 0, maximum: 86400, description: 'how long a browser may cache a preflight answer', default: 600 },
           },
         },
-        websocket: { type: 'boolean', description: 'serve the scan stream over WebSocket too (/v1/scans/ws); see docs/integration: clients that offer Upgrade: h2c must then speak plain HTTP/1.1', default: false },
+        websocket: { type: 'boolean', description: 'serve the scan stream over WebSocket too (/v1/scans/ws); see docs/integration: on the package\'s runtime (Node 24.22) other routes stay plain HTTP for clients that offer Upgrade: h2c; on Node 20 such clients must speak plain HTTP/1.1', default: false },
         streamTickets: {
           type: 'object',
           additionalProperties: false,

@@ -40,6 +40,12 @@ function refuse(socket: Duplex, status: number, reason: string, body: Record<str
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
 }
 
+/** An upgrade this module takes: /v1/scans/ws asking for `Upgrade: websocket` (the HIS server's shouldUpgradeCallback). */
+export function isScanWebSocketUpgrade(req: IncomingMessage): boolean {
+  const path = (req.url ?? '/').split('?', 1)[0];
+  return path === PATH && String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+}
+
 /** Handles upgrades of `server` on /v1/scans/ws; returns a stop function. */
 export function attachScanWebSocket(server: { on(event: 'upgrade', fn: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): unknown }, deps: ScanWebSocketDeps): () => void {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024, handleProtocols: (protocols) => [...protocols].find((p) => p.startsWith('ehc-ticket.')) ?? false });

@@ -2,8 +2,15 @@
  * Serve the HIS app on `his.listen`, over HTTPS when `his.tls` is configured, inside the connection
  * budget of `his.connections` (src/his/connection-budget.ts): per-address and total limits, a reserve
  * for probes and the status page, and the header/body/idle timeouts.
+ *
+ * Upgrades: Node 20 hands every request with an `Upgrade` header to an 'upgrade' listener once there is
+ * one (the scan WebSocket's), so a client offering `Upgrade: h2c` (Java's HttpClient by default) got that
+ * listener's 404 on any route. Where the runtime has `shouldUpgradeCallback` (Node ≥ 24.9, 22.21: the
+ * package's runtime), `upgrade` decides which requests are upgrades; every other one — h2c included — is
+ * an ordinary HTTP/1.1 request to the routes.
  */
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { serve, type HttpBindings, type Http2Bindings, type ServerType } from '@hono/node-server';
@@ -32,7 +39,18 @@ const busy = () =>
     headers: { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' },
   });
 
-export function startHisServer(app: Hono, his: HisListen): Promise<HisServer> {
+/** Whether Node `version` (process.versions.node) has http.createServer's shouldUpgradeCallback: 24.9+, 22.21+ on 22. */
+export function hasUpgradeCallback(version: string = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > 24 || (major === 24 && minor >= 9) || (major === 22 && minor >= 21);
+}
+
+export interface HisServerOptions {
+  /** which Upgrade requests go to the 'upgrade' listener (the rest are plain requests), where the runtime can say so */
+  upgrade?: (req: IncomingMessage) => boolean;
+}
+
+export function startHisServer(app: Hono, his: HisListen, options: HisServerOptions = {}): Promise<HisServer> {
   const { host, port } = splitHostPort(his.listen);
   const limits = his.connections ?? CONNECTION_DEFAULTS;
   const budget = new ConnectionBudget(limits);
@@ -52,9 +70,12 @@ export function startHisServer(app: Hono, his: HisListen): Promise<HisServer> {
     }
     return app.fetch(req, env);
   };
+  const upgrade = options.upgrade;
+  // (on an older runtime the option would be ignored: left out, so what runs is what is written)
+  const upgrades = upgrade && hasUpgradeCallback() ? { shouldUpgradeCallback: (req: IncomingMessage) => upgrade(req) } : {};
   return new Promise((resolve, reject) => {
     const server = serve(
-      { fetch, hostname: host, port, serverOptions: { ...timeouts, ...(tls ?? {}) }, ...(tls ? { createServer: createHttpsServer } : {}) },
+      { fetch, hostname: host, port, serverOptions: { ...timeouts, ...upgrades, ...(tls ?? {}) }, ...(tls ? { createServer: createHttpsServer } : {}) },
       (info: AddressInfo) => {
         const shownHost = info.family === 'IPv6' ? `[${info.address}]` : info.address;
         resolve({
