@@ -21,21 +21,23 @@ const SCANS_PER_S = Number(env.BENCH_FANOUT_SCANS_PER_S ?? 20);
 const RUN_MS = Number(env.BENCH_FANOUT_MS ?? 10_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** the readers: plain CommonJS for `node -e`; count `event: ` lines per reader (a tail carried across reads) */
+/** the readers: plain CommonJS for `node -e`; count `event: ` lines per reader (a tail carried across reads), not the stream's opening `ready` */
 const READER_CODE = `
 const net = require('node:net');
 const { port, n } = JSON.parse(process.argv[1]);
 const EV = Buffer.from('\\nevent: ');
+const READY = Buffer.from('\\nevent: ready\\n');
 const readers = [];
 let ok = 0;
 for (let i = 0; i < n; i++) {
-  const r = { ok: false, events: 0, carry: undefined };
+  const r = { ok: false, ready: false, events: 0, carry: undefined };
   readers.push(r);
   const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.' + (10 + Math.floor(i / 50)) }, () => s.write('GET /v1/scans HTTP/1.1\\r\\nHost: x\\r\\nAccept: text/event-stream\\r\\n\\r\\n'));
   s.on('data', (d) => {
     if (!r.ok && d.includes('HTTP/1.1 200')) { r.ok = true; if (++ok === n) process.send({ ready: ok }); }
     const b = r.carry ? Buffer.concat([r.carry, d]) : d;
     for (let j = b.indexOf(EV); j >= 0; j = b.indexOf(EV, j + EV.length)) r.events++;
+    if (!r.ready && b.includes(READY)) { r.ready = true; r.events--; }
     r.carry = Buffer.from(b.subarray(Math.max(0, b.length - (EV.length - 1))));
   });
   s.on('error', () => {});

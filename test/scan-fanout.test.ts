@@ -196,10 +196,63 @@ test('the keep-alive comment reaches an idle SSE reader (one timer for all reade
     const reader = res.body!.getReader();
     let text = '';
     while (!text.includes(': keep-alive')) text += new TextDecoder().decode((await reader.read()).value);
-    assert.match(text, /^: connected\n\n/);
+    assert.match(text, /^id: 0\nevent: ready\ndata: \{"lastEventId":0\}\n\n/);
   } finally {
     ac.abort();
     hub.streams.configure({ keepAliveMs: 15_000 });
+    await srv.close();
+  }
+});
+
+test('a stream opened without Last-Event-ID begins with ready at the newest id: a reconnect with it before any other event misses nothing (SSE and WebSocket)', async () => {
+  const hub = new ScanHub(16, 1);
+  const app = new Hono();
+  registerScanRoutes(app, { hub });
+  const srv = await listen(app);
+  const tickets = new StreamTickets();
+  const wsServer = createServer();
+  await new Promise<void>((r) => wsServer.listen(0, '127.0.0.1', () => r()));
+  const stopWs = attachScanWebSocket(wsServer, { hub, tickets, maxSubscribers: 10 });
+  const wsUrl = (query = '') => `ws://127.0.0.1:${(wsServer.address() as AddressInfo).port}/v1/scans/ws?ticket=${tickets.issue({}).ticket}${query}`;
+  const wsOpen = (url: string) =>
+    new Promise<{ ws: WebSocket; messages: Array<{ id?: number; event: string; data: Record<string, unknown> }> }>((resolve, reject) => {
+      const ws = new WebSocket(url);
+      const messages: Array<{ id?: number; event: string; data: Record<string, unknown> }> = [];
+      ws.on('message', (m) => messages.push(JSON.parse(String(m))));
+      ws.once('open', () => resolve({ ws, messages }));
+      ws.once('error', reject);
+    });
+  const open: Array<{ close(): void }> = [];
+  try {
+    for (let i = 0; i < 3; i++) hub.publish('scan', 's', 'desk-1', { i }); // before the page came: ids 1..3
+    const sse = await openSse(`${srv.url}/v1/scans?station=desk-1`);
+    open.push(sse);
+    const ws = await wsOpen(wsUrl());
+    open.push(ws.ws);
+    await sse.until((evs) => evs.length === 1);
+    await until(() => ws.messages.length === 1, 'the WebSocket ready message');
+    assert.equal(sse.events.map((e) => [e.id, e.event, e.data]), [['3', 'ready', '{"lastEventId":3}']], 'SSE: its id is the newest so far');
+    assert.equal(ws.messages, [{ id: 3, event: 'ready', data: { lastEventId: 3 } }], 'WebSocket: the same position');
+    // the connection drops before any event; results come in while the page is away
+    sse.close();
+    ws.ws.close();
+    await until(() => hub.subscribers === 0, 'both gone');
+    const missed = [hub.publish('result', 's', 'desk-1', { n: 1 }).id, hub.publish('result', 's', 'desk-1', { n: 2 }).id];
+    const resumed = await openSse(`${srv.url}/v1/scans?station=desk-1`, { 'Last-Event-ID': sse.events[0]!.id! });
+    open.push(resumed);
+    const wsResumed = await wsOpen(wsUrl(`&lastEventId=${ws.messages[0]!.data.lastEventId}`));
+    open.push(wsResumed.ws);
+    await resumed.until((evs) => evs.length === 2);
+    await until(() => wsResumed.messages.length === 2, 'the WebSocket replay');
+    assert.equal(resumed.events.map((e) => [e.event, Number(e.id)]), missed.map((id) => ['result', id]), 'SSE: what came in between, and no ready (it has its position)');
+    assert.equal(wsResumed.messages.map((m) => [m.event, m.id]), missed.map((id) => ['result', id]), 'WebSocket: the same');
+    const next = hub.publish('result', 's', 'desk-1', { n: 3 }).id;
+    await resumed.until((evs) => evs.length === 3);
+    assert.is(Number(resumed.events[2]!.id), next, 'then the live events, ids above the ready one');
+  } finally {
+    open.forEach((o) => o.close());
+    stopWs();
+    await new Promise<void>((r) => wsServer.close(() => r()));
     await srv.close();
   }
 });
@@ -235,7 +288,7 @@ needs(opensslMissing())('over HTTPS (his.tls) the stream is the same chunked eve
       assert.is(rest.slice(0, 2), '\r\n', 'each chunk ends with CRLF');
       rest = rest.slice(2);
     }
-    assert.is(chunks[0], ': connected\n\n');
+    assert.is(chunks[0], 'id: 0\nevent: ready\ndata: {"lastEventId":0}\n\n');
     assert.match(chunks.slice(1).join(''), /^id: 1\nevent: scan\n[^]*\n\nid: 2\nevent: result\n/);
   } finally {
     socket.destroy();
@@ -367,7 +420,7 @@ test('the stream on a real appliance: CORS and cache headers of a ticketed brows
     assert.is(browser.headers.get('cache-control'), 'no-cache');
     assert.is(browser.headers.get('x-accel-buffering'), 'no');
     const reader = browser.body!.getReader();
-    assert.match(new TextDecoder().decode((await reader.read()).value), /^: connected/);
+    assert.match(new TextDecoder().decode((await reader.read()).value), /^id: \d+\nevent: ready\n/);
 
     const inject = (scanner: string) => fetch(`${base}/v1/scans/inject`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ text: `not-a-health-card-${scanner}-${Math.random()}`, scanner, station: 'desk-1' }) }).then((r) => r.json() as Promise<{ scanEventId?: number }>);
     const first = await inject('a');

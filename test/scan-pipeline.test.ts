@@ -209,7 +209,8 @@ test('GET /v1/scans: authenticated SSE with station filter, Last-Event-ID replay
     await (await inject({ text: 'OTHER-BARCODE', scanner: 'kiosk2', station: 'desk-2' })).text();
     await all.until((ev) => ev.filter((e) => e.event === 'scan').length === 2);
     await desk1.until((ev) => ev.some((e) => e.event === 'result'));
-    assert.ok(desk1.events.every((e) => JSON.parse(e.data).station === 'desk-1'), 'only desk-1 events');
+    assert.is(desk1.events[0]!.event, 'ready', 'a stream opened without Last-Event-ID begins with its position');
+    assert.ok(desk1.events.slice(1).every((e) => JSON.parse(e.data).station === 'desk-1'), 'only desk-1 events');
     const result = JSON.parse(desk1.events.find((e) => e.event === 'result')!.data);
     assert.is(result.scannerId, 'virtual:kiosk1');
     assert.is(result.user_name, '张三丰', 'the HIS gets the identity unmasked');
@@ -219,10 +220,11 @@ test('GET /v1/scans: authenticated SSE with station filter, Last-Event-ID replay
     const raw = JSON.parse(all.events.find((e) => e.event === 'scan' && JSON.parse(e.data).kind === 'raw')!.data);
     assert.is(raw.text, 'OTHER-BARCODE');
     // reconnect: replay what came after the first event
-    const firstId = all.events[0]!.id!;
+    const seen = all.events.slice(1); // after its ready event
+    const firstId = seen[0]!.id!;
     const resumed = await openSse(`${http.base}/v1/scans`, { ...AUTH, 'Last-Event-ID': firstId });
-    await resumed.until((ev) => ev.length === all.events.length - 1);
-    assert.equal(resumed.events.map((e) => e.id), all.events.slice(1).map((e) => e.id));
+    await resumed.until((ev) => ev.length === seen.length - 1);
+    assert.equal(resumed.events.map((e) => e.id), seen.slice(1).map((e) => e.id), 'a resumed stream gets no ready, only what it missed');
     // overflow the 16-event ring: an old Last-Event-ID gets a gap event first
     for (let i = 0; i < 20; i++) await (await inject({ text: `RAW-${i}`, scanner: 'kiosk2', station: 'desk-2' })).text();
     const late = await openSse(`${http.base}/v1/scans`, { ...AUTH, 'Last-Event-ID': firstId });

@@ -55,7 +55,10 @@ test('WebSocket stream: ticket (query or subprotocol), single use, filter, resum
     const result = a.messages.find((m) => m.event === 'result')!;
     assert.is(result.id, r1.resultEventId);
     assert.is(result.data.ret_code, '0000');
-    assert.ok(a.messages.every((m) => m.data.station === 'desk-1' || m.event === 'scan'), 'only desk-1');
+    const ready = a.messages[0]!;
+    assert.equal([ready.event, ready.data], ['ready', { lastEventId: ready.id }], 'first the position it starts after');
+    assert.ok(a.messages.slice(1).every((m) => m.id! > ready.id!), 'every later event above it');
+    assert.ok(a.messages.slice(1).every((m) => m.data.station === 'desk-1' || m.event === 'scan'), 'only desk-1');
     await until(() => b.messages.some((m) => m.event === 'result'));
     assert.equal(b.messages.map((m) => m.id), a.messages.map((m) => m.id), 'both sockets see the same events');
 

@@ -9,7 +9,9 @@
  * Authentication is a stream ticket (POST /v1/stream-tickets with the API key): browsers cannot send
  * headers on a WebSocket either, and one mechanism for both stream kinds keeps the rules in one place.
  * Each message is one JSON text `{"id", "event", "data"}` (event: scan, result, error, scanner, or gap
- * with {lastEventId, oldestAvailable}); `lastEventId` replays from the ring like `Last-Event-ID`. The
+ * with {lastEventId, oldestAvailable}); `lastEventId` replays from the ring like `Last-Event-ID`; a socket
+ * opened without it gets `{"id": N, "event": "ready", "data": {"lastEventId": N}}` first, N the hub's newest
+ * id (every later event is above it: a reconnect with N before any other event misses nothing). The
  * sockets are sinks of the hub's one fan-out (src/scan/fanout.ts), beside the SSE readers: every event
  * is serialised once for all sockets (one Buffer, sent as a text frame without a copy per socket); a
  * socket whose send buffer exceeds the limit is closed with 1013 (reconnect with lastEventId), never
@@ -98,7 +100,10 @@ export function attachScanWebSocket(server: { on(event: 'upgrade', fn: (req: Inc
     };
     if (!fanout.add(sink, deps.maxSubscribers)) return ws.close(1013, `scan stream subscriber limit (${deps.maxSubscribers}) reached`);
     // added first, then the ring: nothing published in between is missed (the fan-out skips what was replayed)
-    if (lastId !== undefined) {
+    if (lastId === undefined) {
+      const at = deps.hub.lastId;
+      send(Buffer.from(JSON.stringify({ id: at, event: 'ready', data: { lastEventId: at } })));
+    } else {
       const { events, gap } = deps.hub.since(lastId, filter);
       if (gap) send(Buffer.from(JSON.stringify({ event: 'gap', data: { lastEventId: lastId, oldestAvailable: deps.hub.oldestId } })));
       for (const ev of events) send(fanout.bytes(ev, ENCODING));

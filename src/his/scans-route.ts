@@ -4,7 +4,9 @@
  *                           its sequence number as `id`; `?station=` / `?scanner=` filter; a
  *                           reconnect with `Last-Event-ID` (or `?lastEventId=`) replays what was
  *                           missed from the ring, and a `gap` event says when more was missed than the
- *                           ring holds. Results carry the same fields as the /v1/verify answer (the
+ *                           ring holds; a stream opened without one begins with a `ready` event whose
+ *                           id is the hub's newest (the position a reconnect resumes from, even one
+ *                           before any other event). Results carry the same fields as the /v1/verify answer (the
  *                           stream is authenticated like /v1/verify). The readers are sinks of the
  *                           hub's fan-out (src/scan/fanout.ts: each event serialised once, one socket
  *                           write per reader and round); the route runs behind every middleware and
@@ -53,7 +55,12 @@ const validateInject = ajv.compile(injectSchema);
 
 const KEEP_ALIVE = Buffer.from(': keep-alive\n\n');
 const KEEP_ALIVE_CHUNK = httpChunk(KEEP_ALIVE);
-const CONNECTED = Buffer.from(': connected\n\n');
+/**
+ * The first event of a stream opened without Last-Event-ID: the id it starts after (the hub's newest,
+ * the one every later event is above). A client that reconnects before any other event resumes from it;
+ * without it (a comment only, before) its reconnect started at "now" and lost what came in between.
+ */
+export const readyEvent = (lastEventId: number): Buffer => Buffer.from(`id: ${lastEventId}\nevent: ready\ndata: ${JSON.stringify({ lastEventId })}\n\n`);
 /** a reader dropped with a gap whose socket never takes the gap is cut off after this long */
 const DROP_GRACE_MS = 10_000;
 const DEFAULT_MAX_SUBSCRIBERS = 256;
@@ -64,7 +71,7 @@ const viewerWire = (ev: StreamEvent): Buffer => Buffer.from(sseText({ ...ev, dat
 /**
  * One SSE reader on the Node response. Each fan-out round is ONE socket write of the bytes its group
  * shares, already framed as an HTTP/1.1 chunk once for the group (Node's res.write would frame and cork
- * per reader: four writes and a tick each); the head, the connect comment, the replay and the closing
+ * per reader: four writes and a tick each); the head, the ready event, the replay and the closing
  * gap go through res as usual (same socket, in order). While the socket wants a drain, rounds wait in a
  * queue of at most `bufferLimit` events (references to the shared Buffers, no copies); one more and the
  * reader gets a `gap` event (the last id it was written, so it reconnects with Last-Event-ID) and is
@@ -92,7 +99,7 @@ class SseSink implements StreamSink {
     res.on('close', () => this.close());
   }
 
-  /** write through res (the connect comment, a replay from the ring) */
+  /** write through res (the ready event, a replay from the ring) */
   writeNow(bytes: Buffer, lastId?: number): void {
     this.res.write(bytes);
     if (lastId !== undefined) this.#writtenUpTo = lastId;
@@ -198,7 +205,7 @@ export function registerScanRoutes(app: Hono<any>, deps: ScanRouteDeps): void {
       // the ring first (what a reconnecting client missed, or what was published since the check above),
       // then the fan-out from the newest id on; the sink was added first, so nothing falls in between
       const { events, gap } = hub.since(lastId ?? seenAt, filter);
-      if (lastId === undefined) sink.writeNow(CONNECTED);
+      if (lastId === undefined) sink.writeNow(readyEvent(seenAt), seenAt);
       else if (gap) sink.writeNow(gapEvent({ lastEventId: lastId, oldestAvailable: hub.oldestId }));
       if (events.length) sink.writeNow(Buffer.concat(events.map((ev) => fanout.bytes(ev, encoding))), events.at(-1)!.id);
       sink.sentUpTo = hub.lastId;
@@ -249,7 +256,7 @@ export function scanExtension(
           responses: {
             200: {
               description:
-                'events scan, result, error, scanner (each with its id; ids never go back, across restarts and clock steps), and gap: {lastEventId, oldestAvailable} when more was missed than the ring holds (scan.streamBuffer), or {lastEventId, reason: "slow-reader", bufferLimit} before the server closes a reader that fell more than scan.subscriberBuffer events behind (reconnect with Last-Event-ID)',
+                'events scan, result, error, scanner (each with its id; ids never go back, across restarts and clock steps); ready: {lastEventId} first when the stream was opened without Last-Event-ID, its id the newest so far (every later event is above it; a client that reconnects with it before any other event misses nothing); and gap: {lastEventId, oldestAvailable} when more was missed than the ring holds (scan.streamBuffer), or {lastEventId, reason: "slow-reader", bufferLimit} before the server closes a reader that fell more than scan.subscriberBuffer events behind (reconnect with Last-Event-ID)',
               content: { 'text/event-stream': { schema: { type: 'string' } } },
             },
             503: errorResponse(`busy (8009): scan.maxSubscribers (${deps.maxSubscribers ?? DEFAULT_MAX_SUBSCRIBERS} here) streams are open, SSE and WebSocket together, or the HIS port is at its connection limit; see Retry-After`),

@@ -21,6 +21,8 @@ export function followStation(getTicket, onResult, onRefused) {
     const t = await getTicket();
     source = new EventSource(APPLIANCE + t.stream_url + (lastEventId ? `&lastEventId=${encodeURIComponent(lastEventId)}` : ''));
     const take = (fn) => (ev) => { lastEventId = ev.lastEventId || lastEventId; fn(JSON.parse(ev.data)); };
+    // the first event of a stream opened without lastEventId: its position, so a reconnect before any result misses nothing
+    source.addEventListener('ready', (ev) => { lastEventId = ev.lastEventId || lastEventId; });
     source.addEventListener('result', take(onResult));
     source.addEventListener('error', take(onRefused)); // a refused code: an SSE event named "error" with data
     source.onerror = (ev) => {

@@ -1,6 +1,7 @@
 // ehc-edge desk page: the latest verified patient of one station, from the live scan stream.
 // Reference for integrators: key → POST /v1/stream-tickets → EventSource(stream_url); a new ticket on
-// every reconnect (tickets are single-use), resuming with lastEventId. Text only (textContent).
+// every reconnect (tickets are single-use), resuming with lastEventId (the last event's id, or the
+// `ready` event's before any other). Text only (textContent).
 'use strict';
 (function () {
   const KEY = 'ehc-edge.desk.key';
@@ -86,6 +87,9 @@
         retry = setTimeout(connect, 2000);
       };
       const take = (fn) => (ev) => { lastEventId = ev.lastEventId || lastEventId; try { fn(JSON.parse(ev.data)); } catch (_) { /* ignore */ } };
+      // a stream opened without lastEventId begins with `ready`, its position: a reconnect before any
+      // result resumes from there (else it would start at "now" and lose what came in between)
+      source.addEventListener('ready', (ev) => { lastEventId = ev.lastEventId || lastEventId; });
       source.addEventListener('result', take((r) => (r.ret_code && r.ret_code !== '0000' ? showError(r) : showResult(r))));
       source.addEventListener('error', take(showError));
       source.addEventListener('scanner', take(showScanner));
