@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { SimCardSystem, startSimulator } from '../demo/simulator/index.ts';
 import { makePopulation } from '../demo/simulator/population.ts';
 import { testAppliance } from './helpers/appliance.ts';
+import type { HttpUpstream } from '../src/protocol/http-upstream.ts';
 import { assertOpenApiInSync } from './helpers/openapi.ts';
 
 const person = { idType: '01', idNo: '350322199008207715' };
@@ -74,6 +75,31 @@ test('stop() runs each component stop once, in reverse start order; a second sto
   const refused = await fetch(`${url}/v1/health`).then(() => false, () => true);
   assert.ok(refused, 'the HIS port is closed');
   await a.stop();
+});
+
+test('the test appliance rides out a 1.5 s stall of its event loop during a probe (a loaded CI machine): the link stays closed, a cross-domain check after it is answered', async () => {
+  const a = await testAppliance();
+  try {
+    const upstream = a.appliance.upstream as HttpUpstream;
+    await upstream.probe(); // the link is up
+    const changes: string[] = [];
+    const off = upstream.link!.onLinkChange((state) => changes.push(state));
+    const probing = upstream.probe();
+    await new Promise((r) => setImmediate(r)); // the probe's request and timers are under way
+    // the stall: nothing runs (the embedded simulator neither); once it ends, the loop runs the expired
+    // timers before it reads the answer, so a timeout shorter than the stall fails the probe and opens the breaker
+    const until = performance.now() + 1500;
+    while (performance.now() < until);
+    await probing;
+    off();
+    assert.equal(changes, [], 'the breaker never opened');
+    assert.is(upstream.link!.linkState, 'closed');
+    const foreign = new SimCardSystem({ ehcin: a.config.simulator.ehcin! }).issueCode(person, { expiresAt: soon() });
+    const r = await a.post({ ehealth_code: foreign });
+    assert.equal([r.status, r.body.ret_code, r.body.decided_by], [200, '0000', 'cross-domain']);
+  } finally {
+    await a.stop();
+  }
 });
 
 test('a tampered answer from the home system is rejected with 9003, end to end', async () => {

@@ -17,8 +17,13 @@ export async function testAppliance(adjust: (doc: Record<string, any>) => void =
   doc.simulator.listen = '127.0.0.1:0';
   doc.upstream.url = 'http://127.0.0.1:0/ehc';
   doc.upstream.healthIntervalMs = 500;
-  doc.upstream.timeoutMs = 1000;
-  doc.upstream.connectTimeoutMs = 500;
+  // a loaded CI machine stalls the event loop for a second or more (the embedded simulator with it):
+  // timers expire before the answer is read, and one failed probe opens the breaker (8004 for the
+  // next calls). Timeouts well above such stalls; the down-link tests stop the simulator (refused at
+  // once), and the tests of timeouts and the breaker set their own values (upstream-link, protocol-upstream)
+  doc.upstream.timeoutMs = 5000;
+  doc.upstream.connectTimeoutMs = 3000;
+  doc.upstream.probeTimeoutMs = 5000;
   // replay starts at once when the link returns (on site: a random 0..10 s, so sites do not stampede)
   doc.outbox = { ...(doc.outbox ?? {}), replayStartJitterMs: 0 };
   doc.scannerAutoDetect = false;
