@@ -62,7 +62,8 @@ try {
   const ws = new WebSocket(`${his.url.replace(/^http/, 'ws')}/v1/scans/ws?station=desk-1&ticket=${ticket}`, ca ? { ca } : {});
   const message = await new Promise<string>((resolve, reject) => {
     ws.once('open', () => hub.publish('scanner', 'kiosk1', 'desk-1', { state: 'connected' }));
-    ws.once('message', (m) => resolve(String(m)));
+    // the first event after the socket's opening `ready` (its position in the stream)
+    ws.on('message', (m) => JSON.parse(String(m)).event !== 'ready' && resolve(String(m)));
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
     ws.once('error', reject);
   });
