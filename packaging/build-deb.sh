@@ -55,22 +55,10 @@ export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/
 
 [ -f src/main.ts ] || die "src/main.ts is missing: nothing to run"
 
-# ---- the runtime: one version pin, fetched once per version and architecture into packaging/.cache
+# ---- the runtime: one version pin (packaging/node-runtime.version), fetched once per version and
+# architecture into packaging/.cache (packaging/fetch-runtime.sh)
 node_version="$(tr -d ' \n' < "$here/node-runtime.version")"
-[[ "$node_version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "packaging/node-runtime.version: '$node_version' is not a version (e.g. 24.22.3)"
-runtimes="$here/.cache/runtime"
-runtime="$runtimes/node-v$node_version-linux-$node_arch"
-if [ ! -x "$runtime/bin/node" ]; then
-  say "fetching the runtime node-linux-$node_arch@$node_version (npm registry; integrity checked by npm)"
-  mkdir -p "$runtimes"
-  tmp="$(mktemp -d "$runtimes/fetch.XXXXXX")"
-  (cd "$tmp" && npm pack --silent "node-linux-$node_arch@$node_version" >/dev/null)
-  tar -xzf "$tmp/node-linux-$node_arch-$node_version.tgz" -C "$tmp"
-  [ -x "$tmp/package/bin/node" ] && [ -f "$tmp/package/include/node/node_api.h" ] || die "node-linux-$node_arch@$node_version has no bin/node or include/node"
-  rm -rf "$runtime"
-  mv "$tmp/package" "$runtime"
-  rm -rf "$tmp"
-fi
+runtime="$(bash "$here/fetch-runtime.sh" "$node_arch")" || die "the runtime could not be fetched (see above)"
 file -b "$runtime/bin/node" | grep -q "$([ "$arch" = arm64 ] && echo aarch64 || echo x86-64)" || die "$runtime/bin/node is not a $arch binary"
 
 say "staging $name $version ($arch, Node.js $node_version)"

