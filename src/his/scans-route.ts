@@ -251,6 +251,7 @@ export function scanExtension(
             { name: 'station', in: 'query', schema: { type: 'string' } },
             { name: 'scanner', in: 'query', schema: { type: 'string' } },
             { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
+            { name: 'lastEventId', in: 'query', description: 'Last-Event-ID as a query parameter, for a browser that opens a new EventSource (with a new ticket) to resume; a value that is not 1–15 digits is ignored, as in the header', schema: { type: 'string' } },
             { name: 'ticket', in: 'query', description: 'a stream ticket (POST /v1/stream-tickets) instead of the Authorization header, for browsers', schema: { type: 'string' } },
           ],
           responses: {
