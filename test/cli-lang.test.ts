@@ -15,42 +15,18 @@ import ts from 'typescript';
 import stringWidth from 'string-width';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { buildProgram, main as dispatch } from '../tools/ehc-edge.ts';
+import { buildProgram } from '../tools/ehc-edge.ts';
 import { commanderErrorZh, configureParser, useLang, wrapCells } from '../tools/lib/cli.ts';
 import { tempDir } from './helpers/tmp.ts';
+import { captureCli, type Env } from './helpers/cli-capture.ts';
 
 const CJK = /[\u3400-\u9fff]/;
 /** A machine that states no language (what the appliance's service sees): the default applies. */
 const NO_LANG = { LANG: 'C.UTF-8', LC_ALL: undefined, EHC_EDGE_LANG: undefined };
 const SECRET = 'BEE975CC71E21F3FE87DE9F7121DE31F09B93D1AC804A60BBF877C240EBB0FC6';
 
-type Env = Record<string, string | undefined>;
-
 /** Runs the dispatcher in-process with `env` laid over process.env and collects what it printed. */
-async function capture(argv: string[], env: Env = NO_LANG): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  const [ow, ew, log, error] = [process.stdout.write, process.stderr.write, console.log, console.error];
-  const set = (vars: Env) => {
-    for (const [k, v] of Object.entries(vars)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
-  set(env);
-  process.stdout.write = ((s: string | Uint8Array) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => (err.push(String(s)), true)) as typeof process.stderr.write;
-  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
-  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
-  try {
-    const code = await dispatch(argv);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    [process.stdout.write, process.stderr.write, console.log, console.error] = [ow, ew, log, error];
-    set(saved);
-  }
-}
+const capture = (argv: string[], env: Env = NO_LANG) => captureCli(argv, env);
 
 function tree(cmd: Command, p: string[] = []): Array<{ path: string[]; cmd: Command }> {
   return [{ path: p, cmd }, ...cmd.commands.filter((c) => c.name() !== 'help').flatMap((c) => tree(c, [...p, c.name()]))];

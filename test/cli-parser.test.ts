@@ -3,30 +3,13 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import stringWidth from 'string-width';
-import { buildProgram, COMMANDS, main as dispatch } from '../tools/ehc-edge.ts';
+import { buildProgram, COMMANDS } from '../tools/ehc-edge.ts';
+import { captureCli } from './helpers/cli-capture.ts';
 import { MAN_FILE, manPage } from '../tools/man.ts';
 import { EXIT, EXIT_CODES, table } from '../tools/lib/cli.ts';
 
 /** Runs the dispatcher in-process and collects what it printed (EHC_EDGE_LANG as given while it runs). */
-async function capture(argv: string[], lang?: 'en'): Promise<{ code: number; stdout: string; stderr: string }> {
-  const saved = process.env.EHC_EDGE_LANG;
-  if (lang) process.env.EHC_EDGE_LANG = lang;
-  const out: string[] = [];
-  const err: string[] = [];
-  const [ow, ew, log, error] = [process.stdout.write, process.stderr.write, console.log, console.error];
-  process.stdout.write = ((s: string | Uint8Array) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => (err.push(String(s)), true)) as typeof process.stderr.write;
-  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
-  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
-  try {
-    const code = await dispatch(argv);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    [process.stdout.write, process.stderr.write, console.log, console.error] = [ow, ew, log, error];
-    if (saved === undefined) delete process.env.EHC_EDGE_LANG;
-    else process.env.EHC_EDGE_LANG = saved;
-  }
-}
+const capture = (argv: string[], lang?: 'en') => captureCli(argv, lang ? { EHC_EDGE_LANG: lang } : {});
 
 function leaves(cmd: Command, path: string[] = []): Array<{ path: string[]; cmd: Command }> {
   const subs = cmd.commands.filter((c) => c.name() !== 'help');
