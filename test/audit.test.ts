@@ -210,6 +210,14 @@ test('the size cap deletes the oldest days (never today) and records it', async 
   assert.ok(report.ok, JSON.stringify(report.broken));
 });
 
+/** The test card, refusing only the MAC of a prune's anchor (the card hiccups at that one call). */
+function cardRefusingAnchorSeal(): typeof card {
+  return { ...card, hmacSm3: async (k: number, data: Uint8Array) => {
+    if (Buffer.from(data).includes('"prunedAt"')) throw new Error('card busy');
+    return card.hmacSm3(k, data);
+  } };
+}
+
 test('a failed prune after a write leaves that write\'s durable records in place, and the chain goes on from them', async () => {
   const dir = tmp();
   let now = new Date(2026, 2, 1, 12);
@@ -217,10 +225,7 @@ test('a failed prune after a write leaves that write\'s durable records in place
   await writeChain(dir, 20, clock);
   const size = readFileSync(path.join(dir, 'audit-20260301.jsonl')).length;
   // the anchor's seal fails (the card hiccups): the new day's first write takes the folder over its cap and prunes
-  const failingAnchor = { ...card, hmacSm3: async (k: number, data: Uint8Array) => {
-    if (Buffer.from(data).includes('"prunedAt"')) throw new Error('card busy');
-    return card.hmacSm3(k, data);
-  } };
+  const failingAnchor = cardRefusingAnchorSeal();
   now = new Date(2026, 2, 2, 12);
   const trail = await AuditTrail.open({ dir, card: failingAnchor, macKey: card.index, clock, maxBytes: size + 10 });
   const a = await trail.append(verification(1));
@@ -244,10 +249,7 @@ test('an open whose prune fails (the anchor\'s seal: the card hiccups) goes on d
   now = new Date(2026, 2, 2, 12);
   await writeChain(dir, 20, clock);
   // over the cap at open: open's prune seals the anchor, and the card refuses that one MAC
-  const failingAnchor = { ...card, hmacSm3: async (k: number, data: Uint8Array) => {
-    if (Buffer.from(data).includes('"prunedAt"')) throw new Error('card busy');
-    return card.hmacSm3(k, data);
-  } };
+  const failingAnchor = cardRefusingAnchorSeal();
   const logger = memoryLogger();
   const trail = await AuditTrail.open({ dir, card: failingAnchor, macKey: card.index, clock, maxBytes: size + 10, logger });
   const st = trail.state();
