@@ -72,7 +72,7 @@ export function startHisServer(app: Hono, his: HisListen, options: HisServerOpti
   };
   const upgrade = options.upgrade;
   // (on an older runtime the option would be ignored: left out, so what runs is what is written)
-  const upgrades = upgrade && hasUpgradeCallback() ? { shouldUpgradeCallback: (req: IncomingMessage) => upgrade(req) } : {};
+  const upgrades = upgrade && hasUpgradeCallback() ? { shouldUpgradeCallback: upgrade } : {};
   return new Promise((resolve, reject) => {
     const server = serve(
       { fetch, hostname: host, port, serverOptions: { ...timeouts, ...upgrades, ...(tls ?? {}) }, ...(tls ? { createServer: createHttpsServer } : {}) },

@@ -30,6 +30,20 @@ export interface OpsObserverDeps {
   defaultOperator?: string;
 }
 
+/** An answer that carries identity waits for its audit record under audit.onFailure = refuse (the default). */
+function awaitsAudit(deps: Pick<OpsObserverDeps, 'audit' | 'onFailure'>, identity: boolean): boolean {
+  return (deps.onFailure ?? 'refuse') === 'refuse' && identity && deps.audit?.append !== undefined;
+}
+
+/** The awaited append of such an answer: a record that cannot be written withholds it (8007, saying what is withheld). */
+async function appendOrWithhold(audit: NonNullable<OpsObserverDeps['audit']>, event: AuditEvent, withheld: string): Promise<void> {
+  try {
+    await audit.append!(event);
+  } catch (err) {
+    throw new EhcError('8007', `audit trail cannot be written (${(err as Error)?.message ?? err}); ${withheld} (audit.onFailure = refuse)`, { cause: err });
+  }
+}
+
 export function opsObserver(deps: OpsObserverDeps): VerifyObserver {
   const event = (result: VerifyResult, request: VerifyRequest): AuditEvent => ({
     kind: 'verify',
@@ -48,17 +62,11 @@ export function opsObserver(deps: OpsObserverDeps): VerifyObserver {
     },
     detail: { out_verify_no: result.out_verify_no, code_type: result.code_type, ehcin: result.ehcin, offline: result.offline },
   });
-  /** the answer waits for its audit record (refuse, and it carries identity) */
-  const waits = (result: VerifyResult) => (deps.onFailure ?? 'refuse') === 'refuse' && Boolean(result.id_no || result.user_name || result.upstream?.user_name) && deps.audit?.append !== undefined;
+  const waits = (result: VerifyResult) => awaitsAudit(deps, Boolean(result.id_no || result.user_name || result.upstream?.user_name));
   return {
     admit(result: VerifyResult, request: VerifyRequest) {
       if (!waits(result)) return undefined;
-      return deps.audit!.append!(event(result, request)).then(
-        () => undefined,
-        (err: unknown) => {
-          throw new EhcError('8007', `audit trail cannot be written (${(err as Error)?.message ?? err}); the answer is withheld (audit.onFailure = refuse)`, { cause: err });
-        },
-      );
+      return appendOrWithhold(deps.audit!, event(result, request), 'the answer is withheld');
     },
     verified(result: VerifyResult, request: VerifyRequest) {
       deps.stats?.recordVerification(result, { treatmentCode: request.treatmentCode });
@@ -102,15 +110,7 @@ export function deferredAnswerAudit(deps: Pick<OpsObserverDeps, 'audit' | 'onFai
         : {}),
       detail: { out_verify_no: answer.outVerifyNo, answered_at: answer.answeredAt, ...(answer.retCode === '0000' ? {} : { message: answer.retMsg }) },
     };
-    const identity = Boolean(id?.id_no || id?.user_name);
-    if ((deps.onFailure ?? 'refuse') === 'refuse' && identity && deps.audit?.append) {
-      try {
-        await deps.audit.append(event);
-      } catch (err) {
-        throw new EhcError('8007', `audit trail cannot be written (${(err as Error)?.message ?? err}); the deferred answer's identity is withheld (audit.onFailure = refuse)`, { cause: err });
-      }
-      return;
-    }
+    if (awaitsAudit(deps, Boolean(id?.id_no || id?.user_name))) return appendOrWithhold(deps.audit!, event, "the deferred answer's identity is withheld");
     deps.audit?.record(event);
   };
 }
