@@ -40,7 +40,7 @@ import { issueHealthCode } from '../src/crypto/issue-code.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
-import { APPLIANCE_NODE_FLAGS, benchConfig, startChild } from './lib.ts';
+import { APPLIANCE_NODE_FLAGS, benchConfig, processCpuMs, startChild } from './lib.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const KEY = 'demo-his-key-change-me-0001';
@@ -82,16 +82,6 @@ function runQueueWaitMs(pid: number | 'self' | undefined): number | undefined {
   }
 }
 
-/** CPU time (user + system, all threads) of a process in ms, from /proc; undefined where it cannot be read. */
-function cpuMs(pid: number | undefined): number | undefined {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return undefined;
-  }
-}
-
 interface DeskFigures {
   p50: number;
   p99: number;
@@ -114,7 +104,7 @@ async function desk(url: string, codes: () => Promise<string>, ms: number, appli
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  const cpu0 = cpuMs(appliancePid);
+  const cpu0 = processCpuMs(appliancePid);
   const wait0 = [runQueueWaitMs(appliancePid), runQueueWaitMs('self')];
   const lat: number[] = [];
   let failed = 0;
@@ -132,7 +122,7 @@ async function desk(url: string, codes: () => Promise<string>, ms: number, appli
   await Promise.all(inflight);
   agent.destroy();
   loop.disable();
-  const cpu1 = cpuMs(appliancePid);
+  const cpu1 = processCpuMs(appliancePid);
   const wait1 = [runQueueWaitMs(appliancePid), runQueueWaitMs('self')];
   const waited = (i: number) => (wait0[i] !== undefined && wait1[i] !== undefined ? Math.round(wait1[i]! - wait0[i]!) : undefined);
   return {
@@ -186,7 +176,7 @@ function attacker<T>(code: string, workerData: unknown): Attacker<T> {
   return {
     proc,
     result,
-    cpu: () => ({ cpu_ms: cpuMs(proc.pid), runqueue_wait_ms: runQueueWaitMs(proc.pid) }),
+    cpu: () => ({ cpu_ms: processCpuMs(proc.pid), runqueue_wait_ms: runQueueWaitMs(proc.pid) }),
     stop: () =>
       new Promise<void>((r) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return r();

@@ -70,3 +70,13 @@ export function runIfMain(moduleUrl: string, run: () => Promise<unknown>): void 
     },
   );
 }
+
+/** CPU time (user + system, all threads) of a process in ms, from /proc; undefined where it cannot be read. */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}

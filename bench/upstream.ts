@@ -22,7 +22,7 @@
  *       a repeat of the same out_verify_no is answered 3002 and counted as a resend).
  * BENCH_QUICK=1 makes every count small (a smoke run of ~1 min); each count has its own variable.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ import { startSimulator, DEFAULT_FOREIGN_EHCIN, DEFAULT_LOCAL_EHCIN } from '../d
 import { makePopulation } from '../demo/simulator/population.ts';
 import { startFaultProxy } from '../test/fixtures/fault-proxy.ts';
 import { makePki, opensslMissing } from '../test/helpers/pki.ts';
-import { APPLIANCE_NODE_FLAGS, benchConfig, runIfMain, startChild, type Child } from './lib.ts';
+import { APPLIANCE_NODE_FLAGS, benchConfig, processCpuMs, runIfMain, startChild, type Child } from './lib.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const say = (line: string) => process.stderr.write(line + '\n');
@@ -265,13 +265,13 @@ export async function run(): Promise<Record<string, unknown>> {
       // times are the home system's arrival stamps, so polling its log seldom (it is copied each time) loses nothing
       const k0 = Math.min(2 * window, Math.floor(n / 10));
       await until(`window ${window}: ${k0 + 1} records at the home system`, async () => (calls().length > k0 ? true : undefined), 60_000, 100);
-      const cpu0 = { bench: process.cpuUsage(), app: cpuMs(app.proc.pid!) };
+      const cpu0 = { bench: process.cpuUsage(), app: (processCpuMs(app.proc.pid) ?? NaN) };
       await until(`window ${window}: ${k0 + n + 1} records at the home system`, async () => (calls().length > k0 + n ? true : undefined), 600_000, 250);
       const c = calls().slice(k0);
       if (process.env.BENCH_UPSTREAM_DUMP) writeFileSync(`${process.env.BENCH_UPSTREAM_DUMP}-w${window}.json`, JSON.stringify(c.map((r) => Date.parse(r.at))));
       const benchCpu = process.cpuUsage(cpu0.bench);
       // CPU per record: the appliance's process, and this one's (home system simulator + fault proxy)
-      const cpuPerRecordMs = { appliance: +((cpuMs(app.proc.pid!) - cpu0.app) / n).toFixed(2), simulatorAndProxy: +((benchCpu.user + benchCpu.system) / 1000 / n).toFixed(2) };
+      const cpuPerRecordMs = { appliance: +(((processCpuMs(app.proc.pid) ?? NaN) - cpu0.app) / n).toFixed(2), simulatorAndProxy: +((benchCpu.user + benchCpu.system) / 1000 / n).toFixed(2) };
       // from the first record's arrival to the (n+1)-th: n records' worth of time, start-up excluded
       const secs = (Date.parse(c[n]!.at) - Date.parse(c[0]!.at)) / 1000;
       await app.stop();
@@ -350,16 +350,6 @@ export async function run(): Promise<Record<string, unknown>> {
     await proxy.close();
     await sim.close();
     for (const d of [dir, ...configDirs]) rmSync(d, { recursive: true, force: true });
-  }
-}
-
-/** CPU time (ms) of a process, all threads, user + system (Linux /proc; NaN elsewhere). */
-function cpuMs(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return NaN;
   }
 }
 

@@ -15,14 +15,14 @@
  */
 import autocannon from 'autocannon';
 import { loadTest } from 'loadtest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_KEY_INDEXES } from '../src/crypto/card.ts';
 import { ProfiledCard } from '../src/crypto/profiled-card.ts';
 import { SoftCard } from '../src/crypto/soft-card.ts';
 import { issueHealthCode } from '../src/crypto/issue-code.ts';
-import { APPLIANCE_NODE_FLAGS, benchConfig, startChild } from './lib.ts';
+import { APPLIANCE_NODE_FLAGS, benchConfig, processCpuMs, startChild } from './lib.ts';
 import { makePopulation } from '../demo/simulator/population.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -34,11 +34,6 @@ const PHASES = new Set((process.env.BENCH_VERIFY_PHASES ?? 'saturation,fixed,quo
 
 interface Run { rps: number; p50: number; p99: number; errors: number; non2xx: number; total: number }
 
-/** CPU time (ms) of a process, all threads, user + system. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
-}
 const hasProc = (() => {
   try {
     readdirSync('/proc/self/task');
@@ -96,10 +91,10 @@ async function loadtestRun(url: string, bodies: string[], rps: number, headers: 
 
 /** A saturation run with the CPU the server process spent per answered request. */
 async function saturation(url: string, pid: number, bodies: string[], headers: Record<string, string>): Promise<Run & { server_cpu_us_per_request?: number }> {
-  const before = hasProc ? cpuMs(pid) : 0;
+  const before = hasProc ? (processCpuMs(pid) ?? NaN) : 0;
   const run = await autocannonRun(url, bodies, { connections: 1000 }, headers);
   if (!hasProc || run.total === 0) return run;
-  return { ...run, server_cpu_us_per_request: Math.round(((cpuMs(pid) - before) * 1000) / run.total) };
+  return { ...run, server_cpu_us_per_request: Math.round((((processCpuMs(pid) ?? NaN) - before) * 1000) / run.total) };
 }
 
 /**
